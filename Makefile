@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make run` and `make test`. See README.md.
+VENV := .venv
+PY := $(VENV)/bin/python
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/guidelines
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test bench messages lint clean system-run system-test
+
+$(VENV)/.run-installed: requirements.txt
+	@test -x $(PY) || "$$(bin/find-python)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.run-installed requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+system-run:
+	bin/install-system-packages run
+
+system-test:
+	bin/install-system-packages test
+
+run: system-run $(VENV)/.run-installed
+	mkdir -p var
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_demo
+	bin/run-dev
+
+test: system-test $(VENV)/.dev-installed
+	bin/ensure-services
+	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: system-test $(VENV)/.dev-installed
+	bin/ensure-services
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/run.py $(BENCH_ARGS)
+
+messages: $(VENV)/.dev-installed
+	$(PY) manage.py makemessages -l nl -l en --no-obsolete -i .venv -i var -i bench -i tests -i staticfiles
+	$(PY) manage.py compilemessages -i .venv
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache

@@ -1,0 +1,48 @@
+"""Who may do what. Every view states its role with one of these decorators."""
+
+from functools import wraps
+
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext as _
+
+
+class IntranetAccountAdapter(DefaultAccountAdapter):
+    def is_open_for_signup(self, request):
+        # Accounts come from the HR import; nobody signs themselves up.
+        return False
+
+
+class IntranetSocialAccountAdapter(DefaultSocialAccountAdapter):
+    def is_open_for_signup(self, request, sociallogin):
+        return False
+
+
+def employee_required(view):
+    """The signed-in user must have an employee record."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.employee is None:
+            raise PermissionDenied(_("Your account is not linked to an employee record. Please contact HR."))
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def permission_required(perm):
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.has_perm(perm):
+                raise PermissionDenied(_("You do not have access to this page."))
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+hr_required = permission_required("guidelines.manage")
+auditor_required = permission_required("guidelines.audit")

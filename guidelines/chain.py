@@ -1,0 +1,134 @@
+"""Content hashes and the tamper-evident acknowledgement chain. Pure functions, no writes.
+
+Canonical text of a language variant: the Markdown source, Unicode NFC, line endings
+"\\n", trailing whitespace stripped from every line, leading/trailing blank lines removed,
+one final "\\n". Its content hash is the SHA-256 of the UTF-8 bytes, in lowercase hex.
+
+Seal of an acknowledgement: SHA-256 (lowercase hex) of the UTF-8 bytes of the JSON array
+of SEALED_FIELDS, in that order, serialised with `json.dumps(values, ensure_ascii=False,
+separators=(",", ":"))`. Timestamps are UTC ISO 8601 with microseconds ("2026-01-31T09:15:00.123456Z"),
+empty values are "". Each seal covers `previous_seal`, so changing, removing or inserting any
+record breaks every later seal. The first record's previous seal is GENESIS_SEAL.
+"""
+
+import hashlib
+import json
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC
+
+GENESIS_SEAL = "0" * 64
+
+SEALED_FIELDS = (
+    "sequence",
+    "previous_seal",
+    "employee_number",
+    "employee_name",
+    "guideline_slug",
+    "version_number",
+    "cycle",
+    "language",
+    "content_hash",
+    "statement",
+    "acknowledged_at",
+    "first_opened_at",
+    "channel",
+    "auth_method",
+    "ip_address",
+    "user_agent",
+    "department_name",
+    "manager_employee_number",
+    "manager_name",
+)
+
+
+def canonical_text(markdown_source):
+    text = unicodedata.normalize("NFC", markdown_source).replace("\r\n", "\n").replace("\r", "\n")
+    lines = [line.rstrip() for line in text.split("\n")]
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+def content_hash(markdown_source):
+    return hashlib.sha256(canonical_text(markdown_source).encode()).hexdigest()
+
+
+def _timestamp(value):
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def sealed_values(ack, *, guideline_slug, version_number):
+    fields = {
+        "sequence": ack.sequence,
+        "previous_seal": ack.previous_seal,
+        "employee_number": ack.employee_number,
+        "employee_name": ack.employee_name,
+        "guideline_slug": guideline_slug,
+        "version_number": version_number,
+        "cycle": ack.cycle,
+        "language": ack.language,
+        "content_hash": ack.content_hash,
+        "statement": ack.statement,
+        "acknowledged_at": _timestamp(ack.acknowledged_at),
+        "first_opened_at": _timestamp(ack.first_opened_at),
+        "channel": ack.channel,
+        "auth_method": ack.auth_method,
+        "ip_address": ack.ip_address or "",
+        "user_agent": ack.user_agent,
+        "department_name": ack.department_name,
+        "manager_employee_number": ack.manager_employee_number,
+        "manager_name": ack.manager_name,
+    }
+    return [fields[name] for name in SEALED_FIELDS]
+
+
+def compute_seal(ack, *, guideline_slug, version_number):
+    values = sealed_values(ack, guideline_slug=guideline_slug, version_number=version_number)
+    payload = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass
+class ChainVerification:
+    intact: bool
+    checked: int
+    head_sequence: int
+    head_seal: str
+    first_break_sequence: int | None = None
+    problem: str = ""
+
+
+def verify_chain(acks, *, expected_head=None):
+    """Walk acknowledgements in sequence order and report the first break.
+
+    `acks` yields objects with the acknowledgement fields plus `guideline_slug` and
+    `version_number` attributes (see services.chain_rows). `expected_head` is the
+    (sequence, seal) pair stored in ChainHead: it detects records removed from the end.
+    """
+    previous_seal, expected_sequence, checked = GENESIS_SEAL, 1, 0
+    for ack in acks:
+        if ack.sequence != expected_sequence:
+            return ChainVerification(
+                False, checked, expected_sequence - 1, previous_seal, expected_sequence,
+                f"record {expected_sequence} is missing (found {ack.sequence})",
+            )
+        if ack.previous_seal != previous_seal:
+            return ChainVerification(
+                False, checked, ack.sequence - 1, previous_seal, ack.sequence,
+                f"record {ack.sequence} does not link to record {ack.sequence - 1}",
+            )
+        seal = compute_seal(ack, guideline_slug=ack.guideline_slug, version_number=ack.version_number)
+        if seal != ack.seal:
+            return ChainVerification(
+                False, checked, ack.sequence - 1, previous_seal, ack.sequence,
+                f"record {ack.sequence} was altered: its content does not match its seal",
+            )
+        previous_seal, expected_sequence, checked = ack.seal, expected_sequence + 1, checked + 1
+    head_sequence = expected_sequence - 1
+    if expected_head is not None and expected_head != (head_sequence, previous_seal):
+        return ChainVerification(
+            False, checked, head_sequence, previous_seal, head_sequence + 1,
+            f"the chain ends at record {head_sequence} but the recorded head is record {expected_head[0]}",
+        )
+    return ChainVerification(True, checked, head_sequence, previous_seal)

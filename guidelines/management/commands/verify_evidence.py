@@ -1,0 +1,19 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from guidelines.services import verify_evidence
+
+
+class Command(BaseCommand):
+    help = "Verify the acknowledgement chain; exits non-zero and names the first break when it is not intact."
+
+    def handle(self, *args, **options):
+        result = verify_evidence()
+        if not result.intact:
+            raise CommandError(
+                f"Evidence chain BROKEN at record {result.first_break_sequence}: {result.problem}. "
+                f"{result.checked} records before it verified."
+            )
+        self.stdout.write(self.style.SUCCESS(
+            f"Evidence chain intact: {result.checked} acknowledgements, head #{result.head_sequence} "
+            f"{result.head_seal}."
+        ))

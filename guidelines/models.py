@@ -1,0 +1,379 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+LANGUAGE_CHOICES = [("nl", _("Dutch")), ("en", _("English"))]
+REQUIRED_LANGUAGES = ("nl", "en")
+
+
+class Department(models.Model):
+    name = models.CharField(_("name"), max_length=200, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("department")
+        verbose_name_plural = _("departments")
+
+    def __str__(self):
+        return self.name
+
+
+class EmployeeQuerySet(models.QuerySet):
+    def employed_on(self, day):
+        """Active accounts whose employment has started (or has no start date) and not ended."""
+        return self.filter(
+            Q(start_date__isnull=True) | Q(start_date__lte=day),
+            Q(end_date__isnull=True) | Q(end_date__gt=day),
+            user__is_active=True,
+        )
+
+    def in_audience_of(self, guideline):
+        if guideline.audience_everyone:
+            return self
+        return self.filter(
+            Q(department__in=guideline.audience_departments.all())
+            | Q(user__groups__in=guideline.audience_groups.all())
+        ).distinct()
+
+
+class Employee(models.Model):
+    """HR data of a person; the login account is the related user."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="employee")
+    employee_number = models.CharField(_("employee number"), max_length=32, unique=True)
+    department = models.ForeignKey(
+        Department, on_delete=models.PROTECT, null=True, blank=True, related_name="employees"
+    )
+    manager = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reports"
+    )
+    start_date = models.DateField(_("start date"), null=True, blank=True)
+    end_date = models.DateField(_("end date"), null=True, blank=True)
+    language = models.CharField(_("language"), max_length=2, choices=LANGUAGE_CHOICES, default="nl")
+
+    objects = EmployeeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["employee_number"]
+        verbose_name = _("employee")
+        verbose_name_plural = _("employees")
+
+    def __str__(self):
+        return f"{self.full_name} ({self.employee_number})"
+
+    @property
+    def full_name(self):
+        return self.user.get_full_name() or self.user.email
+
+    @property
+    def is_active(self):
+        return self.user.is_active
+
+    def is_employed_on(self, day):
+        started = self.start_date is None or self.start_date <= day
+        not_left = self.end_date is None or self.end_date > day
+        return self.user.is_active and started and not_left
+
+
+class GuidelineQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(retired_at__isnull=True)
+
+    def for_employee(self, employee):
+        """Guidelines whose audience includes the employee (by everyone, department or group)."""
+        return self.active().filter(
+            Q(audience_everyone=True)
+            | Q(audience_departments=employee.department_id)
+            | Q(audience_groups__in=employee.user.groups.all())
+        ).distinct()
+
+
+class Guideline(models.Model):
+    slug = models.SlugField(_("slug"), unique=True)
+    title = models.CharField(_("title"), max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="owned_guidelines",
+        help_text=_("Employees' questions about this guideline go to the owner."),
+    )
+    audience_everyone = models.BooleanField(_("everyone"), default=True)
+    audience_departments = models.ManyToManyField(Department, blank=True, verbose_name=_("departments"))
+    audience_groups = models.ManyToManyField(Group, blank=True, verbose_name=_("groups"))
+    due_days = models.PositiveSmallIntegerField(
+        _("due period (days)"),
+        default=30,
+        help_text=_("Days to acknowledge after publication, or after the start date for joiners."),
+    )
+    reacknowledge_days = models.PositiveIntegerField(
+        _("re-acknowledgement interval (days)"),
+        null=True,
+        blank=True,
+        help_text=_("Ask again after this many days without a new version, e.g. 365. Empty: never."),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = GuidelineQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["title"]
+        verbose_name = _("guideline")
+        verbose_name_plural = _("guidelines")
+        permissions = [
+            ("manage", _("Can author, publish and retire guidelines and see dashboards")),
+            ("approve", _("Can approve guideline versions (four-eyes)")),
+            ("audit", _("Can read dashboards, reports and verification results")),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    def includes(self, employee):
+        if self.audience_everyone:
+            return True
+        if employee.department_id and self.audience_departments.filter(pk=employee.department_id).exists():
+            return True
+        return self.audience_groups.filter(user=employee.user_id).exists()
+
+    def due_date_for(self, employee, version):
+        """Due period counts from publication, or from the start date of a later joiner."""
+        start = timezone.localdate(version.published_at)
+        if employee.start_date and employee.start_date > start:
+            start = employee.start_date
+        return start + timedelta(days=self.due_days)
+
+
+class VersionQuerySet(models.QuerySet):
+    def published(self):
+        return self.filter(status=Version.Status.PUBLISHED)
+
+    def released(self):
+        """Versions that were published at some point, current or not."""
+        return self.filter(published_at__isnull=False)
+
+
+class Version(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("draft")
+        APPROVED = "approved", _("approved")
+        PUBLISHED = "published", _("published")
+        SUPERSEDED = "superseded", _("superseded")
+        RETIRED = "retired", _("retired")
+
+    EDITABLE_STATUSES = (Status.DRAFT, Status.APPROVED)
+
+    guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, related_name="versions")
+    # The number is assigned at publication, when HR decides material (major) or editorial (minor).
+    major = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    minor = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, editable=False)
+    leading_language = models.CharField(
+        _("legally leading language"), max_length=2, choices=LANGUAGE_CHOICES, default="nl"
+    )
+    effective_date = models.DateField(_("effective date"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, editable=False
+    )
+    approved_at = models.DateTimeField(null=True, editable=False)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, editable=False
+    )
+    published_at = models.DateTimeField(null=True, editable=False)
+    ended_at = models.DateTimeField(null=True, editable=False)
+
+    objects = VersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["guideline", "-major", "-minor", "-created_at"]
+        verbose_name = _("version")
+        verbose_name_plural = _("versions")
+        constraints = [
+            models.UniqueConstraint(fields=["guideline", "major", "minor"], name="version_number_unique"),
+            models.UniqueConstraint(
+                fields=["guideline"], condition=Q(status="published"), name="one_published_version_per_guideline"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "approved"]) | Q(major__isnull=False, minor__isnull=False),
+                name="released_version_has_number",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.guideline} {self.number}"
+
+    @property
+    def number(self):
+        if self.major is None:
+            return _("draft")
+        return f"{self.major}.{self.minor}"
+
+    @property
+    def is_editable(self):
+        return self.status in self.EDITABLE_STATUSES
+
+    @property
+    def is_material(self):
+        return self.minor == 0
+
+    def text_in(self, language):
+        """The language variant from prefetched texts, falling back to the leading language."""
+        texts = {text.language: text for text in self.texts.all()}
+        return texts.get(language) or texts.get(self.leading_language) or next(iter(texts.values()), None)
+
+
+class VersionText(models.Model):
+    """One language variant of a version. Immutable once the version is published (DB trigger)."""
+
+    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="texts")
+    language = models.CharField(_("language"), max_length=2, choices=LANGUAGE_CHOICES)
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("text (Markdown)"))
+    change_summary = models.TextField(_("summary of changes"), blank=True)
+    # Both set at publication from the canonical body; see chain.canonical_text.
+    body_html = models.TextField(editable=False, blank=True)
+    content_hash = models.CharField(max_length=64, editable=False, blank=True)
+
+    class Meta:
+        ordering = ["version", "language"]
+        verbose_name = _("language variant")
+        verbose_name_plural = _("language variants")
+        constraints = [models.UniqueConstraint(fields=["version", "language"], name="one_text_per_language")]
+
+    def __str__(self):
+        return f"{self.version} [{self.language}]"
+
+
+class Reading(models.Model):
+    """When an employee first opened a version: evidence that precedes the acknowledgement."""
+
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="readings")
+    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="readings")
+    first_opened_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["employee", "version"], name="one_reading_per_version")]
+
+    def __str__(self):
+        return f"{self.employee_id} opened {self.version_id} at {self.first_opened_at:%Y-%m-%d %H:%M}"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Acknowledgements are append-only evidence and cannot be updated.")
+
+    def delete(self):
+        raise TypeError("Acknowledgements are append-only evidence and cannot be deleted.")
+
+    def for_employee(self, employee):
+        return self.filter(employee=employee)
+
+
+class Acknowledgement(models.Model):
+    """One employee's acknowledgement of a major version: append-only, sealed and chained.
+
+    Created only by services.acknowledge (and bulk seeding); database triggers refuse
+    UPDATE and DELETE. The snapshot fields keep what was true at that moment.
+    """
+
+    class Channel(models.TextChoices):
+        WEB = "web", _("web")
+        EMAIL = "email", _("e-mail link")
+
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="acknowledgements")
+    guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, related_name="acknowledgements")
+    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="acknowledgements")
+    major = models.PositiveIntegerField()
+    # 1 for the first acknowledgement of a major version; higher after a periodic re-acknowledgement.
+    cycle = models.PositiveIntegerField(default=1)
+    language = models.CharField(max_length=2, choices=LANGUAGE_CHOICES)
+    content_hash = models.CharField(max_length=64)
+    statement = models.TextField()
+    acknowledged_at = models.DateTimeField()
+    first_opened_at = models.DateTimeField(null=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    auth_method = models.CharField(max_length=40)
+    ip_address = models.GenericIPAddressField(null=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    employee_number = models.CharField(max_length=32)
+    employee_name = models.CharField(max_length=300)
+    department_name = models.CharField(max_length=200, blank=True)
+    manager_employee_number = models.CharField(max_length=32, blank=True)
+    manager_name = models.CharField(max_length=300, blank=True)
+    sequence = models.PositiveBigIntegerField(unique=True)
+    previous_seal = models.CharField(max_length=64)
+    seal = models.CharField(max_length=64, unique=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-acknowledged_at"]
+        verbose_name = _("acknowledgement")
+        verbose_name_plural = _("acknowledgements")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["employee", "guideline", "major", "cycle"], name="one_acknowledgement_per_major_version"
+            ),
+        ]
+        indexes = [models.Index(fields=["guideline", "major"], name="ack_guideline_major")]
+
+    def __str__(self):
+        return f"{self.employee_number} · {self.guideline_id} {self.major} · {self.acknowledged_at:%Y-%m-%d}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Acknowledgements are append-only evidence and cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Acknowledgements are append-only evidence and cannot be deleted.")
+
+    def is_valid_on(self, moment):
+        """False once a periodic re-acknowledgement interval has passed."""
+        interval = self.guideline.reacknowledge_days
+        return interval is None or self.acknowledged_at + timedelta(days=interval) > moment
+
+
+class ChainHead(models.Model):
+    """The last seal of the acknowledgement chain. Its row lock serialises appends."""
+
+    sequence = models.PositiveBigIntegerField(default=0)
+    seal = models.CharField(max_length=64)
+
+    def __str__(self):
+        return f"#{self.sequence} {self.seal}"
+
+
+class AuditEvent(models.Model):
+    class Action(models.TextChoices):
+        VERSION_APPROVED = "version_approved", _("version approved")
+        VERSION_PUBLISHED = "version_published", _("version published")
+        GUIDELINE_RETIRED = "guideline_retired", _("guideline retired")
+        CHAIN_VERIFIED = "chain_verified", _("evidence chain verified")
+        DEMO_LOADED = "demo_loaded", _("demo data loaded")
+
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=40, choices=Action.choices)
+    guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    version = models.ForeignKey(Version, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.get_action_display()}"

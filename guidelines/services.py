@@ -1,0 +1,319 @@
+"""The write paths of the guidelines module: the only code that changes state."""
+
+import ipaddress
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from . import chain
+from .content import render_markdown
+from .models import (
+    REQUIRED_LANGUAGES,
+    Acknowledgement,
+    AuditEvent,
+    ChainHead,
+    Employee,
+    Guideline,
+    Reading,
+    Version,
+    VersionText,
+)
+
+
+def record_audit_event(*, action, actor=None, guideline=None, version=None, **details):
+    return AuditEvent.objects.create(
+        action=action, actor=actor, guideline=guideline, version=version, details=details
+    )
+
+
+# Publishing -----------------------------------------------------------------------------
+
+
+def approve_version(*, version, by, at=None):
+    """Four-eyes approval: someone with the approve permission who did not write the draft."""
+    with transaction.atomic():
+        version = Version.objects.select_for_update().get(pk=version.pk)
+        if version.status != Version.Status.DRAFT:
+            raise ValidationError(_("Only a draft can be approved; this version is %(status)s.")
+                                  % {"status": version.get_status_display()})
+        if not by.has_perm("guidelines.approve"):
+            raise PermissionDenied(_("You do not have permission to approve versions."))
+        if version.created_by_id == by.pk:
+            raise ValidationError(_("The author of a draft cannot approve it; ask another approver."))
+        _check_texts_complete(version)
+        version.status = Version.Status.APPROVED
+        version.approved_by, version.approved_at = by, at or timezone.now()
+        version.save(update_fields=["status", "approved_by", "approved_at"])
+        record_audit_event(
+            action=AuditEvent.Action.VERSION_APPROVED, actor=by, guideline=version.guideline, version=version
+        )
+    return version
+
+
+def _check_texts_complete(version):
+    texts = {text.language: text for text in version.texts.all()}
+    missing = [lang for lang in REQUIRED_LANGUAGES if lang not in texts or not texts[lang].body.strip()]
+    if missing:
+        raise ValidationError(
+            _("The text is missing or empty in: %(languages)s.") % {"languages": ", ".join(missing)}
+        )
+    return texts
+
+
+def publish_version(*, version, by, material, at=None):
+    """Publish a draft as a new major (material) or minor (editorial) version.
+
+    The previous published version becomes superseded. Texts are frozen: their HTML and
+    content hashes are computed here, and database triggers refuse later changes.
+    `at` backdates the publication (demo data only); it defaults to now.
+    """
+    with transaction.atomic():
+        # Locking the guideline serialises publications, so two drafts cannot both become current.
+        guideline = Guideline.objects.select_for_update().get(pk=version.guideline_id)
+        version = Version.objects.select_for_update().get(pk=version.pk)
+        if guideline.retired_at:
+            raise ValidationError(_("This guideline is retired; it cannot get new versions."))
+        if not version.is_editable:
+            raise ValidationError(_("This version is already %(status)s.") % {"status": version.get_status_display()})
+        if settings.GUIDELINES_FOUR_EYES and version.status != Version.Status.APPROVED:
+            raise ValidationError(_("This draft must be approved by a second person before it is published."))
+        now = at or timezone.now()
+        if version.effective_date and version.effective_date < timezone.localdate(now):
+            raise ValidationError(_("The effective date lies in the past."))
+        texts = _check_texts_complete(version)
+
+        current = guideline.versions.published().first()
+        last = guideline.versions.released().aggregate(major=Max("major"))["major"]
+        if last is None:
+            version.major, version.minor = 1, 0
+        elif material:
+            version.major, version.minor = last + 1, 0
+        else:
+            last_minor = guideline.versions.filter(major=last).aggregate(minor=Max("minor"))["minor"]
+            version.major, version.minor = last, last_minor + 1
+
+        for text in texts.values():
+            text.body_html = render_markdown(text.body)
+            text.content_hash = chain.content_hash(text.body)
+        VersionText.objects.bulk_update(texts.values(), ["body_html", "content_hash"])
+
+        if current:
+            Version.objects.filter(pk=current.pk).update(status=Version.Status.SUPERSEDED, ended_at=now)
+        version.status = Version.Status.PUBLISHED
+        version.published_by, version.published_at = by, now
+        version.save(update_fields=["major", "minor", "status", "published_by", "published_at"])
+        record_audit_event(
+            action=AuditEvent.Action.VERSION_PUBLISHED,
+            actor=by,
+            guideline=guideline,
+            version=version,
+            number=version.number,
+            material=version.is_material,
+            previous=current.number if current else None,
+            hashes={lang: text.content_hash for lang, text in sorted(texts.items())},
+        )
+    return version
+
+
+# Acknowledging --------------------------------------------------------------------------
+
+
+@dataclass
+class RequestMeta:
+    """What the request tells about how the acknowledgement was made."""
+
+    channel: str = Acknowledgement.Channel.WEB
+    auth_method: str = "unknown"
+    ip_address: str | None = None
+    user_agent: str = ""
+
+
+def acknowledgement_statement(*, title, number, language):
+    with translation.override(language):
+        return _("I have read and understood the %(title)s, version %(number)s.") % {
+            "title": title, "number": number
+        }
+
+
+def _minimised_ip(ip_address):
+    mode = settings.EVIDENCE_IP_ADDRESS
+    if not ip_address or mode == "none":
+        return None
+    try:
+        address = ipaddress.ip_address(ip_address)
+    except ValueError:
+        return None
+    if mode == "truncated":
+        prefix = 24 if address.version == 4 else 48
+        return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+    return str(address)
+
+
+def _latest_acknowledgement(*, employee, guideline, major):
+    return (
+        Acknowledgement.objects.filter(employee=employee, guideline=guideline, major=major)
+        .select_related("guideline", "version")
+        .order_by("-cycle")
+        .first()
+    )
+
+
+def current_acknowledgement(*, employee, guideline, major, moment=None):
+    """The employee's valid acknowledgement of a major version, or None."""
+    ack = _latest_acknowledgement(employee=employee, guideline=guideline, major=major)
+    if ack and ack.is_valid_on(moment or timezone.now()):
+        return ack
+    return None
+
+
+def check_can_acknowledge(*, employee, version):
+    """Raise PermissionDenied / ValidationError with a message the employee can act on."""
+    if version.status != Version.Status.PUBLISHED or version.guideline.retired_at:
+        raise ValidationError(
+            _("Version %(number)s is not the current version of this guideline; please read the current one.")
+            % {"number": version.number},
+            code="not_current",
+        )
+    if not employee.is_employed_on(timezone.localdate()):
+        raise PermissionDenied(_("Your employment record is not active, so you cannot acknowledge guidelines."))
+    if not version.guideline.includes(employee):
+        raise PermissionDenied(_("This guideline does not apply to you, so you cannot acknowledge it."))
+
+
+def build_acknowledgement(*, employee, version, text, at, meta, cycle=1, first_opened_at=None):
+    """An unsaved acknowledgement with every evidence field filled in, not yet sealed."""
+    manager = employee.manager
+    return Acknowledgement(
+        employee=employee,
+        guideline=version.guideline,
+        version=version,
+        major=version.major,
+        cycle=cycle,
+        language=text.language,
+        content_hash=text.content_hash,
+        statement=acknowledgement_statement(title=text.title, number=version.number, language=text.language),
+        acknowledged_at=at,
+        first_opened_at=first_opened_at,
+        channel=meta.channel,
+        auth_method=meta.auth_method,
+        ip_address=_minimised_ip(meta.ip_address),
+        user_agent=meta.user_agent[:512] if settings.EVIDENCE_USER_AGENT else "",
+        employee_number=employee.employee_number,
+        employee_name=employee.full_name,
+        department_name=employee.department.name if employee.department_id else "",
+        manager_employee_number=manager.employee_number if manager else "",
+        manager_name=manager.full_name if manager else "",
+    )
+
+
+def acknowledge(*, employee, version, language, meta):
+    """Record that `employee` read and understood `version` in `language`.
+
+    Returns (acknowledgement, created). Acknowledging again while a valid acknowledgement of
+    the same major version exists returns that one with created=False.
+    """
+    check_can_acknowledge(employee=employee, version=version)
+    text = next((t for t in version.texts.all() if t.language == language), None)
+    if text is None:
+        raise ValidationError(_("This version has no text in the chosen language."), code="language")
+
+    try:
+        with transaction.atomic():
+            # The chain head's row lock serialises every append, so each record links to
+            # exactly one predecessor and a second click by the same employee waits here.
+            head = ChainHead.objects.select_for_update().get(pk=1)
+            now = timezone.now()
+            latest = _latest_acknowledgement(employee=employee, guideline=version.guideline, major=version.major)
+            if latest and latest.is_valid_on(now):
+                return latest, False
+            reading = Reading.objects.filter(employee=employee, version=version).first()
+            ack = build_acknowledgement(
+                employee=employee,
+                version=version,
+                text=text,
+                at=now,
+                meta=meta,
+                cycle=latest.cycle + 1 if latest else 1,
+                first_opened_at=reading.first_opened_at if reading else None,
+            )
+            ack.sequence, ack.previous_seal = head.sequence + 1, head.seal
+            ack.seal = chain.compute_seal(ack, guideline_slug=version.guideline.slug, version_number=version.number)
+            ack.save()
+            ChainHead.objects.filter(pk=1).update(sequence=ack.sequence, seal=ack.seal)
+    except IntegrityError:
+        # Only reachable if the lock was bypassed (e.g. SQLite without IMMEDIATE): the other
+        # request's record stands.
+        existing = current_acknowledgement(employee=employee, guideline=version.guideline, major=version.major)
+        if existing is None:
+            raise
+        return existing, False
+    return ack, True
+
+
+def record_reading(*, employee, version):
+    """Remember when the employee first opened this version (a no-op after the first time)."""
+    Reading.objects.bulk_create(
+        [Reading(employee=employee, version=version, first_opened_at=timezone.now())], ignore_conflicts=True
+    )
+
+
+def append_seeded_acknowledgements(acks, *, batch_size=5000):
+    """Seal and append prepared acknowledgements in bulk (demo and scale data only).
+
+    Each ack must have guideline and version set (objects, not only ids).
+    """
+    with transaction.atomic():
+        head = ChainHead.objects.select_for_update().get(pk=1)
+        sequence, seal = head.sequence, head.seal
+        for ack in acks:
+            sequence += 1
+            ack.sequence, ack.previous_seal = sequence, seal
+            ack.seal = seal = chain.compute_seal(
+                ack, guideline_slug=ack.guideline.slug, version_number=ack.version.number
+            )
+        Acknowledgement.objects.bulk_create(acks, batch_size=batch_size)
+        ChainHead.objects.filter(pk=1).update(sequence=sequence, seal=seal)
+
+
+# Evidence verification ------------------------------------------------------------------
+
+
+def chain_rows():
+    """All acknowledgements in chain order, with the slug and number the seal covers."""
+    return (
+        Acknowledgement.objects.order_by("sequence")
+        .annotate(guideline_slug=F("guideline__slug"), version_major=F("version__major"),
+                  version_minor=F("version__minor"))
+        .iterator(chunk_size=5000)
+    )
+
+
+def verify_evidence(*, actor=None):
+    head = ChainHead.objects.get(pk=1)
+
+    def rows():
+        for ack in chain_rows():
+            ack.version_number = f"{ack.version_major}.{ack.version_minor}"
+            yield ack
+
+    result = chain.verify_chain(rows(), expected_head=(head.sequence, head.seal))
+    record_audit_event(
+        action=AuditEvent.Action.CHAIN_VERIFIED,
+        actor=actor,
+        intact=result.intact,
+        checked=result.checked,
+        head_sequence=result.head_sequence,
+        head_seal=result.head_seal,
+        first_break_sequence=result.first_break_sequence,
+        problem=result.problem,
+    )
+    return result
+
+
+def employee_for(user):
+    return Employee.objects.select_related("department", "manager__user", "user").filter(user=user).first()
