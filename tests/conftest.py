@@ -1,0 +1,89 @@
+"""The fixed cast: Alice (employee), Bob (her manager, approver), Hilde (HR), Arjen (auditor),
+Otto (employee outside the audience of department-only guidelines), Nina (account without employee record)."""
+
+import os
+
+import pytest
+from django.utils import translation
+
+from guidelines import services
+
+from .factories import make_employee, make_guideline, make_user, publish
+
+# Playwright's sync API runs an event loop in the test thread; Django refuses ORM calls there otherwise.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # Django 6.1's PBKDF2 takes about a second per user; tests check behaviour, not hashing.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def english():
+    # Messages asserted in tests are the English source strings; Dutch has its own tests.
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
+def bob(db):
+    return make_employee("bob@example.com", "E0002", groups=["Approvers"])
+
+
+@pytest.fixture
+def alice(bob):
+    return make_employee("alice@example.com", "E0001", manager=bob)
+
+
+@pytest.fixture
+def hilde(db):
+    return make_user("hilde@example.com", first_name="Hilde", groups=["HR"], is_staff=True)
+
+
+@pytest.fixture
+def arjen(db):
+    return make_user("arjen@example.com", first_name="Arjen", groups=["Auditors"])
+
+
+@pytest.fixture
+def otto(db):
+    return make_employee("otto@example.com", "E0099", department="Finance")
+
+
+@pytest.fixture
+def nina(db):
+    return make_user("nina@example.com", first_name="Nina")
+
+
+@pytest.fixture
+def guideline(hilde):
+    return make_guideline(hilde)
+
+
+@pytest.fixture
+def version_1(guideline, hilde, bob):
+    return publish(guideline, author=hilde, approver=bob.user)
+
+
+@pytest.fixture
+def web_meta():
+    return services.RequestMeta(channel="web", auth_method="password", ip_address="10.1.2.3", user_agent="pytest")
+
+
+@pytest.fixture
+def client():
+    from django.test import Client
+
+    return Client(headers={"accept-language": "en"})
+
+
+@pytest.fixture
+def client_as(client):
+    def login(person):
+        user = getattr(person, "user", person)
+        client.force_login(user)
+        return client
+
+    return login

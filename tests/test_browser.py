@@ -1,0 +1,103 @@
+"""The employee journey in Debian's Chromium, driven by Playwright (no downloaded browser)."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from guidelines import services
+from guidelines.models import Acknowledgement
+
+from .factories import PASSWORD, publish
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+V2_BODIES = {
+    "nl": "# Richtlijn\n\n## Uitgangspunten\nWees respectvol.\n\n## Melden\nMeld het binnen 24 uur.\n",
+    "en": "# Guideline\n\n## Principles\nBe respectful.\n\n## Reporting\nReport it within 24 hours.\n",
+}
+
+
+@pytest.fixture
+def screenshots():
+    folder = Path(os.environ.get("SCREENSHOT_DIR", Path(settings.VAR_DIR) / "screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def page(live_server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
+        )
+        context = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+        browser.close()
+
+
+def test_employee_reads_the_changes_acknowledges_and_finds_it_in_history(
+    live_server, page, screenshots, alice, guideline, version_1, hilde, bob, web_meta
+):
+    services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+    publish(guideline, author=hilde, approver=bob.user, bodies=V2_BODIES)
+
+    page.goto(f"{live_server.url}/")
+    page.get_by_label("E-mail address").fill("alice@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="To acknowledge").wait_for()
+    page.screenshot(path=screenshots / "journey-1-home.png", full_page=True)
+
+    page.get_by_role("link", name="Read and acknowledge").click()
+    changes = page.get_by_role("region", name="What changed since version 1.0, which you acknowledged")
+    assert "within 24 hours." in changes.locator(".diff ins").all_inner_texts()[0]
+    assert "straight away." in changes.locator(".diff del").all_inner_texts()[0]
+    page.screenshot(path=screenshots / "journey-2-guideline.png", full_page=True)
+
+    page.get_by_role("button", name="Acknowledge").click()
+    page.get_by_role("alert").filter(has_text="Please tick the box").wait_for()
+    assert Acknowledgement.objects.filter(employee=alice, major=2).count() == 0
+
+    page.get_by_label("I have read and understood the Social media guideline, version 2.0.").check()
+    page.get_by_role("button", name="Acknowledge").click()
+    page.get_by_role("heading", name="Receipt of your acknowledgement").wait_for()
+    assert "Thank you. Your acknowledgement has been recorded." in page.content()
+    page.screenshot(path=screenshots / "journey-3-receipt.png", full_page=True)
+
+    page.get_by_role("link", name="My acknowledgements").click()
+    rows = page.locator("tbody tr")
+    assert rows.count() == 2
+    assert rows.first.locator("td").nth(1).inner_text() == "2.0"
+    page.screenshot(path=screenshots / "journey-4-history.png", full_page=True)
+
+    ack = Acknowledgement.objects.get(employee=alice, major=2)
+    assert (ack.channel, ack.auth_method, ack.language) == ("web", "password", "en")
+    assert "Chrome" in ack.user_agent
+
+
+def test_keyboard_only_employee_can_acknowledge_on_a_phone(live_server, page, alice, version_1, screenshots):
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("E-mail address").fill("alice@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="To acknowledge").wait_for()
+    page.goto(f"{live_server.url}/guidelines/social-media/")
+    checkbox = page.get_by_role("checkbox")
+    checkbox.focus()
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Acknowledge"
+    page.screenshot(path=screenshots / "mobile-guideline.png")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Receipt of your acknowledgement").wait_for()
+    assert Acknowledgement.objects.filter(employee=alice).count() == 1
+    overflow = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    assert not overflow, "the page scrolls sideways on a phone"

@@ -1,0 +1,112 @@
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from guidelines import chain, services
+from guidelines.models import Acknowledgement, AuditEvent, ChainHead
+
+
+
+def test_canonical_text_ignores_line_endings_and_trailing_spaces():
+    assert chain.content_hash("# Title\r\n\r\nText  \r\n\n") == chain.content_hash("# Title\n\nText\n")
+    assert chain.content_hash("# Title\n\nText\n") != chain.content_hash("# Title\n\nText!\n")
+
+
+def test_canonical_text_normalises_unicode():
+    composed, decomposed = "privé\n", "prive\u0301\n"
+    assert composed != decomposed
+    assert chain.content_hash(composed) == chain.content_hash(decomposed)
+
+
+def test_content_hash_is_sha256_of_the_canonical_text():
+    import hashlib
+
+    assert chain.content_hash("a\n") == hashlib.sha256(b"a\n").hexdigest()
+
+
+@pytest.fixture
+def three_acks(alice, bob, otto, version_1, web_meta):
+    for employee in (alice, bob, otto):
+        services.acknowledge(employee=employee, version=version_1, language="en", meta=web_meta)
+    return list(Acknowledgement.objects.order_by("sequence"))
+
+
+def test_each_acknowledgement_links_to_the_previous_one(three_acks):
+    assert [ack.sequence for ack in three_acks] == [1, 2, 3]
+    assert three_acks[0].previous_seal == chain.GENESIS_SEAL
+    assert three_acks[1].previous_seal == three_acks[0].seal
+    assert three_acks[2].previous_seal == three_acks[1].seal
+    assert ChainHead.objects.get().seal == three_acks[2].seal
+
+
+def test_intact_chain_verifies(three_acks):
+    result = services.verify_evidence()
+    assert (result.intact, result.checked, result.head_sequence) == (True, 3, 3)
+    event = AuditEvent.objects.get(action="chain_verified")
+    assert event.details["intact"] is True
+
+
+def _tamper(sql, params):
+    # What a superuser with direct database access could do: switch the triggers off.
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        try:
+            cursor.execute(sql, params)
+        finally:
+            cursor.execute("SET session_replication_role = DEFAULT")
+
+
+def test_altered_record_is_detected_with_its_position(three_acks):
+    _tamper("UPDATE guidelines_acknowledgement SET acknowledged_at = acknowledged_at - interval '1 day' "
+            "WHERE sequence = 2", [])
+    result = services.verify_evidence()
+    assert not result.intact
+    assert result.first_break_sequence == 2
+    assert "altered" in result.problem
+
+
+def test_removed_record_is_detected(three_acks):
+    _tamper("DELETE FROM guidelines_acknowledgement WHERE sequence = %s", [2])
+    result = services.verify_evidence()
+    assert (result.intact, result.first_break_sequence) == (False, 2)
+
+
+def test_removed_last_record_is_detected_against_the_head(three_acks):
+    _tamper("DELETE FROM guidelines_acknowledgement WHERE sequence = %s", [3])
+    result = services.verify_evidence()
+    assert (result.intact, result.first_break_sequence) == (False, 3)
+    assert "recorded head" in result.problem
+
+
+def test_resealed_record_still_breaks_the_link_to_the_next(three_acks):
+    forged = three_acks[1]
+    forged.employee_name = "Someone Else"
+    forged.seal = chain.compute_seal(forged, guideline_slug="social-media", version_number="1.0")
+    _tamper("UPDATE guidelines_acknowledgement SET employee_name = %s, seal = %s WHERE sequence = 2",
+            [forged.employee_name, forged.seal])
+    result = services.verify_evidence()
+    assert (result.intact, result.first_break_sequence) == (False, 3)
+
+
+def test_verify_evidence_command_reports_intact_and_broken_chains(three_acks, capsys):
+    call_command("verify_evidence")
+    assert "intact: 3 acknowledgements" in capsys.readouterr().out
+    _tamper("UPDATE guidelines_acknowledgement SET statement = 'forged' WHERE sequence = %s", [1])
+    with pytest.raises(CommandError, match="BROKEN at record 1"):
+        call_command("verify_evidence")
+
+
+def test_empty_chain_is_intact(db):
+    result = services.verify_evidence()
+    assert (result.intact, result.checked) == (True, 0)
+
+
+def test_seal_covers_every_documented_field(alice, version_1, web_meta):
+    ack, _ = services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+    original = chain.compute_seal(ack, guideline_slug="social-media", version_number="1.0")
+    assert original == ack.seal
+    for field in ("employee_number", "statement", "content_hash", "language", "channel", "department_name"):
+        changed = Acknowledgement.objects.get(pk=ack.pk)
+        setattr(changed, field, "x")
+        assert chain.compute_seal(changed, guideline_slug="social-media", version_number="1.0") != original, field
+    assert chain.compute_seal(ack, guideline_slug="social-media", version_number="1.1") != original

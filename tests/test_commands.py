@@ -1,0 +1,60 @@
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import CommandError, call_command
+
+from guidelines.models import Acknowledgement, Employee, Guideline, Version
+
+
+def test_load_demo_creates_the_accounts_the_guideline_and_a_history(db, capsys, settings):
+    call_command("load_demo")
+    assert "Demo data loaded" in capsys.readouterr().out
+    for email in ("employee@example.com", "manager@example.com", "hr@example.com", "auditor@example.com"):
+        assert authenticate(username=email, password="demo-password") is not None, email
+    guideline = Guideline.objects.get(slug="social-media")
+    assert [v.number for v in guideline.versions.released()] == ["2.0", "1.0"]
+    assert Employee.objects.count() >= 50
+    emma = Employee.objects.get(user__email="employee@example.com")
+    assert emma.acknowledgements.filter(major=1).exists() and not emma.acknowledgements.filter(major=2).exists()
+    v2_acks = Acknowledgement.objects.filter(major=2).count()
+    assert 0 < v2_acks < Employee.objects.count()
+    hr = authenticate(username="hr@example.com", password="demo-password")
+    assert hr.has_perm("guidelines.manage") and not hr.has_perm("guidelines.audit")
+    assert authenticate(username="auditor@example.com", password="demo-password").has_perm("guidelines.audit")
+    call_command("verify_evidence")
+
+
+def test_load_demo_twice_changes_nothing(db, capsys):
+    call_command("load_demo")
+    count = Acknowledgement.objects.count()
+    call_command("load_demo")
+    assert "already loaded" in capsys.readouterr().out
+    assert Acknowledgement.objects.count() == count
+
+
+def test_seed_scale_creates_employees_versions_and_a_valid_chain(db, capsys):
+    call_command("seed_scale", employees=60, versions=4)
+    assert "60 employees, 4 versions" in capsys.readouterr().out
+    assert Employee.objects.filter(employee_number__startswith="S").count() == 60
+    guideline = Guideline.objects.get(slug="scale-1")
+    assert guideline.versions.published().get().number == "4.0"
+    assert Version.objects.filter(guideline=guideline).count() == 4
+    acks = Acknowledgement.objects.filter(guideline=guideline)
+    assert 0 < acks.filter(major=4).count() < 60
+    assert Employee.objects.filter(employee_number__startswith="S", manager__isnull=False).count() == 40
+    call_command("verify_evidence")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--employees", "0", "--versions", "2"], ["--employees", "x", "--versions", "2"], ["--versions", "2"],
+     ["--employees", "5", "--versions", "-1"]],
+)
+def test_seed_scale_rejects_bad_arguments(db, args):
+    with pytest.raises(CommandError):
+        call_command("seed_scale", *args)
+    assert not Employee.objects.exists()
+
+
+def test_seed_scale_refuses_absurd_sizes(db):
+    with pytest.raises(CommandError, match="At most"):
+        call_command("seed_scale", employees=2_000_000, versions=2)

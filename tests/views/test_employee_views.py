@@ -1,0 +1,289 @@
+import pytest
+from django.urls import reverse
+
+from guidelines.models import Acknowledgement, Reading
+
+from ..factories import make_draft, make_employee, publish
+
+
+def urls(ack_pk=1):
+    return [
+        reverse("guidelines:home"),
+        reverse("guidelines:history"),
+        reverse("guidelines:receipt", args=[ack_pk]),
+        reverse("guidelines:detail", args=["social-media"]),
+    ]
+
+
+@pytest.fixture
+def ack(alice, version_1, client_as):
+    client_as(alice).post(reverse("guidelines:acknowledge", args=["social-media"]), _form(version_1))
+    client_as(alice).logout()
+    return Acknowledgement.objects.get(employee=alice)
+
+
+def _form(version, /, **overrides):
+    return {"version": version.pk, "language": "en", "channel": "web", "confirm": "on", **overrides}
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_anonymous_visitors_are_sent_to_login(client, ack, index):
+    url = [*urls(ack.pk), reverse("guidelines:acknowledge", args=["social-media"])][index]
+    response = client.get(url) if index < 4 else client.post(url, {})
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("account_login"))
+    assert Acknowledgement.objects.count() == 1
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_account_without_employee_record_gets_403(client_as, nina, ack, index):
+    response = client_as(nina).get(urls(ack.pk)[index])
+    assert response.status_code == 403
+    if index < 3:
+        assert "not linked to an employee record" in response.content.decode()
+
+
+def test_employee_pages_answer_200_for_the_employee(client_as, alice, ack):
+    client = client_as(alice)
+    for url in urls(ack.pk):
+        assert client.get(url).status_code == 200, url
+
+
+def test_hr_and_auditor_may_read_a_guideline_but_not_acknowledge(client_as, hilde, arjen, version_1):
+    for user in (hilde, arjen):
+        response = client_as(user).get(reverse("guidelines:detail", args=["social-media"]))
+        assert response.status_code == 200
+        assert 'name="confirm"' not in response.content.decode()
+
+
+def test_home_lists_what_needs_acknowledging_and_by_when(client_as, alice, version_1):
+    response = client_as(alice).get("/")
+    content = response.content.decode()
+    assert "Social media guideline" in content
+    due = version_1.guideline.due_date_for(alice, version_1)
+    assert f"Please acknowledge by {due.day} {due:%B %Y}" in content
+    assert "You have not acknowledged any current guideline yet" in content
+
+
+def test_home_moves_the_guideline_to_done_after_acknowledging(client_as, alice, ack):
+    content = client_as(alice).get("/").content.decode()
+    assert "Nothing to acknowledge" in content
+    assert reverse("guidelines:receipt", args=[ack.pk]) in content
+
+
+def test_home_marks_overdue_guidelines(client_as, alice, version_1, guideline):
+    guideline.due_days = 0
+    guideline.save()
+    alice.start_date = None
+    alice.save()
+    from django.utils import timezone
+
+    content = client_as(alice).get("/").content.decode()
+    assert "Overdue" not in content  # published today with 0 days: due today, not yet overdue
+    real_localdate = timezone.localdate
+    tomorrow = real_localdate() + timezone.timedelta(days=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(timezone, "localdate", lambda *args: real_localdate(*args) if args else tomorrow)
+        assert "Overdue" in client_as(alice).get("/").content.decode()
+
+
+def test_guideline_page_shows_the_employee_language_and_switches(client_as, alice, version_1):
+    client = client_as(alice)
+    assert "Be respectful." in client.get(reverse("guidelines:detail", args=["social-media"])).content.decode()
+    dutch = client.get(reverse("guidelines:detail", args=["social-media"]) + "?lang=nl").content.decode()
+    assert "Wees respectvol." in dutch
+    assert 'lang="nl"' in dutch
+
+
+def test_interface_follows_the_employees_language(client, alice, version_1):
+    alice.language = "nl"
+    alice.save()
+    client.force_login(alice.user)
+    from django.utils import translation
+
+    with translation.override("nl"):
+        content = client.get("/").content.decode()
+    assert "Te bevestigen" in content or "bevestig" in content.lower()
+
+
+def test_opening_the_guideline_records_the_first_reading(client_as, alice, version_1):
+    client_as(alice).get(reverse("guidelines:detail", args=["social-media"]))
+    assert Reading.objects.filter(employee=alice, version=version_1).count() == 1
+
+
+def test_acknowledging_redirects_to_a_receipt(client_as, alice, version_1):
+    client = client_as(alice)
+    response = client.post(reverse("guidelines:acknowledge", args=["social-media"]), _form(version_1),
+                           HTTP_USER_AGENT="Test browser", REMOTE_ADDR="10.9.8.7")
+    ack = Acknowledgement.objects.get(employee=alice)
+    assert response.status_code == 302
+    assert response.url == reverse("guidelines:receipt", args=[ack.pk])
+    assert (ack.user_agent, ack.ip_address, ack.channel) == ("Test browser", "10.9.8.7", "web")
+    receipt = client.get(response.url).content.decode()
+    assert ack.seal in receipt and ack.content_hash in receipt
+    assert "I have read and understood the Social media guideline, version 1.0." in receipt
+
+
+def test_acknowledging_twice_shows_already_acknowledged(client_as, alice, version_1):
+    client = client_as(alice)
+    url = reverse("guidelines:acknowledge", args=["social-media"])
+    client.post(url, _form(version_1))
+    response = client.post(url, _form(version_1))
+    assert response.status_code == 200
+    assert "Already acknowledged" in response.content.decode()
+    assert Acknowledgement.objects.count() == 1
+
+
+def test_email_link_channel_is_recorded(client_as, alice, version_1):
+    client = client_as(alice)
+    page = client.get(reverse("guidelines:detail", args=["social-media"]) + "?via=email").content.decode()
+    assert 'name="channel" value="email"' in page
+    client.post(reverse("guidelines:acknowledge", args=["social-media"]), _form(version_1, channel="email"))
+    assert Acknowledgement.objects.get().channel == "email"
+
+
+def test_missing_checkbox_shows_a_form_error_and_stores_nothing(client_as, alice, version_1):
+    response = client_as(alice).post(reverse("guidelines:acknowledge", args=["social-media"]),
+                                     _form(version_1, confirm=""))
+    assert response.status_code == 400
+    assert "Please tick the box" in response.content.decode()
+    assert not Acknowledgement.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"version": "abc"}, {"version": "999999"}, {"language": "xx"}, {"channel": "fax"}, {"version": ""}],
+)
+def test_tampered_post_data_is_refused_with_400(client_as, alice, version_1, overrides):
+    response = client_as(alice).post(reverse("guidelines:acknowledge", args=["social-media"]),
+                                     _form(version_1, **overrides))
+    assert response.status_code == 400
+    assert not Acknowledgement.objects.exists()
+
+
+def test_version_of_another_guideline_is_refused(client_as, alice, version_1, hilde, bob):
+    from ..factories import make_guideline
+
+    other = publish(make_guideline(hilde, slug="other"), author=hilde, approver=bob.user)
+    response = client_as(alice).post(reverse("guidelines:acknowledge", args=["social-media"]), _form(other))
+    assert response.status_code == 400
+    assert not Acknowledgement.objects.exists()
+
+
+def test_draft_version_is_refused(client_as, alice, version_1, guideline, hilde):
+    draft = make_draft(guideline, author=hilde)
+    response = client_as(alice).post(reverse("guidelines:acknowledge", args=["social-media"]), _form(draft))
+    assert response.status_code == 400
+    assert not Acknowledgement.objects.exists()
+
+
+def test_superseded_version_is_refused_with_a_pointer_to_the_current(client_as, alice, version_1, guideline,
+                                                                     hilde, bob):
+    publish(guideline, author=hilde, approver=bob.user)
+    response = client_as(alice).post(reverse("guidelines:acknowledge", args=["social-media"]), _form(version_1))
+    assert response.status_code == 409
+    assert "not the current version" in response.content.decode()
+    assert not Acknowledgement.objects.exists()
+
+
+def test_out_of_audience_employee_gets_403_and_no_row(client_as, otto, alice, version_1, guideline):
+    guideline.audience_everyone = False
+    guideline.save()
+    guideline.audience_departments.add(alice.department)
+    client = client_as(otto)
+    assert client.get(reverse("guidelines:detail", args=["social-media"])).status_code == 403
+    response = client.post(reverse("guidelines:acknowledge", args=["social-media"]), _form(version_1))
+    assert response.status_code == 403
+    assert "does not apply to you" in response.content.decode()
+    assert not Acknowledgement.objects.exists()
+
+
+def test_get_on_the_acknowledge_url_is_not_allowed(client_as, alice, version_1):
+    response = client_as(alice).get(reverse("guidelines:acknowledge", args=["social-media"]))
+    assert response.status_code == 405
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/guidelines/no-such-guideline/",
+        "/guidelines/social-media/?version=9.9",
+        "/guidelines/social-media/?version=abc",
+        "/guidelines/social-media/?version=1.0.0",
+        "/guidelines/social-media/?lang=xx",
+        "/my/acknowledgements/99999/",
+        "/my/acknowledgements/?page=abc",
+    ],
+)
+def test_bad_urls_get_a_clear_4xx(client_as, alice, version_1, url):
+    response = client_as(alice).get(url)
+    assert response.status_code in (200, 404) if "page=" in url else response.status_code == 404
+    assert response.status_code < 500
+
+
+def test_employee_cannot_see_another_employees_receipt(client_as, alice, bob, ack):
+    assert client_as(bob).get(reverse("guidelines:receipt", args=[ack.pk])).status_code == 404
+
+
+def test_guideline_page_shows_what_changed_since_the_acknowledged_version(client_as, alice, version_1, guideline,
+                                                                          hilde, bob):
+    client = client_as(alice)
+    client.post(reverse("guidelines:acknowledge", args=["social-media"]), _form(version_1))
+    bodies = {
+        "nl": "# Richtlijn\n\n## Uitgangspunten\nWees respectvol.\n\n## Melden\nMeld het binnen 24 uur.\n",
+        "en": "# Guideline\n\n## Principles\nBe respectful.\n\n## Reporting\nReport it within 24 hours.\n",
+    }
+    publish(guideline, author=hilde, approver=bob.user, bodies=bodies)
+    content = client.get(reverse("guidelines:detail", args=["social-media"])).content.decode()
+    assert "What changed since version 1.0, which you acknowledged" in content
+    assert "<del>straight away.</del>" in content
+    assert "<ins>within 24 hours.</ins>" in content
+    assert 'name="confirm"' in content
+
+
+def test_past_versions_are_readable_but_not_acknowledgeable(client_as, alice, version_1, guideline, hilde, bob):
+    publish(guideline, author=hilde, approver=bob.user)
+    content = client_as(alice).get("/guidelines/social-media/?version=1.0").content.decode()
+    assert "no longer current" in content
+    assert 'name="confirm"' not in content
+
+
+def test_history_lists_my_acknowledgements_only(client_as, alice, bob, version_1):
+    for person in (alice, bob):
+        client_as(person).post(reverse("guidelines:acknowledge", args=["social-media"]), _form(version_1))
+    content = client_as(alice).get(reverse("guidelines:history")).content.decode()
+    assert content.count(reverse("guidelines:receipt", args=[Acknowledgement.objects.get(employee=alice).pk])) == 1
+    assert reverse("guidelines:receipt", args=[Acknowledgement.objects.get(employee=bob).pk]) not in content
+
+
+def _grow(guideline, hilde, bob, *, employees, versions):
+    """More employees, who all acknowledge, and more versions, Alice's position unchanged."""
+    from guidelines import services
+
+    meta = services.RequestMeta()
+    for _ in range(versions):
+        current = publish(guideline, author=hilde, approver=bob.user)
+    for n in range(employees):
+        person = make_employee(f"extra{n}@example.com", f"X{n:05d}")
+        services.acknowledge(employee=person, version=current, language="nl", meta=meta)
+
+
+@pytest.mark.parametrize("url_name", ["home", "detail", "history"])
+def test_page_queries_do_not_grow_with_employees_or_versions(client_as, alice, guideline, version_1, hilde, bob,
+                                                              django_assert_max_num_queries, url_name):
+    """Alice acknowledged an earlier version and has the current one pending, at two sizes."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    url = reverse(f"guidelines:{url_name}", args=["social-media"] if url_name == "detail" else [])
+    client = client_as(alice)
+    client.post(reverse("guidelines:acknowledge", args=["social-media"]), _form(version_1))
+    publish(guideline, author=hilde, approver=bob.user)
+    client.get(url)
+    with CaptureQueriesContext(connection) as small:
+        assert client.get(url).status_code == 200
+    small_count = len(small.captured_queries)  # read now: every request resets the query log
+    _grow(guideline, hilde, bob, employees=30, versions=6)
+    with django_assert_max_num_queries(small_count):
+        assert client.get(url).status_code == 200
+    assert 0 < small_count <= 12
