@@ -29,6 +29,7 @@ run: system-run $(VENV)/.run-installed
 	bin/run-dev
 
 test: system-test $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
 	bin/ensure-services
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/pytest $(PYTEST_ARGS)
 

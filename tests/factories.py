@@ -31,15 +31,14 @@ def make_employee(email, number, *, department="Operations", manager=None, langu
                                    language=language)
 
 
-def make_draft(guideline, *, author, bodies=None, titles=None):
+TITLES = {"nl": "Richtlijn sociale media", "en": "Social media guideline"}
+
+
+def make_draft(guideline, *, author, bodies=None):
     version = Version.objects.create(guideline=guideline, created_by=author)
     for language in ("nl", "en"):
-        VersionText.objects.create(
-            version=version,
-            language=language,
-            title=(titles or {}).get(language, {"nl": "Richtlijn sociale media", "en": "Social media guideline"}[language]),
-            body=(bodies or BODY)[language],
-        )
+        VersionText.objects.create(version=version, language=language, title=TITLES[language],
+                                   body=(bodies or BODY)[language])
     return version
 
 

@@ -6,7 +6,6 @@ from guidelines import chain, services
 from guidelines.models import Acknowledgement, AuditEvent, ChainHead
 
 
-
 def test_canonical_text_ignores_line_endings_and_trailing_spaces():
     assert chain.content_hash("# Title\r\n\r\nText  \r\n\n") == chain.content_hash("# Title\n\nText\n")
     assert chain.content_hash("# Title\n\nText\n") != chain.content_hash("# Title\n\nText!\n")
