@@ -49,11 +49,16 @@ class VersionTextInline(admin.StackedInline):
 
 @admin.register(Version)
 class VersionAdmin(admin.ModelAdmin):
-    list_display = ["guideline", "number", "status", "leading_language", "published_at", "approved_by"]
+    list_display = ["guideline", "version_number", "status", "leading_language", "published_at", "approved_by"]
     list_filter = ["status", "guideline"]
-    readonly_fields = ["number", "status", "created_by", "approved_by", "approved_at", "published_by", "published_at"]
+    readonly_fields = ["version_number", "status", "created_by", "approved_by", "approved_at", "published_by",
+                       "published_at"]
     inlines = [VersionTextInline]
     actions = ["approve", "publish_material", "publish_editorial"]
+
+    @admin.display(description=_("number"))
+    def version_number(self, obj):
+        return obj.number
 
     def has_change_permission(self, request, obj=None):
         # A published version is immutable: it opens read-only.
@@ -108,11 +113,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Acknowledgement)
 class AcknowledgementAdmin(ReadOnlyAdmin):
-    list_display = ["sequence", "employee_number", "employee_name", "guideline", "version", "language",
+    list_display = ["sequence", "employee_number", "employee_name", "guideline", "version_number", "language",
                     "acknowledged_at", "channel"]
     list_filter = ["guideline", "channel", "language"]
     search_fields = ["employee_number", "employee_name"]
-    list_select_related = ["guideline", "version__guideline"]
+    list_select_related = ["guideline", "version"]
+
+    @admin.display(description=_("version"))
+    def version_number(self, obj):
+        return obj.version.number
 
 
 @admin.register(Reading)

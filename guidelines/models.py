@@ -168,11 +168,13 @@ class Version(models.Model):
 
     EDITABLE_STATUSES = (Status.DRAFT, Status.APPROVED)
 
-    guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, related_name="versions")
+    guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, related_name="versions",
+                                  verbose_name=_("guideline"))
     # The number is assigned at publication, when HR decides material (major) or editorial (minor).
     major = models.PositiveIntegerField(null=True, blank=True, editable=False)
     minor = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, editable=False)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.DRAFT,
+                              editable=False)
     leading_language = models.CharField(
         _("legally leading language"), max_length=2, choices=LANGUAGE_CHOICES, default="nl"
     )
@@ -182,13 +184,15 @@ class Version(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, editable=False
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, editable=False,
+        verbose_name=_("approved by"),
     )
-    approved_at = models.DateTimeField(null=True, editable=False)
+    approved_at = models.DateTimeField(_("approved at"), null=True, editable=False)
     published_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, editable=False
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, editable=False,
+        verbose_name=_("published by"),
     )
-    published_at = models.DateTimeField(null=True, editable=False)
+    published_at = models.DateTimeField(_("published at"), null=True, editable=False)
     ended_at = models.DateTimeField(null=True, editable=False)
 
     objects = VersionQuerySet.as_manager()
@@ -261,6 +265,8 @@ class Reading(models.Model):
     first_opened_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("reading")
+        verbose_name_plural = _("readings")
         constraints = [models.UniqueConstraint(fields=["employee", "version"], name="one_reading_per_version")]
 
     def __str__(self):
@@ -289,27 +295,30 @@ class Acknowledgement(models.Model):
         WEB = "web", _("web")
         EMAIL = "email", _("e-mail link")
 
-    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="acknowledgements")
-    guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, related_name="acknowledgements")
-    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="acknowledgements")
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="acknowledgements",
+                                 verbose_name=_("employee"))
+    guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, related_name="acknowledgements",
+                                  verbose_name=_("guideline"))
+    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="acknowledgements",
+                                verbose_name=_("version"))
     major = models.PositiveIntegerField()
     # 1 for the first acknowledgement of a major version; higher after a periodic re-acknowledgement.
     cycle = models.PositiveIntegerField(default=1)
-    language = models.CharField(max_length=2, choices=LANGUAGE_CHOICES)
-    content_hash = models.CharField(max_length=64)
+    language = models.CharField(_("language read"), max_length=2, choices=LANGUAGE_CHOICES)
+    content_hash = models.CharField(_("content hash"), max_length=64)
     statement = models.TextField()
-    acknowledged_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(_("acknowledged at"))
     first_opened_at = models.DateTimeField(null=True)
-    channel = models.CharField(max_length=10, choices=Channel.choices)
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
     auth_method = models.CharField(max_length=40)
     ip_address = models.GenericIPAddressField(null=True)
     user_agent = models.CharField(max_length=512, blank=True)
-    employee_number = models.CharField(max_length=32)
-    employee_name = models.CharField(max_length=300)
+    employee_number = models.CharField(_("employee number"), max_length=32)
+    employee_name = models.CharField(_("employee name"), max_length=300)
     department_name = models.CharField(max_length=200, blank=True)
     manager_employee_number = models.CharField(max_length=32, blank=True)
     manager_name = models.CharField(max_length=300, blank=True)
-    sequence = models.PositiveBigIntegerField(unique=True)
+    sequence = models.PositiveBigIntegerField(_("record number"), unique=True)
     previous_seal = models.CharField(max_length=64)
     seal = models.CharField(max_length=64, unique=True)
 
@@ -361,11 +370,11 @@ class AuditEvent(models.Model):
         CHAIN_VERIFIED = "chain_verified", _("evidence chain verified")
         DEMO_LOADED = "demo_loaded", _("demo data loaded")
 
-    at = models.DateTimeField(default=timezone.now)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
-    action = models.CharField(max_length=40, choices=Action.choices)
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    action = models.CharField(_("action"), max_length=40, choices=Action.choices)
     guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     version = models.ForeignKey(Version, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     details = models.JSONField(default=dict, blank=True)

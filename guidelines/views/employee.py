@@ -46,6 +46,13 @@ def _content_language(request):
     return language
 
 
+def _guideline_or_404(slug):
+    guideline = Guideline.objects.select_related("owner").filter(slug=slug).first()
+    if guideline is None:
+        raise Http404(_("There is no guideline at this address."))
+    return guideline
+
+
 def _released_versions(guideline):
     return list(guideline.versions.released().prefetch_related("texts"))
 
@@ -147,7 +154,7 @@ def home(request):
 
 @require_GET
 def guideline_detail(request, slug):
-    guideline = get_object_or_404(Guideline, slug=slug)
+    guideline = _guideline_or_404(slug)
     if not _readable_by(request, guideline):
         raise PermissionDenied(_("This guideline does not apply to you."))
     versions = _released_versions(guideline)
@@ -164,7 +171,7 @@ def guideline_detail(request, slug):
 @require_POST
 @employee_required
 def acknowledge(request, slug):
-    guideline = get_object_or_404(Guideline, slug=slug)
+    guideline = _guideline_or_404(slug)
     form = AcknowledgeForm(request.POST)
     if not form.is_valid() and ("version" in form.errors or "language" in form.errors or "channel" in form.errors):
         return render(request, "400.html", {"message": _("The form was incomplete or altered. Please try again.")},
