@@ -101,3 +101,23 @@ def test_keyboard_only_employee_can_acknowledge_on_a_phone(live_server, page, al
     assert Acknowledgement.objects.filter(employee=alice).count() == 1
     overflow = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     assert not overflow, "the page scrolls sideways on a phone"
+
+
+@pytest.mark.parametrize("path", ["/accounts/login/", "/", "/guidelines/social-media/", "/my/acknowledgements/"])
+def test_pages_have_no_accessibility_violations(live_server, page, alice, guideline, version_1, hilde, bob,
+                                               web_meta, path):
+    """axe-core (shipped inside axe-playwright-python, no network) finds no WCAG violations."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+    publish(guideline, author=hilde, approver=bob.user, bodies=V2_BODIES)
+    if path != "/accounts/login/":
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.get_by_label("E-mail address").fill("alice@example.com")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("heading", name="To acknowledge").wait_for()
+    page.goto(f"{live_server.url}{path}")
+    results = Axe().run(page, options={"runOnly": ["wcag2a", "wcag2aa", "wcag21aa", "best-practice"]})
+    assert len(results.response["passes"]) > 10  # the audit really ran
+    assert results.violations_count == 0, results.generate_report()
