@@ -52,10 +52,13 @@ def content_hash(markdown_source):
     return hashlib.sha256(canonical_text(markdown_source).encode()).hexdigest()
 
 
+_SEAL_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _timestamp(value):
     if value is None:
         return ""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def sealed_values(ack, *, guideline_slug, version_number):
@@ -85,7 +88,7 @@ def sealed_values(ack, *, guideline_slug, version_number):
 
 def compute_seal(ack, *, guideline_slug, version_number):
     values = sealed_values(ack, guideline_slug=guideline_slug, version_number=version_number)
-    payload = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    payload = _SEAL_ENCODER.encode(values)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -3,12 +3,15 @@
 import random
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
+from psycopg import sql
 
 from . import services
 from .models import Acknowledgement, Department, Employee, Guideline, Reading, Version, VersionText
@@ -138,10 +141,77 @@ def load_demo(*, seed=7):
     return True
 
 
-def seed_scale(*, employees, versions, seed=11, batch_size=5000):
+def copy_objects(objects, *, batch_size=5000):
+    """Insert unsaved model objects fast: PostgreSQL COPY, or bulk_create elsewhere."""
+    objects = list(objects)
+    if not objects:
+        return
+    model = type(objects[0])
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objects, batch_size=batch_size)
+        return
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(model._meta.db_table), sql.SQL(", ").join(sql.Identifier(f.column) for f in fields)
+    )
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for obj in objects:
+            copy.write_row([getattr(obj, field.attname) for field in fields])
+
+
+def _scale_history(staff, version, *, share, rng):
+    """Acknowledgements and readings as plain rows (no model instances: 100,000s of them)."""
+    texts = {text.language: text for text in version.texts.all()}
+    statements = {
+        language: services.acknowledgement_statement(title=text.title, number=version.number, language=language)
+        for language, text in texts.items()
+    }
+    addresses = [services.minimised_ip(f"10.{rng.randint(0, 40)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}")
+                 for _ in range(1000)]
+    acks, readings = [], []
+    for person in staff:
+        if rng.random() >= share:
+            continue
+        acknowledged_at = version.published_at + timedelta(minutes=rng.randint(30, 9 * 24 * 60))
+        opened_at = acknowledged_at - timedelta(minutes=rng.randint(2, 45))
+        readings.append(SimpleNamespace(employee_id=person.id, version_id=version.pk, first_opened_at=opened_at))
+        acks.append(SimpleNamespace(
+            guideline=version.guideline, version=version, employee_id=person.id, guideline_id=version.guideline_id,
+            version_id=version.pk, major=version.major, cycle=1, language=person.language,
+            content_hash=texts[person.language].content_hash, statement=statements[person.language],
+            acknowledged_at=acknowledged_at, first_opened_at=opened_at,
+            channel=rng.choice([Acknowledgement.Channel.WEB, Acknowledgement.Channel.EMAIL]),
+            auth_method="password",
+            ip_address=rng.choice(addresses),
+            user_agent=USER_AGENT, employee_number=person.number, employee_name=person.name,
+            department_name=person.department, manager_employee_number=person.manager_number,
+            manager_name=person.manager_name,
+        ))
+    return acks, readings
+
+
+def copy_rows(model, rows):
+    """Insert rows (objects with the model's attnames) with PostgreSQL COPY, or bulk_create elsewhere."""
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(
+            (model(**{field.attname: getattr(row, field.attname) for field in fields}) for row in rows),
+            batch_size=5000,
+        )
+        return
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(model._meta.db_table), sql.SQL(", ").join(sql.Identifier(f.column) for f in fields)
+    )
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([getattr(row, field.attname) for field in fields])
+
+
+def seed_scale(*, employees, versions, seed=11):
     """Bulk data for benchmarks: one guideline with `versions` major versions and `employees` people.
 
-    Acknowledgements: 90 %, 80 % and 70 % of employees for the three latest versions.
+    Acknowledgements (and readings): 90 %, 80 % and 70 % of employees for the three latest versions.
     """
     User = get_user_model()
     rng = random.Random(seed)
@@ -155,25 +225,45 @@ def seed_scale(*, employees, versions, seed=11, batch_size=5000):
     approver = User.objects.get(pk=approver.pk)  # fresh permission cache
     departments = [Department.objects.get_or_create(name=f"Scale department {i:02d}")[0] for i in range(20)]
     first_number = Employee.objects.filter(employee_number__startswith="S").count() + 1
-
-    users = [User(username=f"scale{n}@example.com", email=f"scale{n}@example.com", password=password,
-                  first_name=rng.choice(FIRST_NAMES), last_name=rng.choice(LAST_NAMES))
-             for n in range(first_number, first_number + employees)]
-    User.objects.bulk_create(users, batch_size=batch_size)
-    users = User.objects.filter(username__startswith="scale", email__in=[u.email for u in users]).order_by("pk")
+    numbers = range(first_number, first_number + employees)
     start = (now - timedelta(days=3000)).date()
-    staff = [
-        Employee(user=user, employee_number=f"S{first_number + index:07d}",
-                 department=departments[index % len(departments)], start_date=start,
-                 language="nl" if index % 3 else "en")
-        for index, user in enumerate(users.iterator(chunk_size=batch_size))
-    ]
-    Employee.objects.bulk_create(staff, batch_size=batch_size)
-    # The first employee of each department manages the rest of it.
-    heads = {employee.department_id: employee for employee in staff[: len(departments)]}
-    for employee in staff[len(departments):]:
-        employee.manager = heads[employee.department_id]
-    Employee.objects.bulk_update(staff[len(departments):], ["manager"], batch_size=batch_size)
+
+    with transaction.atomic():
+        last_user = User.objects.aggregate(last=Max("pk"))["last"] or 0
+        last_employee = Employee.objects.aggregate(last=Max("pk"))["last"] or 0
+        people = [
+            SimpleNamespace(number=f"S{n:07d}", email=f"scale{n}@example.com", first=rng.choice(FIRST_NAMES),
+                            last=rng.choice(LAST_NAMES), department=departments[(n - first_number) % 20],
+                            language="nl" if (n - first_number) % 3 else "en")
+            for n in numbers
+        ]
+        copy_rows(User, (
+            SimpleNamespace(password=password, last_login=None, is_superuser=False, username=p.email,
+                            first_name=p.first, last_name=p.last, email=p.email, is_staff=False, is_active=True,
+                            date_joined=now)
+            for p in people
+        ))
+        user_ids = dict(User.objects.filter(pk__gt=last_user).values_list("username", "pk"))
+        # The first employee of each department manages the rest of it.
+        heads = Employee.objects.bulk_create(
+            Employee(user_id=user_ids[p.email], employee_number=p.number, department=p.department,
+                     start_date=start, language=p.language)
+            for p in people[: len(departments)]
+        )
+        head_of = {head.department_id: (head, person) for head, person in zip(heads, people, strict=False)}
+        copy_rows(Employee, (
+            SimpleNamespace(user_id=user_ids[p.email], employee_number=p.number, department_id=p.department.pk,
+                            manager_id=head_of[p.department.pk][0].pk, start_date=start, end_date=None,
+                            language=p.language)
+            for p in people[len(heads):]
+        ))
+        employee_ids = dict(Employee.objects.filter(pk__gt=last_employee).values_list("employee_number", "pk"))
+    for p in people:
+        head, head_person = head_of[p.department.pk]
+        is_head = head.employee_number == p.number
+        p.id, p.name = employee_ids[p.number], f"{p.first} {p.last}"
+        p.department, p.manager_number = p.department.name, "" if is_head else head.employee_number
+        p.manager_name = "" if is_head else f"{head_person.first} {head_person.last}"
 
     slug = f"scale-{Guideline.objects.filter(slug__startswith='scale-').count() + 1}"
     guideline = Guideline.objects.create(slug=slug, title=f"Scale guideline {slug}", owner=author, due_days=30)
@@ -189,11 +279,13 @@ def seed_scale(*, employees, versions, seed=11, batch_size=5000):
         ))
     for version in published:
         version.guideline = guideline
-    acks = []
+    acks, readings = [], []
     for version, share in zip(published[-3:][::-1], (0.9, 0.8, 0.7), strict=False):
-        version_acks, _ = _history(staff, version, share=share, start=version.published_at, spread_days=9,
-                                   rng=rng)
+        version_acks, version_readings = _scale_history(people, version, share=share, rng=rng)
         acks.extend(version_acks)
+        readings.extend(version_readings)
     acks.sort(key=lambda ack: ack.acknowledged_at)
-    services.append_seeded_acknowledgements(acks, batch_size=batch_size)
-    return guideline, len(staff), len(acks)
+    with transaction.atomic():
+        copy_rows(Reading, readings)
+        services.append_seeded_acknowledgements(acks, insert=lambda sealed: copy_rows(Acknowledgement, sealed))
+    return guideline, len(people), len(acks)

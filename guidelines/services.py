@@ -2,6 +2,7 @@
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -133,6 +134,7 @@ class RequestMeta:
     user_agent: str = ""
 
 
+@lru_cache(maxsize=512)
 def acknowledgement_statement(*, title, number, language):
     with translation.override(language):
         return _("I have read and understood the %(title)s, version %(number)s.") % {
@@ -140,7 +142,7 @@ def acknowledgement_statement(*, title, number, language):
         }
 
 
-def _minimised_ip(ip_address):
+def minimised_ip(ip_address):
     mode = settings.EVIDENCE_IP_ADDRESS
     if not ip_address or mode == "none":
         return None
@@ -201,7 +203,7 @@ def build_acknowledgement(*, employee, version, text, at, meta, cycle=1, first_o
         first_opened_at=first_opened_at,
         channel=meta.channel,
         auth_method=meta.auth_method,
-        ip_address=_minimised_ip(meta.ip_address),
+        ip_address=minimised_ip(meta.ip_address),
         user_agent=meta.user_agent[:512] if settings.EVIDENCE_USER_AGENT else "",
         employee_number=employee.employee_number,
         employee_name=employee.full_name,
@@ -262,22 +264,31 @@ def record_reading(*, employee, version):
     )
 
 
-def append_seeded_acknowledgements(acks, *, batch_size=5000):
+def append_seeded_acknowledgements(acks, *, insert=None):
     """Seal and append prepared acknowledgements in bulk (demo and scale data only).
 
-    Each ack must have guideline and version set (objects, not only ids).
+    Each ack must have guideline and version set (objects, not only ids). `insert` receives an
+    iterator of sealed acks (default: bulk_create); it runs inside the transaction that holds the
+    chain lock. Sealing is lazy, so the database can store rows while later ones are sealed.
     """
     with transaction.atomic():
         head = ChainHead.objects.select_for_update().get(pk=1)
-        sequence, seal = head.sequence, head.seal
-        for ack in acks:
-            sequence += 1
-            ack.sequence, ack.previous_seal = sequence, seal
-            ack.seal = seal = chain.compute_seal(
-                ack, guideline_slug=ack.guideline.slug, version_number=ack.version.number
-            )
-        Acknowledgement.objects.bulk_create(acks, batch_size=batch_size)
-        ChainHead.objects.filter(pk=1).update(sequence=sequence, seal=seal)
+        tail = {"sequence": head.sequence, "seal": head.seal}
+
+        def sealed():
+            for ack in acks:
+                ack.sequence, ack.previous_seal = tail["sequence"] + 1, tail["seal"]
+                ack.seal = chain.compute_seal(
+                    ack, guideline_slug=ack.guideline.slug, version_number=ack.version.number
+                )
+                tail.update(sequence=ack.sequence, seal=ack.seal)
+                yield ack
+
+        if insert is None:
+            Acknowledgement.objects.bulk_create(sealed(), batch_size=5000)
+        else:
+            insert(sealed())
+        ChainHead.objects.filter(pk=1).update(**tail)
 
 
 # Evidence verification ------------------------------------------------------------------

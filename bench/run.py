@@ -1,0 +1,394 @@
+"""Benchmark of the employee pages on a large data set, measured against a trivial page (the floor).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/guidelines python bench/run.py [--employees N] [--versions M]
+
+Works on its own database (the DATABASE_URL name + "_bench"), seeds it once with seed_scale and
+reuses it afterwards. Prints one JSON object per line on stdout; progress goes to stderr.
+See bench/README.md.
+"""
+
+import argparse
+import cProfile
+import gc
+import io
+import json
+import math
+import multiprocessing
+import os
+import pstats
+import resource
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/guidelines"
+PAGE_TARGET = 1.5  # pages: median <= 1.5x the floor median
+POST_TARGET = 2.0  # acknowledging: median <= 2x the floor median
+PROFILE_RUNS = 50
+STARTED = time.perf_counter()
+
+
+def log(message):
+    print(f"[bench {time.perf_counter() - STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def emit(record):
+    print(json.dumps(record), flush=True)
+
+
+def peak_rss_mb(who=resource.RUSAGE_SELF):
+    return round(resource.getrusage(who).ru_maxrss / 1024, 1)  # Linux reports KiB
+
+
+# Database and settings ---------------------------------------------------------------------
+
+
+def bench_database_url(url):
+    """The same server and credentials, database name + "_bench"."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if parts.scheme not in ("postgres", "postgresql") or not name:
+        raise SystemExit(f"DATABASE_URL must be a PostgreSQL URL with a database name, got {url!r}.")
+    return urlunsplit(parts._replace(path=f"/{name}_bench")), f"{name}_bench"
+
+
+def prepare_database(url, name, reseed):
+    """Create the benchmark database if it is missing; with --reseed drop it first."""
+    import psycopg
+    from psycopg import sql
+
+    maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        if reseed:
+            log(f"dropping database {name}")
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            log(f"creating database {name}")
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def configure_environment(database_url):
+    """Production-like settings: DEBUG off, no HTTPS redirect (the client says secure=True)."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "intranet.settings"
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["DEBUG"] = "0"
+    os.environ["SECURE_SSL_REDIRECT"] = "0"
+    os.environ["SECRET_KEY"] = "bench-" + secrets.token_urlsafe(48)  # 70 characters, per process
+    os.environ["ALLOWED_HOSTS"] = "testserver"
+    os.environ.pop("REDIS_URL", None)  # the per-process cache; nothing outside the bench DB is touched
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+# Data set -----------------------------------------------------------------------------------
+
+
+def find_dataset(employees, versions):
+    """A scale guideline with `versions` released versions, if there are >= `employees` scale employees."""
+    from guidelines.models import Employee, Guideline
+
+    if Employee.objects.filter(employee_number__startswith="S").count() < employees:
+        return None
+    for guideline in Guideline.objects.filter(slug__startswith="scale-").order_by("-pk"):
+        # Acknowledgements are appended last: a guideline without them is from an interrupted seed.
+        if guideline.versions.released().count() == versions and guideline.acknowledgements.exists():
+            return guideline
+    return None
+
+
+def count_rows():
+    from django.contrib.auth.models import User
+
+    from guidelines.models import Acknowledgement, Employee, Version, VersionText
+
+    return sum(model.objects.count() for model in (User, Employee, Version, VersionText, Acknowledgement))
+
+
+def _seed_child(employees, versions):
+    from django.core.management import call_command
+    from django.db import connections
+
+    call_command("seed_scale", employees=employees, versions=versions, stdout=sys.stderr)
+    connections.close_all()
+
+
+def seed(employees, versions):
+    """Run seed_scale in a forked child, so its memory peak is not counted as the benchmark's."""
+    from django.db import connections
+
+    log(f"seeding {employees} employees, {versions} versions")
+    rows_before = count_rows()
+    connections.close_all()  # the child must not share the parent's connection
+    started = time.perf_counter()
+    child = multiprocessing.get_context("fork").Process(target=_seed_child, args=(employees, versions))
+    child.start()
+    child.join()
+    seconds = time.perf_counter() - started
+    if child.exitcode != 0:
+        raise SystemExit(f"seed_scale failed (exit code {child.exitcode}).")
+    rows = count_rows() - rows_before
+    return {
+        "name": "seed_scale",
+        "dataset": {"employees": employees, "versions": versions},
+        "seconds": round(seconds, 1),
+        "rows": rows,
+        "rows_per_s": round(rows / seconds),
+        "peak_rss_mb": peak_rss_mb(resource.RUSAGE_CHILDREN),
+    }
+
+
+@dataclass
+class Context:
+    client: object
+    slug: str
+    version: object  # the current (published) version
+    page_employee: object  # has not acknowledged the current version
+    fresh_employees: list  # other employees who have not acknowledged it; each POST takes one
+    dataset: dict
+    floor_median: float | None = None
+    profiler: cProfile.Profile | None = None
+
+    def login(self, employee):
+        self.client.cookies.clear()  # a fresh browser: no messages or CSRF cookie of the previous user
+        self.client.force_login(employee.user)
+
+
+def make_context(guideline, args):
+    from django.test import Client
+
+    from guidelines.models import Acknowledgement, Employee
+
+    current = guideline.versions.published().get()
+    acked_current = Acknowledgement.objects.filter(guideline=guideline, major=current.major).values("employee_id")
+    acked_any = Acknowledgement.objects.filter(guideline=guideline).values("employee_id")
+    unacked = (
+        Employee.objects.filter(employee_number__startswith="S")
+        .exclude(pk__in=acked_current)
+        .select_related("user")
+        .order_by("pk")
+    )
+    # The typical reader: acknowledged an earlier version, so the page shows what changed.
+    page_employee = unacked.filter(pk__in=acked_any).first() or unacked.first()
+    if page_employee is None:
+        raise SystemExit("Every employee has acknowledged the current version; run again with --reseed.")
+    wanted = args.warmup + args.runs + 1 + (PROFILE_RUNS + 1 if args.profile == "acknowledge" else 0)
+    pool = list(unacked.exclude(pk=page_employee.pk)[:wanted])
+    if len(pool) < wanted:
+        log(f"only {len(pool)} employees left who have not acknowledged (wanted {wanted}); "
+            "the acknowledge case runs fewer requests. --reseed restores the pool.")
+    dataset = {
+        "employees": Employee.objects.filter(employee_number__startswith="S").count(),
+        "versions": guideline.versions.released().count(),
+        "acknowledgements": Acknowledgement.objects.filter(guideline=guideline).count(),
+    }
+    log(f"guideline {guideline.slug}, current version {current.number} (id {current.pk}), "
+        f"page employee {page_employee.user.email}, {len(pool)} fresh employees for POSTs")
+    return Context(client=Client(), slug=guideline.slug, version=current, page_employee=page_employee,
+                   fresh_employees=pool[::-1], dataset=dataset)
+
+
+# Measuring ----------------------------------------------------------------------------------
+
+
+def time_requests(request, *, runs, warmup, before=None, profiler=None):
+    """Call request() warmup + runs times; return the durations (ms) of the timed calls that returned True.
+
+    before() runs outside the timed section, before every call.
+    """
+    for _ in range(warmup):
+        if before:
+            before()
+        request()
+    gc.collect()
+    durations = []
+    for _ in range(runs):
+        if before:
+            before()
+        if profiler:
+            profiler.enable()
+        started = time.perf_counter()
+        ok = request()
+        elapsed = (time.perf_counter() - started) * 1000
+        if profiler:
+            profiler.disable()
+        if ok:
+            durations.append(elapsed)
+    return durations
+
+
+def count_queries(request):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        request()
+    return len(queries.captured_queries)
+
+
+def percentile(values, share):
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def record(ctx, name, path, durations, queries, target):
+    median = statistics.median(durations)
+    ratio = median / ctx.floor_median if ctx.floor_median else 1.0
+    return {
+        "name": name,
+        "path": path,
+        "dataset": ctx.dataset,
+        "runs": len(durations),
+        "median_ms": round(median, 3),
+        "p95_ms": round(percentile(durations, 0.95), 3),
+        "queries": queries,
+        "peak_rss_mb": peak_rss_mb(),
+        "ratio_to_floor": round(ratio, 2),
+        "target": f"<={target}x floor" if target else "reference",
+        "meets_target": ratio <= target if target else True,
+    }
+
+
+def get_page(ctx, path):
+    def request():
+        response = ctx.client.get(path, secure=True)  # HTTPS, as in production
+        if response.status_code != 200:
+            raise SystemExit(f"GET {path} answered {response.status_code}, expected 200.")
+        return True
+
+    return request
+
+
+# Cases: one function each --------------------------------------------------------------------
+
+
+def case_floor(ctx, runs, warmup):
+    path = "/bench/floor/"
+    ctx.login(ctx.page_employee)
+    request = get_page(ctx, path)
+    durations = time_requests(request, runs=runs, warmup=warmup, profiler=ctx.profiler)
+    return record(ctx, "floor", path, durations, count_queries(request), target=None)
+
+
+def case_home(ctx, runs, warmup):
+    path = "/"
+    ctx.login(ctx.page_employee)
+    request = get_page(ctx, path)
+    durations = time_requests(request, runs=runs, warmup=warmup, profiler=ctx.profiler)
+    return record(ctx, "employee_home", path, durations, count_queries(request), target=PAGE_TARGET)
+
+
+def case_guideline_page(ctx, runs, warmup):
+    path = f"/guidelines/{ctx.slug}/"
+    ctx.login(ctx.page_employee)
+    request = get_page(ctx, path)
+    durations = time_requests(request, runs=runs, warmup=warmup, profiler=ctx.profiler)
+    return record(ctx, "guideline_page", path, durations, count_queries(request), target=PAGE_TARGET)
+
+
+def case_acknowledge(ctx, runs, warmup):
+    """Each POST by a different employee who has not acknowledged yet; only 302s to the receipt count."""
+    path = f"/guidelines/{ctx.slug}/acknowledge/"
+    data = {}
+
+    def before():
+        employee = ctx.fresh_employees.pop()
+        ctx.login(employee)
+        data.update(version=ctx.version.pk, language=employee.language, channel="web", confirm="on")
+
+    def request():
+        response = ctx.client.post(path, data, secure=True)
+        if response.status_code == 302 and response["Location"].startswith("/my/acknowledgements/"):
+            return True
+        log(f"POST {path} answered {response.status_code}; not counted")
+        return False
+
+    # Fewer timed runs if the pool of employees who have not acknowledged is running out.
+    runs = min(runs, len(ctx.fresh_employees) - warmup - 1)
+    if runs < 1:
+        raise SystemExit("Too few employees left who have not acknowledged; run again with --reseed.")
+    durations = time_requests(request, runs=runs, warmup=warmup, before=before, profiler=ctx.profiler)
+    before()
+    queries = count_queries(request)
+    return record(ctx, "acknowledge", path, durations, queries, target=POST_TARGET)
+
+
+CASES = {
+    "floor": case_floor,
+    "employee_home": case_home,
+    "guideline_page": case_guideline_page,
+    "acknowledge": case_acknowledge,
+}
+
+
+def profile(ctx, name):
+    """cProfile PROFILE_RUNS more requests of one case; top 15 and the callees of the views go to stderr."""
+    ctx.profiler = cProfile.Profile()
+    CASES[name](ctx, runs=PROFILE_RUNS, warmup=0)
+    out = io.StringIO()
+    stats = pstats.Stats(ctx.profiler, stream=out).sort_stats("cumulative")
+    stats.print_stats(15)
+    stats.print_callees(r"guidelines/(views|middleware)")  # where the view and middleware time goes
+    ctx.profiler = None
+    log(f"profile of {name}, {PROFILE_RUNS} requests:\n{out.getvalue()}")
+
+
+# Main ---------------------------------------------------------------------------------------
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--employees", type=int, default=100_000)
+    parser.add_argument("--versions", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=200, help="timed requests per case")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed requests per case first")
+    parser.add_argument("--reseed", action="store_true", help="drop and recreate the benchmark database")
+    parser.add_argument("--profile", choices=CASES, help="also cProfile one case (printed to stderr)")
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    url, name = bench_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
+    prepare_database(url, name, args.reseed)
+    configure_environment(url)
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test.utils import override_settings
+
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-static-") as static_root,
+        override_settings(ROOT_URLCONF="bench.urls", STATIC_ROOT=static_root),
+    ):
+        log(f"migrating {name}")
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)  # the manifest that DEBUG=0 needs
+        guideline = find_dataset(args.employees, args.versions)
+        if guideline is None:
+            emit(seed(args.employees, args.versions))
+            guideline = find_dataset(args.employees, args.versions)
+        else:
+            log(f"reusing the data in {name} (--reseed to start over)")
+        ctx = make_context(guideline, args)
+        for case_name, case in CASES.items():
+            log(f"measuring {case_name}")
+            result = case(ctx, runs=args.runs, warmup=args.warmup)
+            if case_name == "floor":
+                ctx.floor_median = result["median_ms"]
+            emit(result)
+        if args.profile:
+            profile(ctx, args.profile)
+    emit({"name": "total", "seconds": round(time.perf_counter() - STARTED, 1), "peak_rss_mb": peak_rss_mb()})
+
+
+if __name__ == "__main__":
+    main()
