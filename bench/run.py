@@ -153,6 +153,7 @@ class Context:
     fresh_employees: list  # other employees who have not acknowledged it; each POST takes one
     dataset: dict
     floor_median: float | None = None
+    template_floor_median: float | None = None
     profiler: cProfile.Profile | None = None
 
     def login(self, employee):
@@ -240,6 +241,9 @@ def percentile(values, share):
 def record(ctx, name, path, durations, queries, target):
     median = statistics.median(durations)
     ratio = median / ctx.floor_median if ctx.floor_median else 1.0
+    extra = {}
+    if ctx.template_floor_median:
+        extra["ratio_to_template_floor"] = round(median / ctx.template_floor_median, 2)
     return {
         "name": name,
         "path": path,
@@ -252,6 +256,7 @@ def record(ctx, name, path, durations, queries, target):
         "ratio_to_floor": round(ratio, 2),
         "target": f"<={target}x floor" if target else "reference",
         "meets_target": ratio <= target if target else True,
+        **extra,
     }
 
 
@@ -276,6 +281,14 @@ def case_floor(ctx, runs, warmup):
     return record(ctx, "floor", path, durations, count_queries(request), target=None)
 
 
+def case_floor_template(ctx, runs, warmup):
+    path = "/bench/floor-template/"
+    ctx.login(ctx.page_employee)
+    request = get_page(ctx, path)
+    durations = time_requests(request, runs=runs, warmup=warmup, profiler=ctx.profiler)
+    return record(ctx, "floor_template", path, durations, count_queries(request), target=None)
+
+
 def case_home(ctx, runs, warmup):
     path = "/"
     ctx.login(ctx.page_employee)
@@ -290,6 +303,14 @@ def case_guideline_page(ctx, runs, warmup):
     request = get_page(ctx, path)
     durations = time_requests(request, runs=runs, warmup=warmup, profiler=ctx.profiler)
     return record(ctx, "guideline_page", path, durations, count_queries(request), target=PAGE_TARGET)
+
+
+def case_version_list(ctx, runs, warmup):
+    path = f"/guidelines/{ctx.slug}/versions/"
+    ctx.login(ctx.page_employee)
+    request = get_page(ctx, path)
+    durations = time_requests(request, runs=runs, warmup=warmup, profiler=ctx.profiler)
+    return record(ctx, "version_list", path, durations, count_queries(request), target=None)
 
 
 def case_acknowledge(ctx, runs, warmup):
@@ -321,8 +342,10 @@ def case_acknowledge(ctx, runs, warmup):
 
 CASES = {
     "floor": case_floor,
+    "floor_template": case_floor_template,
     "employee_home": case_home,
     "guideline_page": case_guideline_page,
+    "version_list": case_version_list,
     "acknowledge": case_acknowledge,
 }
 
@@ -384,6 +407,8 @@ def main():
             result = case(ctx, runs=args.runs, warmup=args.warmup)
             if case_name == "floor":
                 ctx.floor_median = result["median_ms"]
+            elif case_name == "floor_template":
+                ctx.template_floor_median = result["median_ms"]
             emit(result)
         if args.profile:
             profile(ctx, args.profile)

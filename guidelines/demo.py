@@ -288,4 +288,10 @@ def seed_scale(*, employees, versions, seed=11):
     with transaction.atomic():
         copy_rows(Reading, readings)
         services.append_seeded_acknowledgements(acks, insert=lambda sealed: copy_rows(Acknowledgement, sealed))
+    if connection.vendor == "postgresql":
+        # Fresh statistics, as autovacuum would produce later: without them the planner
+        # assumes the bulk-loaded tables are empty and picks poor plans.
+        with connection.cursor() as cursor:
+            for model in (User, Employee, Reading, Acknowledgement):
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
     return guideline, len(people), len(acks)

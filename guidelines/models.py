@@ -89,7 +89,7 @@ class GuidelineQuerySet(models.QuerySet):
         return self.active().filter(
             Q(audience_everyone=True)
             | Q(audience_departments=employee.department_id)
-            | Q(audience_groups__in=employee.user.groups.all())
+            | Q(audience_groups__user=employee.user_id)
         ).distinct()
 
 
@@ -198,7 +198,7 @@ class Version(models.Model):
     objects = VersionQuerySet.as_manager()
 
     class Meta:
-        ordering = ["guideline", "-major", "-minor", "-created_at"]
+        ordering = ["-major", "-minor", "-created_at"]
         verbose_name = _("version")
         verbose_name_plural = _("versions")
         constraints = [

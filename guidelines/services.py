@@ -220,6 +220,8 @@ def acknowledge(*, employee, version, language, meta):
     the same major version exists returns that one with created=False.
     """
     check_can_acknowledge(employee=employee, version=version)
+    # The department and manager at this moment are part of the evidence.
+    employee = Employee.objects.select_related("user", "department", "manager__user").get(pk=employee.pk)
     text = next((t for t in version.texts.all() if t.language == language), None)
     if text is None:
         raise ValidationError(_("This version has no text in the chosen language."), code="language")
@@ -327,4 +329,10 @@ def verify_evidence(*, actor=None):
 
 
 def employee_for(user):
-    return Employee.objects.select_related("department", "manager__user", "user").filter(user=user).first()
+    """The user's employee record, or None. Runs on every request, so it joins nothing."""
+    try:
+        employee = Employee.objects.get(user=user)
+    except Employee.DoesNotExist:
+        return None
+    employee.user = user
+    return employee

@@ -9,5 +9,6 @@ urlpatterns = [
     path("my/acknowledgements/", employee.history, name="history"),
     path("my/acknowledgements/<int:pk>/", employee.receipt, name="receipt"),
     path("guidelines/<slug:slug>/", employee.guideline_detail, name="detail"),
+    path("guidelines/<slug:slug>/versions/", employee.version_list, name="versions"),
     path("guidelines/<slug:slug>/acknowledge/", employee.acknowledge, name="acknowledge"),
 ]

@@ -1,12 +1,9 @@
 import re
-from functools import reduce
-from operator import or_
 
 from allauth.account.authentication import get_authentication_records
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -17,7 +14,7 @@ from .. import services
 from ..access import employee_required
 from ..content import diff_blocks
 from ..forms import AcknowledgeForm
-from ..models import Acknowledgement, Guideline, Version
+from ..models import Acknowledgement, Guideline, Version, VersionText
 
 
 def _auth_method(request):
@@ -53,43 +50,74 @@ def _guideline_or_404(slug):
     return guideline
 
 
+RECENT_VERSIONS = 5
+
+
 def _released_versions(guideline):
-    return list(guideline.versions.released().prefetch_related("texts"))
+    """Every published version, newest first, without texts (those are loaded for one or two)."""
+    versions = list(
+        guideline.versions.released().only("guideline_id", "major", "minor", "status", "published_at",
+                                           "leading_language")
+    )
+    for version in versions:
+        version.guideline = guideline
+    return versions
+
+
+def _current(versions):
+    return next((v for v in versions if v.status == Version.Status.PUBLISHED), None)
 
 
 def _pick_version(versions, number):
     if number is None:
-        return next((v for v in versions if v.status == Version.Status.PUBLISHED), None)
+        return _current(versions)
     if not re.fullmatch(r"\d{1,6}\.\d{1,6}", number):
         raise Http404(_("Version numbers look like 2.0 or 2.1."))
     return next((v for v in versions if v.number == number), None)
 
 
 def _readable_by(request, guideline):
-    if request.user.has_perm("guidelines.manage") or request.user.has_perm("guidelines.audit"):
+    if request.employee is not None and guideline.includes(request.employee):
         return True
-    return request.employee is not None and guideline.includes(request.employee)
+    return request.user.has_perm("guidelines.manage") or request.user.has_perm("guidelines.audit")
+
+
+def _latest_acknowledgement(employee, guideline):
+    ack = (
+        Acknowledgement.objects.for_employee(employee)
+        .filter(guideline=guideline)
+        .only("guideline_id", "version_id", "major", "cycle", "acknowledged_at")
+        .order_by("-sequence")
+        .first()
+    )
+    if ack:
+        ack.guideline = guideline
+    return ack
 
 
 def _detail_context(request, guideline, versions, version, language, form=None):
     employee = request.employee
-    current = next((v for v in versions if v.status == Version.Status.PUBLISHED), None)
-    text = version.text_in(language)
+    current = _current(versions)
     ack = previous_ack = None
     if employee and current:
-        ack = services.current_acknowledgement(employee=employee, guideline=guideline, major=current.major)
-        if ack is None:
-            previous_ack = (
-                Acknowledgement.objects.for_employee(employee)
-                .filter(guideline=guideline)
-                .select_related("version")
-                .order_by("-sequence")
-                .first()
-            )
+        latest = _latest_acknowledgement(employee, guideline)
+        if latest and latest.major == current.major and latest.is_valid_on(timezone.now()):
+            ack = latest
+        else:
+            previous_ack = latest
+    by_pk = {v.pk: v for v in versions}
+    for known in (ack, previous_ack):
+        if known:
+            known.version = by_pk[known.version_id]
+    compare_with = previous_ack.version if previous_ack and version == current else None
+    if compare_with == current:
+        compare_with = None
+    texts = list(VersionText.objects.filter(version__in=[v for v in (version, compare_with) if v]))
+    text = _text_in(texts, version, language)
     changes = None
-    if previous_ack and version == current and previous_ack.version_id != current.pk:
-        old_version = next(v for v in versions if v.pk == previous_ack.version_id)
-        changes = {"since": old_version, "blocks": diff_blocks(old_version.text_in(language).body, text.body)}
+    if compare_with:
+        old_text = _text_in(texts, compare_with, language)
+        changes = {"since": compare_with, "blocks": diff_blocks(old_text.body, text.body)}
     can_acknowledge = (
         employee is not None
         and version == current
@@ -105,9 +133,10 @@ def _detail_context(request, guideline, versions, version, language, form=None):
         "guideline": guideline,
         "version": version,
         "current": current,
-        "versions": versions,
+        "recent_versions": versions[:RECENT_VERSIONS],
+        "version_count": len(versions),
         "text": text,
-        "languages": [(t.language, t.get_language_display()) for t in version.texts.all()],
+        "languages": [(t.language, t.get_language_display()) for t in texts if t.version_id == version.pk],
         "ack": ack,
         "previous_ack": previous_ack,
         "due_date": guideline.due_date_for(employee, current) if employee and current else None,
@@ -116,39 +145,55 @@ def _detail_context(request, guideline, versions, version, language, form=None):
     }
 
 
+def _text_in(texts, version, language):
+    """The variant in `language`, else the legally leading one."""
+    variants = {t.language: t for t in texts if t.version_id == version.pk}
+    return variants.get(language) or variants.get(version.leading_language) or next(iter(variants.values()))
+
+
 @require_GET
 @employee_required
 def home(request):
     employee = request.employee
-    versions = list(
-        Version.objects.published()
-        .filter(guideline__in=Guideline.objects.for_employee(employee))
-        .select_related("guideline")
-        .prefetch_related("texts")
+    current_texts = (
+        VersionText.objects.filter(version__status=Version.Status.PUBLISHED,
+                                   version__guideline__in=Guideline.objects.for_employee(employee))
+        .select_related("version__guideline")
+        .only("language", "title", "version__major", "version__minor", "version__published_at",
+              "version__leading_language", "version__guideline__slug", "version__guideline__due_days",
+              "version__guideline__reacknowledge_days")
     )
+    versions = {}
+    for text in current_texts:
+        versions.setdefault(text.version_id, (text.version, {}))[1][text.language] = text
     acks = {
         (ack.guideline_id, ack.major): ack
         for ack in Acknowledgement.objects.for_employee(employee)
-        .filter(reduce(or_, [Q(guideline=v.guideline_id, major=v.major) for v in versions], Q(pk__in=[])))
-        .select_related("guideline", "version")
+        .filter(guideline__in={v.guideline_id for v, _ in versions.values()},
+                major__in={v.major for v, _ in versions.values()})
+        .select_related("version")
+        .only("guideline_id", "major", "cycle", "acknowledged_at", "version__major", "version__minor")
         .order_by("cycle")
     }
     today, now = timezone.localdate(), timezone.now()
     pending, done = [], []
-    for version in versions:
+    for version, texts in versions.values():
         item = {
             "guideline": version.guideline,
             "version": version,
-            "text": version.text_in(request.LANGUAGE_CODE),
+            "text": texts.get(request.LANGUAGE_CODE) or texts[version.leading_language],
             "due_date": version.guideline.due_date_for(employee, version),
         }
         ack = acks.get((version.guideline_id, version.major))
+        if ack:
+            ack.guideline = version.guideline
         if ack and ack.is_valid_on(now):
             done.append({**item, "ack": ack})
         else:
             item["overdue"] = item["due_date"] < today
             pending.append(item)
     pending.sort(key=lambda item: item["due_date"])
+    done.sort(key=lambda item: item["text"].title)
     return render(request, "guidelines/home.html", {"pending": pending, "done": done, "today": today})
 
 
@@ -168,6 +213,25 @@ def guideline_detail(request, slug):
     return render(request, "guidelines/guideline_detail.html", context)
 
 
+@require_GET
+def version_list(request, slug):
+    guideline = _guideline_or_404(slug)
+    if not _readable_by(request, guideline):
+        raise PermissionDenied(_("This guideline does not apply to you."))
+    versions = _released_versions(guideline)
+    language = _content_language(request)
+    summaries = {
+        text.version_id: text
+        for text in VersionText.objects.filter(version__in=versions).only("version_id", "language", "title",
+                                                                          "change_summary")
+        if text.language == language
+    }
+    rows = [{"version": version, "text": summaries.get(version.pk)} for version in versions]
+    title = next((row["text"].title for row in rows if row["text"]), guideline.title)
+    return render(request, "guidelines/versions.html",
+                  {"guideline": guideline, "rows": rows, "title": title, "language": language})
+
+
 @require_POST
 @employee_required
 def acknowledge(request, slug):
@@ -176,14 +240,16 @@ def acknowledge(request, slug):
     if not form.is_valid() and ("version" in form.errors or "language" in form.errors or "channel" in form.errors):
         return render(request, "400.html", {"message": _("The form was incomplete or altered. Please try again.")},
                       status=400)
-    versions = _released_versions(guideline)
-    version = next((v for v in versions if v.pk == form.cleaned_data["version"]), None)
+    version = (
+        guideline.versions.released().filter(pk=form.cleaned_data["version"]).prefetch_related("texts").first()
+    )
     if version is None:
         return render(request, "400.html", {"message": _("That version does not belong to this guideline.")},
                       status=400)
+    version.guideline = guideline
     language = form.cleaned_data["language"]
     if not form.is_valid():
-        context = _detail_context(request, guideline, versions, version, language, form=form)
+        context = _detail_context(request, guideline, _released_versions(guideline), version, language, form=form)
         return render(request, "guidelines/guideline_detail.html", context, status=400)
     try:
         ack, created = services.acknowledge(
@@ -193,7 +259,7 @@ def acknowledge(request, slug):
             meta=_request_meta(request, form.cleaned_data["channel"]),
         )
     except ValidationError as error:
-        current = next((v for v in versions if v.status == Version.Status.PUBLISHED), None)
+        current = guideline.versions.published().first()
         return render(request, "guidelines/not_current.html",
                       {"guideline": guideline, "message": error.messages[0], "current": current}, status=409)
     if not created:

@@ -287,3 +287,40 @@ def test_page_queries_do_not_grow_with_employees_or_versions(client_as, alice, g
     with django_assert_max_num_queries(small_count):
         assert client.get(url).status_code == 200
     assert 0 < small_count <= 12
+
+
+def test_version_list_shows_every_published_version_with_its_summary(client_as, alice, guideline, version_1, hilde,
+                                                                    bob):
+    from guidelines.models import VersionText
+
+    draft = make_draft(guideline, author=hilde)
+    VersionText.objects.filter(version=draft, language="en").update(change_summary="Reporting within 24 hours.")
+    from guidelines import services
+
+    services.approve_version(version=draft, by=bob.user)
+    services.publish_version(version=draft, by=hilde, material=True)
+    make_draft(guideline, author=hilde)  # an unpublished draft stays invisible
+    content = client_as(alice).get(reverse("guidelines:versions", args=["social-media"])).content.decode()
+    assert "Reporting within 24 hours." in content
+    assert "?version=1.0" in content and "?version=2.0" in content
+    assert content.count("<tr>") == 3  # header + two published versions
+
+
+def test_version_list_role_checks(client, client_as, nina, otto, alice, guideline, version_1):
+    url = reverse("guidelines:versions", args=["social-media"])
+    assert client.get(url).status_code == 302
+    guideline.audience_everyone = False
+    guideline.save()
+    guideline.audience_departments.add(alice.department)
+    assert client_as(otto).get(url).status_code == 403
+    assert client_as(nina).get(url).status_code == 403
+    assert client_as(alice).get(url).status_code == 200
+    assert client_as(alice).get("/guidelines/nothing-here/versions/").status_code == 404
+
+
+def test_guideline_page_links_to_all_versions_when_there_are_many(client_as, alice, guideline, version_1, hilde, bob):
+    for _ in range(6):
+        publish(guideline, author=hilde, approver=bob.user)
+    content = client_as(alice).get(reverse("guidelines:detail", args=["social-media"])).content.decode()
+    assert "All 7 versions" in content
+    assert content.count("?version=") == 4  # the five most recent, the current one not as a link
