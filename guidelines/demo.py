@@ -94,7 +94,7 @@ def load_demo(*, seed=7):
                                        start_date=start or (now - timedelta(days=900)).date())
 
     director = person("E0001", "director@example.com", "Marieke", "van Dam", "Operations")
-    manager = person("E0002", "manager@example.com", "Martin", "Manager", "Operations", director)
+    manager = person("E0002", "manager@example.com", "Martin", "Manager", "Operations", director, is_staff=True)
     employee = person("E0003", "employee@example.com", "Emma", "Employee", "Operations", manager, language="en")
     hr = person("E0004", "hr@example.com", "Hilde", "de Haan", "HR", director, is_staff=True)
     auditor = person("E0005", "auditor@example.com", "Arjen", "Auditor", "Compliance", director)

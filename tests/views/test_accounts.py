@@ -127,3 +127,19 @@ def test_hr_publishes_a_version_through_the_admin_actions(client, guideline, hil
     assert (draft.status, draft.number, draft.approved_by) == ("published", "1.0", bob.user)
     page = client.get(reverse("admin:guidelines_version_change", args=[draft.pk])).content.decode()
     assert 'name="_save"' not in page  # published versions open read-only
+
+
+def test_hr_writes_a_draft_with_both_languages_in_the_admin(client, guideline, hilde):
+    from guidelines.models import Version
+
+    client.force_login(hilde)
+    form = {
+        "guideline": guideline.pk, "leading_language": "nl", "effective_date": "",
+        "texts-TOTAL_FORMS": "2", "texts-INITIAL_FORMS": "0", "texts-MIN_NUM_FORMS": "0", "texts-MAX_NUM_FORMS": "2",
+        "texts-0-language": "nl", "texts-0-title": "Richtlijn", "texts-0-body": "Tekst", "texts-0-change_summary": "",
+        "texts-1-language": "en", "texts-1-title": "Guideline", "texts-1-body": "Text", "texts-1-change_summary": "",
+    }
+    response = client.post(reverse("admin:guidelines_version_add"), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    draft = Version.objects.get()
+    assert (draft.status, draft.created_by, draft.texts.count()) == ("draft", hilde, 2)
