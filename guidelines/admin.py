@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from . import services
+from . import publishing
 from .models import Acknowledgement, AuditEvent, Department, Employee, Guideline, Reading, Version, VersionText
 
 
@@ -84,19 +84,19 @@ class VersionAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Approve selected drafts (four-eyes)"))
     def approve(self, request, queryset):
-        self._apply(request, queryset, lambda v: services.approve_version(version=v, by=request.user),
+        self._apply(request, queryset, lambda v: publishing.approve_version(version=v, by=request.user),
                     _("%(version)s approved."))
 
     @admin.action(description=_("Publish as a material change (new major version: everyone acknowledges again)"))
     def publish_material(self, request, queryset):
         self._apply(request, queryset,
-                    lambda v: services.publish_version(version=v, by=request.user, material=True),
+                    lambda v: publishing.publish_version(version=v, by=request.user, material=True),
                     _("Published %(version)s."))
 
     @admin.action(description=_("Publish as an editorial change (new minor version: acknowledgements carry over)"))
     def publish_editorial(self, request, queryset):
         self._apply(request, queryset,
-                    lambda v: services.publish_version(version=v, by=request.user, material=False),
+                    lambda v: publishing.publish_version(version=v, by=request.user, material=False),
                     _("Published %(version)s."))
 
 

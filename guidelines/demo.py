@@ -13,7 +13,7 @@ from django.db.models import Max
 from django.utils import timezone
 from psycopg import sql
 
-from . import services
+from . import publishing, services
 from .models import Acknowledgement, Department, Employee, Guideline, Reading, Version, VersionText
 
 DEMO_TEXTS = Path(__file__).resolve().parent / "fixtures" / "demo-guidelines"
@@ -48,8 +48,8 @@ def _create_version(guideline, texts, *, author, approver, published_at, materia
                     change_summary=(summaries or {}).get(language, ""))
         for language, (title, body) in texts.items()
     )
-    services.approve_version(version=version, by=approver, at=published_at - timedelta(days=2))
-    return services.publish_version(version=version, by=author, material=material, at=published_at)
+    publishing.approve_version(version=version, by=approver, at=published_at - timedelta(days=2))
+    return publishing.publish_version(version=version, by=author, material=material, at=published_at)
 
 
 def _history(employees, version, *, share, start, spread_days, rng, always=()):

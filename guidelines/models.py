@@ -194,6 +194,9 @@ class Version(models.Model):
     )
     published_at = models.DateTimeField(_("published at"), null=True, editable=False)
     ended_at = models.DateTimeField(null=True, editable=False)
+    # Four-eyes review of a draft: asked by the author, answered by an approver.
+    review_requested_at = models.DateTimeField(null=True, editable=False)
+    review_comment = models.TextField(_("reviewer's comment"), blank=True, editable=False)
 
     objects = VersionQuerySet.as_manager()
 
@@ -362,11 +365,103 @@ class ChainHead(models.Model):
         return f"#{self.sequence} {self.seal}"
 
 
+class ExemptionQuerySet(models.QuerySet):
+    def active_on(self, day):
+        return self.filter(models.Q(ends_on__isnull=True) | models.Q(ends_on__gte=day), revoked_at__isnull=True,
+                           starts_on__lte=day)
+
+
+class Exemption(models.Model):
+    """An employee does not need to acknowledge a guideline (e.g. long-term leave). Evidence."""
+
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="exemptions",
+                                 verbose_name=_("employee"))
+    guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, related_name="exemptions",
+                                  verbose_name=_("guideline"))
+    reason = models.TextField(_("reason"))
+    starts_on = models.DateField(_("from"))
+    ends_on = models.DateField(_("until"), null=True, blank=True)
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    granted_at = models.DateTimeField(default=timezone.now)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True)
+    revoked_at = models.DateTimeField(null=True)
+
+    objects = ExemptionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-granted_at"]
+        verbose_name = _("exemption")
+        verbose_name_plural = _("exemptions")
+
+    def __str__(self):
+        return f"{self.employee_id} exempt from {self.guideline_id} since {self.starts_on}"
+
+
+class DueDateExtension(models.Model):
+    """A later due date for one employee and one major version. The latest one counts. Evidence."""
+
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="extensions",
+                                 verbose_name=_("employee"))
+    guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, related_name="extensions",
+                                  verbose_name=_("guideline"))
+    major = models.PositiveIntegerField()
+    due_date = models.DateField(_("new due date"))
+    reason = models.TextField(_("reason"))
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    granted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-granted_at"]
+        verbose_name = _("due date extension")
+        verbose_name_plural = _("due date extensions")
+        indexes = [models.Index(fields=["guideline", "major", "employee"], name="extension_lookup")]
+
+    def __str__(self):
+        return f"{self.employee_id} due {self.due_date} for {self.guideline_id} {self.major}"
+
+
+class ImportRun(models.Model):
+    """One employee import from the HR system, applied or rejected; auditors ask when the last one ran."""
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied", _("applied")
+        DRY_RUN = "dry_run", _("dry run")
+        REJECTED = "rejected", _("rejected")
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    source = models.CharField(max_length=255)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    rows = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    leavers = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = _("employee import")
+        verbose_name_plural = _("employee imports")
+
+    def __str__(self):
+        return f"{self.started_at:%Y-%m-%d %H:%M} {self.source} ({self.outcome})"
+
+
 class AuditEvent(models.Model):
     class Action(models.TextChoices):
+        REVIEW_REQUESTED = "review_requested", _("approval requested")
+        VERSION_SENT_BACK = "version_sent_back", _("draft sent back")
         VERSION_APPROVED = "version_approved", _("version approved")
         VERSION_PUBLISHED = "version_published", _("version published")
+        GUIDELINE_CREATED = "guideline_created", _("guideline created")
+        GUIDELINE_CHANGED = "guideline_changed", _("guideline settings changed")
         GUIDELINE_RETIRED = "guideline_retired", _("guideline retired")
+        EXEMPTION_GRANTED = "exemption_granted", _("exemption granted")
+        EXEMPTION_REVOKED = "exemption_revoked", _("exemption revoked")
+        DUE_DATE_EXTENDED = "due_date_extended", _("due date extended")
+        EMPLOYEES_IMPORTED = "employees_imported", _("employees imported")
         CHAIN_VERIFIED = "chain_verified", _("evidence chain verified")
         DEMO_LOADED = "demo_loaded", _("demo data loaded")
 

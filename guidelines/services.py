@@ -7,22 +7,20 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from . import chain
-from .content import render_markdown
 from .models import (
-    REQUIRED_LANGUAGES,
     Acknowledgement,
     AuditEvent,
     ChainHead,
+    DueDateExtension,
     Employee,
-    Guideline,
+    Exemption,
     Reading,
     Version,
-    VersionText,
 )
 
 
@@ -32,93 +30,61 @@ def record_audit_event(*, action, actor=None, guideline=None, version=None, **de
     )
 
 
-# Publishing -----------------------------------------------------------------------------
+# Exemptions and due dates -------------------------------------------------------------------
 
 
-def approve_version(*, version, by, at=None):
-    """Four-eyes approval: someone with the approve permission who did not write the draft."""
+def grant_exemption(*, employee, guideline, by, reason, starts_on=None, ends_on=None):
+    if not reason.strip():
+        raise ValidationError(_("An exemption needs a reason."))
+    starts_on = starts_on or timezone.localdate()
+    if ends_on and ends_on < starts_on:
+        raise ValidationError(_("The exemption cannot end before it starts."))
     with transaction.atomic():
-        version = Version.objects.select_for_update().get(pk=version.pk)
-        if version.status != Version.Status.DRAFT:
-            raise ValidationError(_("Only a draft can be approved; this version is %(status)s.")
-                                  % {"status": version.get_status_display()})
-        if not by.has_perm("guidelines.approve"):
-            raise PermissionDenied(_("You do not have permission to approve versions."))
-        if version.created_by_id == by.pk:
-            raise ValidationError(_("The author of a draft cannot approve it; ask another approver."))
-        _check_texts_complete(version)
-        version.status = Version.Status.APPROVED
-        version.approved_by, version.approved_at = by, at or timezone.now()
-        version.save(update_fields=["status", "approved_by", "approved_at"])
-        record_audit_event(
-            action=AuditEvent.Action.VERSION_APPROVED, actor=by, guideline=version.guideline, version=version
-        )
-    return version
+        exemption = Exemption.objects.create(employee=employee, guideline=guideline, reason=reason.strip(),
+                                             starts_on=starts_on, ends_on=ends_on, granted_by=by)
+        record_audit_event(action=AuditEvent.Action.EXEMPTION_GRANTED, actor=by, guideline=guideline,
+                           employee_number=employee.employee_number, reason=exemption.reason,
+                           starts_on=str(starts_on), ends_on=str(ends_on) if ends_on else None)
+    return exemption
 
 
-def _check_texts_complete(version):
-    texts = {text.language: text for text in version.texts.all()}
-    missing = [lang for lang in REQUIRED_LANGUAGES if lang not in texts or not texts[lang].body.strip()]
-    if missing:
-        raise ValidationError(
-            _("The text is missing or empty in: %(languages)s.") % {"languages": ", ".join(missing)}
-        )
-    return texts
-
-
-def publish_version(*, version, by, material, at=None):
-    """Publish a draft as a new major (material) or minor (editorial) version.
-
-    The previous published version becomes superseded. Texts are frozen: their HTML and
-    content hashes are computed here, and database triggers refuse later changes.
-    `at` backdates the publication (demo data only); it defaults to now.
-    """
+def revoke_exemption(*, exemption, by):
     with transaction.atomic():
-        # Locking the guideline serialises publications, so two drafts cannot both become current.
-        guideline = Guideline.objects.select_for_update().get(pk=version.guideline_id)
-        version = Version.objects.select_for_update().get(pk=version.pk)
-        if guideline.retired_at:
-            raise ValidationError(_("This guideline is retired; it cannot get new versions."))
-        if not version.is_editable:
-            raise ValidationError(_("This version is already %(status)s.") % {"status": version.get_status_display()})
-        if settings.GUIDELINES_FOUR_EYES and version.status != Version.Status.APPROVED:
-            raise ValidationError(_("This draft must be approved by a second person before it is published."))
-        now = at or timezone.now()
-        if version.effective_date and version.effective_date < timezone.localdate(now):
-            raise ValidationError(_("The effective date lies in the past."))
-        texts = _check_texts_complete(version)
+        exemption = Exemption.objects.select_for_update().get(pk=exemption.pk)
+        if exemption.revoked_at:
+            raise ValidationError(_("This exemption was already revoked."))
+        exemption.revoked_by, exemption.revoked_at = by, timezone.now()
+        exemption.save(update_fields=["revoked_by", "revoked_at"])
+        record_audit_event(action=AuditEvent.Action.EXEMPTION_REVOKED, actor=by, guideline=exemption.guideline,
+                           employee_number=exemption.employee.employee_number)
+    return exemption
 
-        current = guideline.versions.published().first()
-        last = guideline.versions.released().aggregate(major=Max("major"))["major"]
-        if last is None:
-            version.major, version.minor = 1, 0
-        elif material:
-            version.major, version.minor = last + 1, 0
-        else:
-            last_minor = guideline.versions.filter(major=last).aggregate(minor=Max("minor"))["minor"]
-            version.major, version.minor = last, last_minor + 1
 
-        for text in texts.values():
-            text.body_html = render_markdown(text.body)
-            text.content_hash = chain.content_hash(text.body)
-        VersionText.objects.bulk_update(texts.values(), ["body_html", "content_hash"])
+def extend_due_date(*, employee, version, by, due_date, reason):
+    if not reason.strip():
+        raise ValidationError(_("An extension needs a reason."))
+    if due_date <= due_date_for(employee=employee, version=version):
+        raise ValidationError(_("The new due date must be later than the current one."))
+    with transaction.atomic():
+        extension = DueDateExtension.objects.create(employee=employee, guideline=version.guideline,
+                                                    major=version.major, due_date=due_date,
+                                                    reason=reason.strip(), granted_by=by)
+        record_audit_event(action=AuditEvent.Action.DUE_DATE_EXTENDED, actor=by, guideline=version.guideline,
+                           version=version, employee_number=employee.employee_number,
+                           due_date=str(due_date), reason=extension.reason)
+    return extension
 
-        if current:
-            Version.objects.filter(pk=current.pk).update(status=Version.Status.SUPERSEDED, ended_at=now)
-        version.status = Version.Status.PUBLISHED
-        version.published_by, version.published_at = by, now
-        version.save(update_fields=["major", "minor", "status", "published_by", "published_at"])
-        record_audit_event(
-            action=AuditEvent.Action.VERSION_PUBLISHED,
-            actor=by,
-            guideline=guideline,
-            version=version,
-            number=version.number,
-            material=version.is_material,
-            previous=current.number if current else None,
-            hashes={lang: text.content_hash for lang, text in sorted(texts.items())},
-        )
-    return version
+
+def due_date_for(*, employee, version):
+    """The guideline's due date for this employee, or the latest extension of it."""
+    extension = (
+        DueDateExtension.objects.filter(employee=employee, guideline=version.guideline_id, major=version.major)
+        .order_by("-granted_at")
+        .first()
+    )
+    if extension:
+        return extension.due_date
+    return version.guideline.due_date_for(employee, version)
 
 
 # Acknowledging --------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from guidelines import services
+from guidelines import publishing
 from guidelines.models import Department, Employee, Guideline, Version, VersionText
 
 PASSWORD = "correct horse battery staple"
@@ -44,8 +44,8 @@ def make_draft(guideline, *, author, bodies=None):
 
 def publish(guideline, *, author, approver, material=True, bodies=None):
     version = make_draft(guideline, author=author, bodies=bodies)
-    services.approve_version(version=version, by=approver)
-    return services.publish_version(version=version, by=author, material=material)
+    publishing.approve_version(version=version, by=approver)
+    return publishing.publish_version(version=version, by=author, material=material)
 
 
 def make_guideline(owner, *, slug="social-media", **fields):

@@ -2,7 +2,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from guidelines import chain, services
+from guidelines import chain, publishing
 from guidelines.models import AuditEvent, Version
 
 from .factories import make_draft, make_user, publish
@@ -53,7 +53,7 @@ def test_four_eyes_publishing_needs_approval(guideline, hilde, settings):
     settings.GUIDELINES_FOUR_EYES = True
     draft = make_draft(guideline, author=hilde)
     with pytest.raises(ValidationError, match="approved by a second person"):
-        services.publish_version(version=draft, by=hilde, material=True)
+        publishing.publish_version(version=draft, by=hilde, material=True)
     draft.refresh_from_db()
     assert draft.status == Version.Status.DRAFT
 
@@ -61,26 +61,26 @@ def test_four_eyes_publishing_needs_approval(guideline, hilde, settings):
 def test_without_four_eyes_a_draft_can_be_published_directly(guideline, hilde, settings):
     settings.GUIDELINES_FOUR_EYES = False
     draft = make_draft(guideline, author=hilde)
-    assert services.publish_version(version=draft, by=hilde, material=True).number == "1.0"
+    assert publishing.publish_version(version=draft, by=hilde, material=True).number == "1.0"
 
 
 def test_author_cannot_approve_own_draft(guideline, bob):
     draft = make_draft(guideline, author=bob.user)
     with pytest.raises(ValidationError, match="author"):
-        services.approve_version(version=draft, by=bob.user)
+        publishing.approve_version(version=draft, by=bob.user)
 
 
 def test_approving_needs_the_approve_permission(guideline, hilde, db):
     someone = make_user("someone@example.com")
     with pytest.raises(PermissionDenied):
-        services.approve_version(version=make_draft(guideline, author=hilde), by=someone)
+        publishing.approve_version(version=make_draft(guideline, author=hilde), by=someone)
 
 
 def test_empty_text_in_a_required_language_is_refused(guideline, hilde, bob, settings):
     settings.GUIDELINES_FOUR_EYES = False
     draft = make_draft(guideline, author=hilde, bodies={"nl": "  \n", "en": "Text"})
     with pytest.raises(ValidationError, match="nl"):
-        services.publish_version(version=draft, by=hilde, material=True)
+        publishing.publish_version(version=draft, by=hilde, material=True)
     assert not Version.objects.published().exists()
 
 
@@ -90,9 +90,9 @@ def test_effective_date_in_the_past_is_refused(guideline, hilde, settings):
     draft.effective_date = timezone.localdate() - timezone.timedelta(days=1)
     draft.save()
     with pytest.raises(ValidationError, match="past"):
-        services.publish_version(version=draft, by=hilde, material=True)
+        publishing.publish_version(version=draft, by=hilde, material=True)
 
 
 def test_a_published_version_cannot_be_published_again(version_1, hilde):
     with pytest.raises(ValidationError, match="already"):
-        services.publish_version(version=version_1, by=hilde, material=True)
+        publishing.publish_version(version=version_1, by=hilde, material=True)

@@ -295,10 +295,10 @@ def test_version_list_shows_every_published_version_with_its_summary(client_as, 
 
     draft = make_draft(guideline, author=hilde)
     VersionText.objects.filter(version=draft, language="en").update(change_summary="Reporting within 24 hours.")
-    from guidelines import services
+    from guidelines import publishing
 
-    services.approve_version(version=draft, by=bob.user)
-    services.publish_version(version=draft, by=hilde, material=True)
+    publishing.approve_version(version=draft, by=bob.user)
+    publishing.publish_version(version=draft, by=hilde, material=True)
     make_draft(guideline, author=hilde)  # an unpublished draft stays invisible
     content = client_as(alice).get(reverse("guidelines:versions", args=["social-media"])).content.decode()
     assert "Reporting within 24 hours." in content
