@@ -37,6 +37,7 @@ test: system-test $(VENV)/.dev-installed
 bench: system-test $(VENV)/.dev-installed
 	bin/ensure-services
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) bench/run.py $(BENCH_ARGS)
+	for script in bench/bench_*.py; do [ ! -e "$$script" ] || DATABASE_URL=$(TEST_DATABASE_URL) $(PY) "$$script" || exit 1; done
 
 messages: $(VENV)/.dev-installed
 	$(PY) manage.py makemessages -l nl -l en --no-obsolete -i .venv -i var -i bench -i tests -i staticfiles

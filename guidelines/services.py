@@ -75,6 +75,19 @@ def extend_due_date(*, employee, version, by, due_date, reason):
     return extension
 
 
+def extended_due_dates(*, employee, versions):
+    """{version pk: extended due date} for the employee's extensions of these versions (one query)."""
+    by_key = {(v.guideline_id, v.major): v.pk for v in versions}
+    extended = {}
+    for extension in DueDateExtension.objects.filter(
+        employee=employee, guideline__in={v.guideline_id for v in versions}
+    ).order_by("granted_at"):
+        version_pk = by_key.get((extension.guideline_id, extension.major))
+        if version_pk:
+            extended[version_pk] = extension.due_date
+    return extended
+
+
 def due_date_for(*, employee, version):
     """The guideline's due date for this employee, or the latest extension of it."""
     extension = (

@@ -1,6 +1,9 @@
 from django.urls import path
 
-from .views import employee
+from .views import employee, hr
+
+# imports: views/hr_import.py
+# imports: views/dashboards.py
 
 app_name = "guidelines"
 
@@ -11,4 +14,21 @@ urlpatterns = [
     path("guidelines/<slug:slug>/", employee.guideline_detail, name="detail"),
     path("guidelines/<slug:slug>/versions/", employee.version_list, name="versions"),
     path("guidelines/<slug:slug>/acknowledge/", employee.acknowledge, name="acknowledge"),
+    path("hr/guidelines/", hr.guideline_list, name="hr_guidelines"),
+    path("hr/guidelines/new/", hr.guideline_new, name="hr_guideline_new"),
+    path("hr/guidelines/<slug:slug>/", hr.guideline_detail, name="hr_guideline"),
+    path("hr/guidelines/<slug:slug>/edit/", hr.guideline_edit, name="hr_guideline_edit"),
+    path("hr/guidelines/<slug:slug>/retire/", hr.guideline_retire, name="hr_guideline_retire"),
+    path("hr/guidelines/<slug:slug>/drafts/new/", hr.draft_new, name="hr_draft_new"),
+    path("hr/guidelines/<slug:slug>/exemptions/", hr.exemption_grant, name="hr_exemption_grant"),
+    path("hr/guidelines/<slug:slug>/extensions/", hr.extension_grant, name="hr_extension_grant"),
+    path("hr/exemptions/<int:pk>/revoke/", hr.exemption_revoke, name="hr_exemption_revoke"),
+    path("hr/drafts/preview/", hr.draft_preview, name="hr_draft_preview"),
+    path("hr/drafts/<int:pk>/", hr.draft_detail, name="hr_draft"),
+    path("hr/drafts/<int:pk>/edit/", hr.draft_edit, name="hr_draft_edit"),
+    path("hr/drafts/<int:pk>/review/", hr.draft_review, name="hr_draft_review"),
+    path("hr/drafts/<int:pk>/publish/", hr.draft_publish, name="hr_draft_publish"),
+    # urls: views/hr.py
+    # urls: views/hr_import.py
+    # urls: views/dashboards.py
 ]

@@ -139,7 +139,7 @@ def _detail_context(request, guideline, versions, version, language, form=None):
         "languages": [(t.language, t.get_language_display()) for t in texts if t.version_id == version.pk],
         "ack": ack,
         "previous_ack": previous_ack,
-        "due_date": guideline.due_date_for(employee, current) if employee and current else None,
+        "due_date": services.due_date_for(employee=employee, version=current) if employee and current else None,
         "changes": changes,
         "form": form if can_acknowledge else None,
     }
@@ -175,6 +175,7 @@ def home(request):
         .only("guideline_id", "major", "cycle", "acknowledged_at", "version__major", "version__minor")
         .order_by("cycle")
     }
+    extended = services.extended_due_dates(employee=employee, versions=[v for v, _ in versions.values()])
     today, now = timezone.localdate(), timezone.now()
     pending, done = [], []
     for version, texts in versions.values():
@@ -182,7 +183,7 @@ def home(request):
             "guideline": version.guideline,
             "version": version,
             "text": texts.get(request.LANGUAGE_CODE) or texts[version.leading_language],
-            "due_date": version.guideline.due_date_for(employee, version),
+            "due_date": extended.get(version.pk) or version.guideline.due_date_for(employee, version),
         }
         ack = acks.get((version.guideline_id, version.major))
         if ack:

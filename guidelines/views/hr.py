@@ -1,0 +1,345 @@
+"""HR: guidelines, drafts, four-eyes review, publication, retirement, exemptions and extensions."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import publishing, services
+from ..access import hr_required
+from ..content import diff_blocks, render_markdown
+from ..forms import DraftForm, ExemptionForm, ExtensionForm, GuidelineForm, PublishForm, ReasonForm
+from ..models import (
+    REQUIRED_LANGUAGES,
+    Acknowledgement,
+    DueDateExtension,
+    Employee,
+    Exemption,
+    Guideline,
+    Version,
+)
+
+
+def _guideline(slug):
+    guideline = Guideline.objects.select_related("owner").filter(slug=slug).first()
+    if guideline is None:
+        raise Http404(_("There is no guideline at this address."))
+    return guideline
+
+
+def _draft(pk):
+    version = Version.objects.select_related("guideline", "created_by", "approved_by").filter(pk=pk).first()
+    if version is None:
+        raise Http404(_("There is no such draft."))
+    return version
+
+
+def _may_review(user):
+    return user.has_perm("guidelines.manage") or user.has_perm("guidelines.approve")
+
+
+def _in_scope(guideline):
+    return Employee.objects.employed_on(timezone.localdate()).in_audience_of(guideline)
+
+
+@require_GET
+@hr_required
+def guideline_list(request):
+    guidelines = Guideline.objects.select_related("owner").annotate(
+        drafts=Count("versions", filter=Q(versions__status__in=Version.EDITABLE_STATUSES)),
+        awaiting_review=Count("versions", filter=Q(versions__status=Version.Status.DRAFT,
+                                                   versions__review_requested_at__isnull=False)),
+    )
+    current = {v.guideline_id: v for v in Version.objects.published()}
+    rows = [{"guideline": g, "current": current.get(g.pk)} for g in guidelines]
+    return render(request, "guidelines/hr/guideline_list.html", {"rows": rows})
+
+
+def _save_guideline_form(request, form, guideline):
+    guideline = form.save(commit=False)
+    guideline.owner = form.cleaned_data["owner_email"]
+    publishing.save_guideline(
+        guideline=guideline, by=request.user,
+        audience_departments=form.cleaned_data["audience_departments"],
+        audience_groups=form.cleaned_data["audience_groups"],
+    )
+    messages.success(request, _("The guideline settings were saved."))
+    return redirect("guidelines:hr_guideline", slug=guideline.slug)
+
+
+@hr_required
+def guideline_new(request):
+    form = GuidelineForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        return _save_guideline_form(request, form, None)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "guidelines/hr/guideline_form.html", {"form": form, "guideline": None}, status=status)
+
+
+@hr_required
+def guideline_edit(request, slug):
+    guideline = _guideline(slug)
+    form = GuidelineForm(request.POST or None, instance=guideline)
+    if request.method == "POST" and form.is_valid():
+        return _save_guideline_form(request, form, guideline)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "guidelines/hr/guideline_form.html", {"form": form, "guideline": guideline},
+                  status=status)
+
+
+@require_GET
+@hr_required
+def guideline_detail(request, slug):
+    guideline = _guideline(slug)
+    versions = list(guideline.versions.select_related("created_by", "approved_by", "published_by"))
+    exemptions = Exemption.objects.filter(guideline=guideline).select_related("employee__user", "granted_by")
+    extensions = DueDateExtension.objects.filter(guideline=guideline).select_related("employee__user", "granted_by")
+    return render(request, "guidelines/hr/guideline_detail.html", {
+        "guideline": guideline,
+        "current": next((v for v in versions if v.status == Version.Status.PUBLISHED), None),
+        "drafts": [v for v in versions if v.is_editable],
+        "released": [v for v in versions if not v.is_editable],
+        "exemptions": exemptions[:100],
+        "extensions": extensions[:100],
+        "exemption_form": ExemptionForm(),
+        "extension_form": ExtensionForm(),
+        "in_scope": _in_scope(guideline).count(),
+    })
+
+
+def _initial_texts(guideline):
+    """A new draft starts from the current version's texts."""
+    current = guideline.versions.published().prefetch_related("texts").first()
+    if current is None:
+        return {"leading_language": "nl"}
+    initial = {"leading_language": current.leading_language}
+    for text in current.texts.all():
+        initial.update({f"title_{text.language}": text.title, f"body_{text.language}": text.body})
+    return initial
+
+
+def _draft_initial(version):
+    initial = {"leading_language": version.leading_language, "effective_date": version.effective_date}
+    for text in version.texts.all():
+        initial.update({f"title_{text.language}": text.title, f"body_{text.language}": text.body,
+                        f"summary_{text.language}": text.change_summary})
+    return initial
+
+
+def _save_draft_form(request, form, version):
+    version.leading_language = form.cleaned_data["leading_language"]
+    version.effective_date = form.cleaned_data["effective_date"]
+    try:
+        version = publishing.save_draft(version=version, by=request.user, texts=form.texts())
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+        return redirect("guidelines:hr_guideline", slug=version.guideline.slug)
+    messages.success(request, _("The draft was saved."))
+    return redirect("guidelines:hr_draft", pk=version.pk)
+
+
+@hr_required
+def draft_new(request, slug):
+    guideline = _guideline(slug)
+    if guideline.retired_at:
+        raise PermissionDenied(_("This guideline is retired; it cannot get new versions."))
+    form = DraftForm(request.POST or None, initial=_initial_texts(guideline))
+    if request.method == "POST" and form.is_valid():
+        return _save_draft_form(request, form, Version(guideline=guideline))
+    status = 400 if request.method == "POST" else 200
+    return render(request, "guidelines/hr/draft_form.html",
+                  {"form": form, "guideline": guideline, "version": None}, status=status)
+
+
+def _comparison(version):
+    """Per language: the diff of the draft against the current published version."""
+    current = version.guideline.versions.published().prefetch_related("texts").first()
+    if current is None:
+        return None, {}
+    old = {t.language: t.body for t in current.texts.all()}
+    new = {t.language: t.body for t in version.texts.all()}
+    return current, {lang: diff_blocks(old.get(lang, ""), new.get(lang, "")) for lang in REQUIRED_LANGUAGES}
+
+
+@hr_required
+def draft_edit(request, pk):
+    version = _draft(pk)
+    if not version.is_editable:
+        return redirect("guidelines:hr_guideline", slug=version.guideline.slug)
+    form = DraftForm(request.POST or None, initial=_draft_initial(version))
+    if request.method == "POST" and form.is_valid():
+        return _save_draft_form(request, form, version)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "guidelines/hr/draft_form.html",
+                  {"form": form, "guideline": version.guideline, "version": version}, status=status)
+
+
+@require_GET
+def draft_detail(request, pk):
+    if not _may_review(request.user):
+        raise PermissionDenied(_("You do not have access to this page."))
+    version = _draft(pk)
+    texts = {t.language: t for t in version.texts.all()}
+    previews = {lang: render_markdown(text.body) for lang, text in texts.items()}
+    current, diffs = _comparison(version)
+    return render(request, "guidelines/hr/draft_detail.html", {
+        "version": version,
+        "guideline": version.guideline,
+        "texts": [(texts.get(lang), previews.get(lang, ""), diffs.get(lang)) for lang in REQUIRED_LANGUAGES],
+        "current": current,
+        "may_approve": request.user.has_perm("guidelines.approve") and version.created_by_id != request.user.pk,
+        "may_edit": request.user.has_perm("guidelines.manage") and version.is_editable,
+        "reason_form": ReasonForm(),
+    })
+
+
+@require_POST
+@hr_required
+def draft_preview(request):
+    """The sanitised HTML of Markdown typed in the editor (the live preview)."""
+    source = request.POST.get("body", "")
+    if len(source) > 200_000:
+        return HttpResponse(_("The text is too long to preview."), status=400, content_type="text/plain")
+    return HttpResponse(render_markdown(source), content_type="text/html; charset=utf-8")
+
+
+@require_POST
+def draft_review(request, pk):
+    """Ask for approval (author), approve, or send back with a comment (approver)."""
+    version = _draft(pk)
+    action = request.POST.get("action")
+    try:
+        if action == "request" and request.user.has_perm("guidelines.manage"):
+            publishing.request_review(version=version, by=request.user)
+            messages.success(request, _("Approval was requested."))
+        elif action == "approve":
+            publishing.approve_version(version=version, by=request.user)
+            messages.success(request, _("The draft was approved. It can now be published."))
+        elif action == "send_back":
+            form = ReasonForm(request.POST)
+            if not form.is_valid():
+                raise ValidationError(_("Please say what needs to change."))
+            publishing.send_back(version=version, by=request.user, comment=form.cleaned_data["reason"])
+            messages.success(request, _("The draft was sent back to its author."))
+        else:
+            raise PermissionDenied(_("You do not have access to this page."))
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+        return render(request, "400.html", {"message": error.messages[0]}, status=400)
+    return redirect("guidelines:hr_draft", pk=version.pk)
+
+
+@hr_required
+def draft_publish(request, pk):
+    """Confirmation page: material or editorial, and who will be asked; then publish."""
+    version = _draft(pk)
+    guideline = version.guideline
+    if not version.is_editable:
+        return redirect("guidelines:hr_guideline", slug=guideline.slug)
+    current = guideline.versions.published().first()
+    form = PublishForm(request.POST or None, initial={"change": "material" if current is None else None})
+    if request.method == "POST" and form.is_valid():
+        material = current is None or form.cleaned_data["change"] == "material"
+        try:
+            version = publishing.publish_version(version=version, by=request.user, material=material)
+        except ValidationError as error:
+            form.add_error(None, error.messages[0])
+        else:
+            messages.success(request, _("Version %(number)s is published.") % {"number": version.number})
+            return redirect("guidelines:hr_guideline", slug=guideline.slug)
+    in_scope = _in_scope(guideline)
+    acknowledged_current = 0
+    if current:
+        acknowledged_current = Acknowledgement.objects.filter(
+            guideline=guideline, major=current.major, employee__in=in_scope
+        ).values("employee").distinct().count()
+    status = 400 if request.method == "POST" else 200
+    return render(request, "guidelines/hr/publish_confirm.html", {
+        "form": form,
+        "version": version,
+        "guideline": guideline,
+        "current": current,
+        "next_material": f"{current.major + 1}.0" if current else "1.0",
+        "next_editorial": f"{current.major}.{_next_minor(guideline, current)}" if current else None,
+        "in_scope": in_scope.count(),
+        "acknowledged_current": acknowledged_current,
+        "four_eyes_missing": version.status != Version.Status.APPROVED and settings.GUIDELINES_FOUR_EYES,
+    }, status=status)
+
+
+def _next_minor(guideline, current):
+    minors = guideline.versions.released().filter(major=current.major).values_list("minor", flat=True)
+    return max(minors) + 1
+
+
+@hr_required
+def guideline_retire(request, slug):
+    guideline = _guideline(slug)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            publishing.retire_guideline(guideline=guideline, by=request.user, reason=form.cleaned_data["reason"])
+        except ValidationError as error:
+            form.add_error(None, error.messages[0])
+        else:
+            messages.success(request, _("The guideline is retired. Its versions and acknowledgements stay."))
+            return redirect("guidelines:hr_guideline", slug=guideline.slug)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "guidelines/hr/retire_confirm.html",
+                  {"form": form, "guideline": guideline, "in_scope": _in_scope(guideline).count()}, status=status)
+
+
+@require_POST
+@hr_required
+def exemption_grant(request, slug):
+    guideline = _guideline(slug)
+    form = ExemptionForm(request.POST)
+    if form.is_valid():
+        try:
+            services.grant_exemption(employee=form.cleaned_data["employee_number"], guideline=guideline,
+                                     by=request.user, reason=form.cleaned_data["reason"],
+                                     starts_on=form.cleaned_data["starts_on"], ends_on=form.cleaned_data["ends_on"])
+        except ValidationError as error:
+            form.add_error(None, error.messages[0])
+    if form.errors:
+        return render(request, "guidelines/hr/form_errors.html", {"form": form, "guideline": guideline}, status=400)
+    messages.success(request, _("The exemption was recorded."))
+    return redirect("guidelines:hr_guideline", slug=slug)
+
+
+@require_POST
+@hr_required
+def exemption_revoke(request, pk):
+    exemption = get_object_or_404(Exemption.objects.select_related("guideline", "employee"), pk=pk)
+    try:
+        services.revoke_exemption(exemption=exemption, by=request.user)
+    except ValidationError as error:
+        return render(request, "400.html", {"message": error.messages[0]}, status=400)
+    messages.success(request, _("The exemption was revoked."))
+    return redirect("guidelines:hr_guideline", slug=exemption.guideline.slug)
+
+
+@require_POST
+@hr_required
+def extension_grant(request, slug):
+    guideline = _guideline(slug)
+    current = guideline.versions.published().first()
+    form = ExtensionForm(request.POST)
+    if current is None:
+        form.add_error(None, _("This guideline has no published version to extend."))
+    elif form.is_valid():
+        try:
+            services.extend_due_date(employee=form.cleaned_data["employee_number"], version=current,
+                                     by=request.user, due_date=form.cleaned_data["due_date"],
+                                     reason=form.cleaned_data["reason"])
+        except ValidationError as error:
+            form.add_error(None, error.messages[0])
+    if form.errors:
+        return render(request, "guidelines/hr/form_errors.html", {"form": form, "guideline": guideline}, status=400)
+    messages.success(request, _("The due date was extended."))
+    return redirect("guidelines:hr_guideline", slug=slug)
