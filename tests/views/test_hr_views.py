@@ -280,3 +280,28 @@ def test_published_version_cannot_be_edited_through_the_editor(client_as, hilde,
     assert response.status_code == 302
     version_1.refresh_from_db()
     assert version_1.texts.get(language="en").body.startswith("# Guideline\n\n## Principles")
+
+
+def test_publishing_runs_the_same_queries_for_a_small_and_a_larger_audience(client_as, hilde, bob, guideline,
+                                                                            version_1):
+    """No per-employee work in the request: announcements fan out in Celery later."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from guidelines import publishing
+
+    from ..factories import make_employee
+
+    client = client_as(hilde)
+    counts = []
+    for size in (0, 40):
+        for n in range(size):
+            make_employee(f"audience{n}@example.com", f"A{n:04d}")
+        draft = make_draft(guideline, author=hilde)
+        publishing.approve_version(version=draft, by=bob.user)
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post(reverse("guidelines:hr_draft_publish", args=[draft.pk]),
+                                   {"change": "material", "confirm": "on"})
+        assert response.status_code == 302
+        counts.append(len(queries.captured_queries))
+    assert counts[0] == counts[1]
