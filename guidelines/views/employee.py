@@ -14,7 +14,7 @@ from .. import services
 from ..access import employee_required
 from ..content import diff_blocks
 from ..forms import AcknowledgeForm
-from ..models import Acknowledgement, Guideline, Version, VersionText
+from ..models import Acknowledgement, Exemption, Guideline, Version, VersionText
 
 
 def _auth_method(request):
@@ -177,7 +177,10 @@ def home(request):
     }
     extended = services.extended_due_dates(employee=employee, versions=[v for v, _ in versions.values()])
     today, now = timezone.localdate(), timezone.now()
-    pending, done = [], []
+    exempt_from = set(
+        Exemption.objects.active_on(today).filter(employee=employee).values_list("guideline_id", flat=True)
+    )
+    pending, done, exempt = [], [], []
     for version, texts in versions.values():
         item = {
             "guideline": version.guideline,
@@ -190,12 +193,15 @@ def home(request):
             ack.guideline = version.guideline
         if ack and ack.is_valid_on(now):
             done.append({**item, "ack": ack})
+        elif version.guideline_id in exempt_from:
+            exempt.append(item)
         else:
             item["overdue"] = item["due_date"] < today
             pending.append(item)
     pending.sort(key=lambda item: item["due_date"])
     done.sort(key=lambda item: item["text"].title)
-    return render(request, "guidelines/home.html", {"pending": pending, "done": done, "today": today})
+    return render(request, "guidelines/home.html",
+                  {"pending": pending, "done": done, "exempt": exempt, "today": today})
 
 
 @require_GET

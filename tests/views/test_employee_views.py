@@ -324,3 +324,27 @@ def test_guideline_page_links_to_all_versions_when_there_are_many(client_as, ali
     content = client_as(alice).get(reverse("guidelines:detail", args=["social-media"])).content.decode()
     assert "All 7 versions" in content
     assert content.count("?version=") == 4  # the five most recent, the current one not as a link
+
+
+def test_exempt_employee_is_not_asked_to_acknowledge(client_as, alice, hilde, guideline, version_1):
+    from guidelines import services
+
+    services.grant_exemption(employee=alice, guideline=guideline, by=hilde, reason="Long-term leave")
+    content = client_as(alice).get("/").content.decode()
+    assert "Nothing to acknowledge" in content
+    assert "HR has exempted you" in content
+    assert "Long-term leave" not in content  # the reason is HR's business
+
+
+def test_joiner_gets_the_due_date_from_the_start_date(client_as, alice, guideline, version_1):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    alice.start_date = timezone.localdate() + timedelta(days=5)  # starts after the publication
+    alice.save()
+    due = alice.start_date + timedelta(days=guideline.due_days)
+    assert guideline.due_date_for(alice, version_1) == due
+    alice.start_date = timezone.localdate() - timedelta(days=400)  # started long before
+    alice.save()
+    assert guideline.due_date_for(alice, version_1) == timezone.localdate() + timedelta(days=guideline.due_days)
