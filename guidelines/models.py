@@ -232,11 +232,6 @@ class Version(models.Model):
     def is_material(self):
         return self.minor == 0
 
-    def text_in(self, language):
-        """The language variant from prefetched texts, falling back to the leading language."""
-        texts = {text.language: text for text in self.texts.all()}
-        return texts.get(language) or texts.get(self.leading_language) or next(iter(texts.values()), None)
-
 
 class VersionText(models.Model):
     """One language variant of a version. Immutable once the version is published (DB trigger)."""
