@@ -46,3 +46,27 @@ def permission_required(perm):
 
 hr_required = permission_required("guidelines.manage")
 auditor_required = permission_required("guidelines.audit")
+
+
+def dashboard_required(view):
+    """HR (guidelines.manage) and auditors (guidelines.audit) see the dashboards."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not (request.user.has_perm("guidelines.manage") or request.user.has_perm("guidelines.audit")):
+            raise PermissionDenied(_("The dashboards are for HR and auditors."))
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def manager_required(view):
+    """The signed-in employee manages at least one other employee."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.employee is None or not request.employee.reports.exists():
+            raise PermissionDenied(_("This page is for managers: nobody reports to you."))
+        return view(request, *args, **kwargs)
+
+    return wrapper

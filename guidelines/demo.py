@@ -56,11 +56,12 @@ def _history(employees, version, *, share, start, spread_days, rng, always=()):
     """Readings and acknowledgements for a share of employees, spread over the days after `start`."""
     texts = {text.language: text for text in version.texts.all()}
     acks, readings = [], []
+    spread = max(60, min(spread_days * 24 * 60, int((timezone.now() - start).total_seconds() // 60)))
     for employee in employees:
         if rng.random() >= share and employee not in always:
             continue
-        acknowledged_at = start + timedelta(minutes=rng.randint(30, spread_days * 24 * 60))
-        opened_at = acknowledged_at - timedelta(minutes=rng.randint(2, 45))
+        acknowledged_at = start + timedelta(minutes=rng.randint(30, spread - 1))
+        opened_at = acknowledged_at - timedelta(minutes=rng.randint(2, 25))
         meta = services.RequestMeta(
             channel=rng.choice([Acknowledgement.Channel.WEB, Acknowledgement.Channel.EMAIL]),
             auth_method="password",
@@ -169,11 +170,13 @@ def _scale_history(staff, version, *, share, rng):
     addresses = [services.minimised_ip(f"10.{rng.randint(0, 40)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}")
                  for _ in range(1000)]
     acks, readings = [], []
+    # Spread over the days after publication, never later than now.
+    spread = max(60, min(9 * 24 * 60, int((timezone.now() - version.published_at).total_seconds() // 60)))
     for person in staff:
         if rng.random() >= share:
             continue
-        acknowledged_at = version.published_at + timedelta(minutes=rng.randint(30, 9 * 24 * 60))
-        opened_at = acknowledged_at - timedelta(minutes=rng.randint(2, 45))
+        acknowledged_at = version.published_at + timedelta(minutes=rng.randint(30, spread - 1))
+        opened_at = acknowledged_at - timedelta(minutes=rng.randint(2, 25))
         readings.append(SimpleNamespace(employee_id=person.id, version_id=version.pk, first_opened_at=opened_at))
         acks.append(SimpleNamespace(
             guideline=version.guideline, version=version, employee_id=person.id, guideline_id=version.guideline_id,

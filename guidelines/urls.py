@@ -2,8 +2,8 @@ from django.urls import path
 
 from .views import employee, hr
 
-# imports: views/hr_import.py
-# imports: views/dashboards.py
+from .views import hr_import  # isort: skip
+from .views import dashboards
 
 app_name = "guidelines"
 
@@ -29,6 +29,11 @@ urlpatterns = [
     path("hr/drafts/<int:pk>/review/", hr.draft_review, name="hr_draft_review"),
     path("hr/drafts/<int:pk>/publish/", hr.draft_publish, name="hr_draft_publish"),
     # urls: views/hr.py
+    path("hr/employees/import/", hr_import.employee_import, name="hr_import"),
     # urls: views/hr_import.py
+    path("dashboards/", dashboards.overview, name="dashboard_overview"),
+    path("dashboards/<slug:slug>/", dashboards.guideline_dashboard, name="dashboard_guideline"),
+    path("dashboards/<slug:slug>/export.csv", dashboards.export, name="dashboard_export"),
+    path("team/", dashboards.team, name="team"),
     # urls: views/dashboards.py
 ]

@@ -58,3 +58,11 @@ def test_seed_scale_rejects_bad_arguments(db, args):
 def test_seed_scale_refuses_absurd_sizes(db):
     with pytest.raises(CommandError, match="At most"):
         call_command("seed_scale", employees=2_000_000, versions=2)
+
+
+def test_seeded_and_demo_acknowledgements_lie_in_the_past(db):
+    from django.utils import timezone
+
+    call_command("load_demo")
+    call_command("seed_scale", employees=30, versions=3)
+    assert not Acknowledgement.objects.filter(acknowledged_at__gt=timezone.now()).exists()

@@ -1,0 +1,222 @@
+"""Dashboards: where everyone stands on a guideline version (HR and auditors), and where a
+manager's direct reports stand on the current guidelines. The figures come from dashboards.py."""
+
+import csv
+import re
+
+from django import forms
+from django.core.paginator import Paginator
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET
+
+from .. import dashboards
+from ..access import dashboard_required, manager_required
+from ..dashboards import NO_DEPARTMENT, Status
+from ..models import Employee, Guideline, Version
+
+PAGE_SIZE = 50
+EXPORT_CHUNK_ROWS = 2000
+BADGES = {Status.ACKNOWLEDGED: "ok", Status.PENDING: "todo", Status.OVERDUE: "overdue", Status.EXEMPT: "muted"}
+
+
+class ListFilterForm(forms.Form):
+    status = forms.ChoiceField(label=gettext_lazy("Status"), choices=[("", "")] + Status.choices, required=False)
+    department = forms.RegexField(
+        label=gettext_lazy("Department"), regex=rf"^(\d{{1,9}}|{NO_DEPARTMENT})$", required=False,
+        error_messages={"invalid": gettext_lazy("Choose a department from the list.")},
+    )
+    search = forms.CharField(label=gettext_lazy("Search"), max_length=100, required=False)
+    sort = forms.ChoiceField(
+        label=gettext_lazy("Sort by"), required=False,
+        choices=[("name", gettext_lazy("name")), ("due_date", gettext_lazy("due date"))],
+    )
+
+    def clean_sort(self):
+        return self.cleaned_data["sort"] or "name"
+
+
+def _bad_filters(request, form):
+    """A 400 page that says which filter is wrong."""
+    problems = "; ".join(f"{form.fields[name].label}: {' '.join(errors)}" for name, errors in form.errors.items())
+    message = _("The list cannot be filtered that way (%(problems)s).") % {"problems": problems}
+    return render(request, "400.html", {"message": message}, status=400)
+
+
+def _guideline_or_404(slug):
+    guideline = Guideline.objects.filter(slug=slug).first()
+    if guideline is None:
+        raise Http404(_("There is no guideline at this address."))
+    return guideline
+
+
+def _version_or_404(guideline, number):
+    """The released version numbered `number`, or by default the current one (the latest once retired)."""
+    versions = list(guideline.versions.released().only("guideline_id", "major", "minor", "status", "published_at"))
+    if not versions:
+        raise Http404(_("This guideline has no published version yet."))
+    for version in versions:
+        version.guideline = guideline
+    if number is None:
+        return next((v for v in versions if v.status == Version.Status.PUBLISHED), versions[0]), versions
+    if not re.fullmatch(r"\d{1,6}\.\d{1,6}", number):
+        raise Http404(_("Version numbers look like 2.0 or 2.1."))
+    version = next((v for v in versions if v.number == number), None)
+    if version is None:
+        raise Http404(_("This guideline has no published version %(number)s.") % {"number": number})
+    return version, versions
+
+
+def _list_page(request, rows, summary, filters):
+    """One page of the employee list. Without a search its length is known from the summary,
+    which saves counting every in-scope employee a second time."""
+    paginator = Paginator(
+        rows.select_related("user", "department").only(
+            "employee_number", "start_date", "user__first_name", "user__last_name", "user__email", "department__name"
+        ),
+        PAGE_SIZE,
+    )
+    if not filters["search"]:
+        # Paginator.count is a cached property: setting it skips the COUNT query.
+        counts = summary.counts
+        if filters["department"]:
+            department = next((d for d in summary.departments if str(d.filter_value) == filters["department"]), None)
+            counts = department.counts if department else dashboards.Counts()
+        paginator.count = getattr(counts, filters["status"]) if filters["status"] else counts.in_scope
+    page = paginator.get_page(request.GET.get("page"))
+    for employee in page:
+        employee.status_label, employee.status_badge = Status(employee.status).label, BADGES[employee.status]
+    return page
+
+
+def _status_context(request, version, summary, filters, rows):
+    return {
+        "version": version,
+        "summary": summary,
+        "chart": dashboards.trend_chart(summary.trend),
+        "trend_table": dashboards.trend_changes(summary.trend),
+        "filters": filters,
+        "statuses": Status.choices,
+        "page": _list_page(request, rows, summary, filters),
+    }
+
+
+@require_GET
+@dashboard_required
+def overview(request):
+    day = timezone.localdate()
+    guidelines = list(Guideline.objects.order_by("title"))
+    current = {v.guideline_id: v for v in Version.objects.published().filter(guideline__retired_at__isnull=True)}
+    rows, retired = [], []
+    for guideline in guidelines:
+        if guideline.retired_at is not None:
+            retired.append(guideline)
+            continue
+        version = current.get(guideline.pk)
+        if version:
+            version.guideline = guideline
+        rows.append({"guideline": guideline, "version": version})
+    counts = dashboards.version_counts(current.values(), day)
+    for row in rows:
+        row["counts"] = counts[row["version"].pk] if row["version"] else None
+    return render(request, "guidelines/dashboards/overview.html", {"rows": rows, "retired": retired, "day": day})
+
+
+@require_GET
+@dashboard_required
+def guideline_dashboard(request, slug):
+    guideline = _guideline_or_404(slug)
+    version, versions = _version_or_404(guideline, request.GET.get("version"))
+    form = ListFilterForm(request.GET)
+    if not form.is_valid():
+        return _bad_filters(request, form)
+    filters = form.cleaned_data
+    day = timezone.localdate()
+    summary = dashboards.summary(version, day)
+    rows = dashboards.employee_list(version, day, **filters)
+    context = _status_context(request, version, summary, filters, rows)
+    context.update(guideline=guideline, versions=versions, day=day)
+    return render(request, "guidelines/dashboards/guideline.html", context)
+
+
+class Echo:
+    """The csv module writes to a file; this one hands each line straight back (Django's streaming how-to)."""
+
+    def write(self, value):
+        return value
+
+
+def _cell(text):
+    """Text from the HR system, defused: a spreadsheet would run a cell starting with = + - @ as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv_lines(rows, major):
+    writer = csv.writer(Echo())
+    local = timezone.get_current_timezone()  # once: looking it up per row costs more than the row
+    # The byte-order mark tells Excel the file is UTF-8.
+    yield "\ufeff" + writer.writerow(dashboards.EXPORT_COLUMNS)
+    lines = []
+    for (number, first_name, last_name, email, department, manager, status, due_date, acknowledged_at,
+         minor, language, channel) in rows.iterator(chunk_size=EXPORT_CHUNK_ROWS):
+        lines.append(writer.writerow([
+            _cell(number), _cell(f"{first_name} {last_name}".strip() or email), _cell(email),
+            _cell(department or ""), _cell(manager or ""), status,
+            due_date.isoformat(),
+            acknowledged_at.astimezone(local).isoformat(timespec="seconds") if acknowledged_at else "",
+            f"{major}.{minor}" if minor is not None else "", language or "", channel or "",
+        ]))
+        # Chunks of lines, not single lines: far fewer writes to the socket, still constant memory.
+        if len(lines) == EXPORT_CHUNK_ROWS:
+            yield "".join(lines)
+            lines = []
+    yield "".join(lines)
+
+
+@require_GET
+@dashboard_required
+def export(request, slug):
+    guideline = _guideline_or_404(slug)
+    version, _versions = _version_or_404(guideline, request.GET.get("version"))
+    form = ListFilterForm(request.GET)
+    if not form.is_valid():
+        return _bad_filters(request, form)
+    filters = form.cleaned_data
+    day = timezone.localdate()
+    rows = dashboards.export_rows(dashboards.employee_list(version, day, **filters))
+    response = StreamingHttpResponse(_csv_lines(rows, version.major), content_type="text/csv; charset=utf-8")
+    filename = f"{guideline.slug}-{version.number}-{day.isoformat()}.csv"
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
+
+
+@require_GET
+@manager_required
+def team(request):
+    day = timezone.localdate()
+    reports = Employee.objects.filter(manager=request.employee)
+    current = list(
+        Version.objects.published().filter(guideline__retired_at__isnull=True).select_related("guideline")
+        .order_by("guideline__title")
+    )
+    context = {"day": day, "report_count": reports.employed_on(day).count(), "current": current}
+    if not current:
+        return render(request, "guidelines/dashboards/team.html", context)
+    slug = request.GET.get("guideline")
+    version = next((v for v in current if v.guideline.slug == slug), None) if slug else current[0]
+    if version is None:
+        raise Http404(_("There is no current guideline at this address."))
+    form = ListFilterForm(request.GET)
+    if not form.is_valid():
+        return _bad_filters(request, form)
+    filters = form.cleaned_data
+    counts = dashboards.version_counts(current, day, reports)
+    summary = dashboards.summary(version, day, reports)
+    rows = dashboards.employee_list(version, day, reports, **filters)
+    context.update(_status_context(request, version, summary, filters, rows))
+    context.update(guideline=version.guideline, rows=[{"version": v, "counts": counts[v.pk]} for v in current])
+    return render(request, "guidelines/dashboards/team.html", context)

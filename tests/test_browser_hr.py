@@ -1,0 +1,75 @@
+"""HR journey in Debian's Chromium: draft → approval by a second person → publish → the dashboard
+moves after an employee acknowledges."""
+
+import re
+
+import pytest
+
+from .factories import PASSWORD
+from .test_browser import page, screenshots  # noqa: F401  (Playwright fixtures)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+def _sign_in(page, live_server, email):  # noqa: F811
+    page.context.clear_cookies()
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live_server.url}/")
+
+
+def _acknowledged_count(page):  # noqa: F811
+    card = page.locator("li.card", has=page.get_by_role("heading", name="Acknowledged", exact=True))
+    return card.locator("strong").inner_text()
+
+
+def test_hr_drafts_gets_approval_publishes_and_sees_the_dashboard_move(
+    live_server, page, screenshots, hilde, bob, alice, guideline, version_1  # noqa: F811
+):
+    _sign_in(page, live_server, "hilde@example.com")
+    page.get_by_role("link", name="Manage guidelines").click()
+    page.get_by_role("link", name="Social media guideline").click()
+    page.get_by_role("link", name="New draft").click()
+    english = page.get_by_label("Text in English (Markdown)")
+    english.fill(english.input_value().replace("Report it straight away.", "Report it within 24 hours."))
+    page.locator("#preview-en").filter(has_text="within 24 hours").wait_for()  # the live preview followed
+    page.get_by_label("Summary of changes (English)").fill("Report within 24 hours.")
+    page.get_by_role("button", name="Save draft").click()
+    page.get_by_text("The draft was saved.").wait_for()
+    assert "within 24 hours." in page.locator(".diff ins").first.inner_text()
+    page.get_by_role("button", name="Ask for approval").click()
+    draft_url = page.url
+    page.screenshot(path=screenshots / "hr-1-draft.png", full_page=True)
+
+    _sign_in(page, live_server, "bob@example.com")
+    page.goto(draft_url)
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_text("The draft was approved.").wait_for()
+
+    _sign_in(page, live_server, "hilde@example.com")
+    page.goto(draft_url)
+    page.get_by_role("link", name="Publish…").click()
+    assert re.search(r"\d+ employees? (is|are) in scope today", page.content())
+    page.get_by_role("radio", name=re.compile("Material")).check()
+    page.get_by_label("I have checked the text and the audience.").check()
+    page.screenshot(path=screenshots / "hr-2-publish.png", full_page=True)
+    page.get_by_role("button", name="Publish now").click()
+    page.get_by_text("Version 2.0 is published.").wait_for()
+
+    page.goto(f"{live_server.url}/dashboards/social-media/")
+    before = _acknowledged_count(page)
+    page.screenshot(path=screenshots / "hr-3-dashboard-before.png", full_page=True)
+
+    _sign_in(page, live_server, "alice@example.com")
+    page.get_by_role("link", name="Read and acknowledge").click()
+    page.get_by_label(re.compile("I have read and understood")).check()
+    page.get_by_role("button", name="Acknowledge").click()
+    page.get_by_role("heading", name="Receipt of your acknowledgement").wait_for()
+
+    _sign_in(page, live_server, "hilde@example.com")
+    page.goto(f"{live_server.url}/dashboards/social-media/")
+    after = _acknowledged_count(page)
+    page.screenshot(path=screenshots / "hr-4-dashboard-after.png", full_page=True)
+    assert int(after) == int(before) + 1
