@@ -65,7 +65,7 @@ def manager_required(view):
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        if request.employee is None or not request.employee.reports.exists():
+        if request.employee is None or not request.employee.manages:
             raise PermissionDenied(_("This page is for managers: nobody reports to you."))
         return view(request, *args, **kwargs)
 

@@ -47,6 +47,7 @@ from django.core.validators import validate_email
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from .models import AuditEvent, Department, Employee, ImportRun
 from .services import record_audit_event
@@ -567,8 +568,9 @@ def apply_import(plan, *, by, source, started_at=None):
 def _record_run(outcome, *, by, source, started_at, counts, errors=()):
     stored = [error.as_dict() for error in errors[:MAX_STORED_ERRORS]]
     if len(errors) > MAX_STORED_ERRORS:
-        stored.append({"row": None, "column": "", "message": _("… and %(count)d more problems.")
-                       % {"count": len(errors) - MAX_STORED_ERRORS}})
+        more = len(errors) - MAX_STORED_ERRORS
+        stored.append({"row": None, "column": "", "message": ngettext(
+            "… and %(count)d more problem.", "… and %(count)d more problems.", more) % {"count": more}})
     return ImportRun.objects.create(
         started_at=started_at,
         finished_at=timezone.now(),

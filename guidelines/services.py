@@ -7,7 +7,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -310,7 +310,10 @@ def verify_evidence(*, actor=None):
 def employee_for(user):
     """The user's employee record, or None. Runs on every request, so it joins nothing."""
     try:
-        employee = Employee.objects.get(user=user)
+        # `manages`: whether anyone reports to them (the "My team" link), in the same query.
+        employee = Employee.objects.annotate(
+            manages=Exists(Employee.objects.filter(manager=OuterRef("pk")))
+        ).get(user=user)
     except Employee.DoesNotExist:
         return None
     employee.user = user

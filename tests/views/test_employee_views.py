@@ -334,6 +334,7 @@ def test_exempt_employee_is_not_asked_to_acknowledge(client_as, alice, hilde, gu
     assert "Nothing to acknowledge" in content
     assert "HR has exempted you" in content
     assert "Long-term leave" not in content  # the reason is HR's business
+    assert "Not required" not in content.split("</title>")[0]
 
 
 def test_joiner_gets_the_due_date_from_the_start_date(client_as, alice, guideline, version_1):
