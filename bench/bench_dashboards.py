@@ -12,25 +12,20 @@ per line on stdout; progress on stderr.
 
 import argparse
 import multiprocessing
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import (  # noqa: E402
-    DEFAULT_DATABASE_URL,
-    bench_database_url,
-    configure_environment,
+    bench_django,
     count_queries,
     emit,
     find_dataset,
     log,
     percentile,
-    prepare_database,
     seed,
     time_requests,
 )
@@ -233,22 +228,12 @@ def parse_args():
 
 def main():
     args = parse_args()
-    url, name = bench_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
-    prepare_database(url, name, reseed=False)
-    configure_environment(url)
-    import django
+    with bench_django():
+        from django.utils import timezone
 
-    django.setup()
-    from django.core.management import call_command
-    from django.test.utils import override_settings
-    from django.utils import timezone
+        from guidelines import dashboards
+        from guidelines.models import Version
 
-    from guidelines import dashboards
-    from guidelines.models import Version
-
-    with tempfile.TemporaryDirectory(prefix="bench-static-") as static_root, override_settings(STATIC_ROOT=static_root):
-        call_command("migrate", interactive=False, verbosity=0)
-        call_command("collectstatic", interactive=False, verbosity=0)  # the manifest that DEBUG=0 needs
         guideline = find_dataset(EMPLOYEES, VERSIONS)
         if guideline is None:
             emit(seed(EMPLOYEES, VERSIONS))

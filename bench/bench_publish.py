@@ -8,25 +8,20 @@ Prints one JSON object per line: the publish POST (time in the request, queries)
 confirmation page that counts who will be asked.
 """
 
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import (  # noqa: E402
-    DEFAULT_DATABASE_URL,
-    bench_database_url,
-    configure_environment,
+    bench_django,
     emit,
     find_dataset,
     log,
     peak_rss_mb,
     percentile,
-    prepare_database,
     seed,
 )
 
@@ -59,23 +54,15 @@ def approved_draft(guideline, hr, approver):
 
 
 def main():
-    url, name = bench_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
-    prepare_database(url, name, reseed=False)
-    configure_environment(url)
-    import django
+    with bench_django():
+        from django.db import connection
+        from django.test import Client
+        from django.test.utils import CaptureQueriesContext
+        from django.utils import timezone
 
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext, override_settings
+        from guidelines import publishing
+        from guidelines.models import Employee, Guideline
 
-    from guidelines import publishing
-    from guidelines.models import Employee, Guideline
-
-    with tempfile.TemporaryDirectory(prefix="bench-static-") as static_root, override_settings(STATIC_ROOT=static_root):
-        call_command("migrate", interactive=False, verbosity=0)
-        call_command("collectstatic", interactive=False, verbosity=0)
         if find_dataset(EMPLOYEES, VERSIONS) is None:
             emit(seed(EMPLOYEES, VERSIONS))
         hr, approver = hr_user()
@@ -83,7 +70,7 @@ def main():
             slug="publish-bench", defaults={"title": "Publish benchmark", "owner": hr, "due_days": 30})
         if created:
             publishing.publish_version(version=approved_draft(guideline, hr, approver), by=hr, material=True)
-        audience = Employee.objects.employed_on(django.utils.timezone.localdate()).in_audience_of(guideline).count()
+        audience = Employee.objects.employed_on(timezone.localdate()).in_audience_of(guideline).count()
         client = Client()
         client.force_login(hr)
         posts, pages, post_queries, page_queries = [], [], 0, 0

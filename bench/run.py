@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -85,6 +86,30 @@ def configure_environment(database_url):
     os.environ["ALLOWED_HOSTS"] = "testserver"
     os.environ.pop("REDIS_URL", None)  # the per-process cache; nothing outside the bench DB is touched
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+@contextmanager
+def bench_django(*, reseed=False, urlconf=None):
+    """The benchmark database created and migrated, Django set up with production-like settings
+    and static files collected into a temporary folder (the manifest DEBUG=0 needs)."""
+    url, name = bench_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
+    prepare_database(url, name, reseed)
+    configure_environment(url)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test.utils import override_settings
+
+    overrides = {"ROOT_URLCONF": urlconf} if urlconf else {}
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-static-") as static_root,
+        override_settings(STATIC_ROOT=static_root, **overrides),
+    ):
+        log(f"migrating {name}")
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        yield name
 
 
 # Data set -----------------------------------------------------------------------------------
@@ -378,23 +403,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    url, name = bench_database_url(os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
-    prepare_database(url, name, args.reseed)
-    configure_environment(url)
-
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.test.utils import override_settings
-
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-static-") as static_root,
-        override_settings(ROOT_URLCONF="bench.urls", STATIC_ROOT=static_root),
-    ):
-        log(f"migrating {name}")
-        call_command("migrate", interactive=False, verbosity=0)
-        call_command("collectstatic", interactive=False, verbosity=0)  # the manifest that DEBUG=0 needs
+    with bench_django(reseed=args.reseed, urlconf="bench.urls") as name:
         guideline = find_dataset(args.employees, args.versions)
         if guideline is None:
             emit(seed(args.employees, args.versions))
