@@ -60,7 +60,7 @@ def guideline_list(request):
     return render(request, "guidelines/hr/guideline_list.html", {"rows": rows})
 
 
-def _save_guideline_form(request, form, guideline):
+def _save_guideline_form(request, form):
     guideline = form.save(commit=False)
     guideline.owner = form.cleaned_data["owner_email"]
     publishing.save_guideline(
@@ -76,7 +76,7 @@ def _save_guideline_form(request, form, guideline):
 def guideline_new(request):
     form = GuidelineForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        return _save_guideline_form(request, form, None)
+        return _save_guideline_form(request, form)
     status = 400 if request.method == "POST" else 200
     return render(request, "guidelines/hr/guideline_form.html", {"form": form, "guideline": None}, status=status)
 
@@ -86,7 +86,7 @@ def guideline_edit(request, slug):
     guideline = _guideline(slug)
     form = GuidelineForm(request.POST or None, instance=guideline)
     if request.method == "POST" and form.is_valid():
-        return _save_guideline_form(request, form, guideline)
+        return _save_guideline_form(request, form)
     status = 400 if request.method == "POST" else 200
     return render(request, "guidelines/hr/guideline_form.html", {"form": form, "guideline": guideline},
                   status=status)
