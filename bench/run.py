@@ -298,44 +298,17 @@ def get_page(ctx, path):
 # Cases: one function each --------------------------------------------------------------------
 
 
-def case_floor(ctx, runs, warmup):
-    path = "/bench/floor/"
-    ctx.login(ctx.page_employee)
-    request = get_page(ctx, path)
-    durations = time_requests(request, runs=runs, warmup=warmup, profiler=ctx.profiler)
-    return record(ctx, "floor", path, durations, count_queries(request), target=None)
+def page_case(name, path, target=None):
+    """A GET of `path` (a format string with {slug}) by the page employee, as a case function."""
 
+    def case(ctx, runs, warmup):
+        url = path.format(slug=ctx.slug)
+        ctx.login(ctx.page_employee)
+        request = get_page(ctx, url)
+        durations = time_requests(request, runs=runs, warmup=warmup, profiler=ctx.profiler)
+        return record(ctx, name, url, durations, count_queries(request), target=target)
 
-def case_floor_template(ctx, runs, warmup):
-    path = "/bench/floor-template/"
-    ctx.login(ctx.page_employee)
-    request = get_page(ctx, path)
-    durations = time_requests(request, runs=runs, warmup=warmup, profiler=ctx.profiler)
-    return record(ctx, "floor_template", path, durations, count_queries(request), target=None)
-
-
-def case_home(ctx, runs, warmup):
-    path = "/"
-    ctx.login(ctx.page_employee)
-    request = get_page(ctx, path)
-    durations = time_requests(request, runs=runs, warmup=warmup, profiler=ctx.profiler)
-    return record(ctx, "employee_home", path, durations, count_queries(request), target=PAGE_TARGET)
-
-
-def case_guideline_page(ctx, runs, warmup):
-    path = f"/guidelines/{ctx.slug}/"
-    ctx.login(ctx.page_employee)
-    request = get_page(ctx, path)
-    durations = time_requests(request, runs=runs, warmup=warmup, profiler=ctx.profiler)
-    return record(ctx, "guideline_page", path, durations, count_queries(request), target=PAGE_TARGET)
-
-
-def case_version_list(ctx, runs, warmup):
-    path = f"/guidelines/{ctx.slug}/versions/"
-    ctx.login(ctx.page_employee)
-    request = get_page(ctx, path)
-    durations = time_requests(request, runs=runs, warmup=warmup, profiler=ctx.profiler)
-    return record(ctx, "version_list", path, durations, count_queries(request), target=None)
+    return case
 
 
 def case_acknowledge(ctx, runs, warmup):
@@ -366,11 +339,11 @@ def case_acknowledge(ctx, runs, warmup):
 
 
 CASES = {
-    "floor": case_floor,
-    "floor_template": case_floor_template,
-    "employee_home": case_home,
-    "guideline_page": case_guideline_page,
-    "version_list": case_version_list,
+    "floor": page_case("floor", "/bench/floor/"),
+    "floor_template": page_case("floor_template", "/bench/floor-template/"),
+    "employee_home": page_case("employee_home", "/", target=PAGE_TARGET),
+    "guideline_page": page_case("guideline_page", "/guidelines/{slug}/", target=PAGE_TARGET),
+    "version_list": page_case("version_list", "/guidelines/{slug}/versions/"),
     "acknowledge": case_acknowledge,
 }
 
