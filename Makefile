@@ -31,7 +31,7 @@ run: system-run $(VENV)/.run-installed
 test: system-test $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 	bin/ensure-services
-	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_CONN_MAX_AGE=0 TEST_REDIS_URL=$(TEST_REDIS_URL) \
+	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_CONN_MAX_AGE=0 TEST_REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=memory:// \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: system-test $(VENV)/.dev-installed

@@ -211,10 +211,11 @@ def copy_rows(model, rows):
                 copy.write_row([getattr(row, field.attname) for field in fields])
 
 
-def seed_scale(*, employees, versions, seed=11):
+def seed_scale(*, employees, versions, seed=11, acknowledged=0.9):
     """Bulk data for benchmarks: one guideline with `versions` major versions and `employees` people.
 
-    Acknowledgements (and readings): 90 %, 80 % and 70 % of employees for the three latest versions.
+    Acknowledgements (and readings): `acknowledged` (90 %), 80 % and 70 % of employees for the three
+    latest versions.
     """
     User = get_user_model()
     rng = random.Random(seed)
@@ -283,7 +284,7 @@ def seed_scale(*, employees, versions, seed=11):
     for version in published:
         version.guideline = guideline
     acks, readings = [], []
-    for version, share in zip(published[-3:][::-1], (0.9, 0.8, 0.7), strict=False):
+    for version, share in zip(published[-3:][::-1], (acknowledged, 0.8, 0.7), strict=False):
         version_acks, version_readings = _scale_history(people, version, share=share, rng=rng)
         acks.extend(version_acks)
         readings.extend(version_readings)

@@ -459,6 +459,9 @@ class AuditEvent(models.Model):
         EMPLOYEES_IMPORTED = "employees_imported", _("employees imported")
         CHAIN_VERIFIED = "chain_verified", _("evidence chain verified")
         DEMO_LOADED = "demo_loaded", _("demo data loaded")
+        REMINDERS_PLANNED = "reminders_planned", _("reminder cycle planned")
+        NUDGE_REQUESTED = "nudge_requested", _("reminders sent by HR")
+        ANNOUNCEMENT_PLANNED = "announcement_planned", _("publication announced")
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -476,3 +479,75 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M} {self.get_action_display()}"
+
+
+class NotificationLog(models.Model):
+    """One e-mail we send (or tried to): announcement, reminder digest, nudge or manager escalation.
+
+    The idempotency key is claimed (inserted) before anything is sent, and is unique, so a retried
+    task, a redelivered message, a second beat or a rerun of the day finds it taken and sends nothing.
+    Rows are evidence (reports print the reminder history): the database refuses deletes.
+    """
+
+    class Kind(models.TextChoices):
+        ANNOUNCEMENT = "announcement", _("announcement")
+        REMINDER = "reminder", _("reminder")
+        NUDGE = "nudge", _("reminder sent by HR")
+        ESCALATION = "escalation", _("escalation to the manager")
+
+    class Status(models.TextChoices):
+        CLAIMED = "claimed", _("being sent")
+        SENT = "sent", _("sent")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("not needed any more")
+
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    recipient = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="notifications",
+                                  verbose_name=_("recipient"))
+    email = models.EmailField(_("e-mail address"))
+    language = models.CharField(_("language"), max_length=2, choices=LANGUAGE_CHOICES)
+    day = models.DateField(_("day"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.CLAIMED)
+    # The Celery task that claimed the row; a redelivery of that task (same id) may send it again.
+    claimed_by = models.CharField(max_length=64)
+    claimed_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(_("sent at"), null=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(_("error"), blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
+                                     related_name="+")
+
+    class Meta:
+        ordering = ["-claimed_at"]
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        indexes = [
+            models.Index(fields=["status", "day"], name="notification_status_day"),
+            models.Index(fields=["recipient", "day"], name="notification_recipient_day"),
+        ]
+
+    def __str__(self):
+        return f"{self.idempotency_key} ({self.status})"
+
+    @property
+    def message_id(self):
+        """Stable per log row, so a duplicate that slipped out after a crash can be recognised."""
+        domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(">") or "localhost"
+        return f"<notification-{self.pk}@{domain}>"
+
+
+class NotificationItem(models.Model):
+    """A version a notification was about, and whose acknowledgement it concerned: for a reminder
+    the recipient's own, for an escalation the overdue report's. Append-only (database triggers)."""
+
+    notification = models.ForeignKey(NotificationLog, on_delete=models.PROTECT, related_name="items")
+    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="+")
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="notification_items")
+    due_date = models.DateField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["employee", "version"], name="notification_item_lookup")]
+
+    def __str__(self):
+        return f"{self.notification_id}: {self.employee_id} / {self.version_id}"

@@ -1,5 +1,7 @@
 """Writing guidelines: settings, drafts, four-eyes review, publication and retirement."""
 
+import logging
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -7,10 +9,12 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import chain
+from . import chain, tasks
 from .content import render_markdown
 from .models import REQUIRED_LANGUAGES, AuditEvent, Guideline, Version, VersionText
 from .services import record_audit_event
+
+logger = logging.getLogger(__name__)
 
 
 def approve_version(*, version, by, at=None):
@@ -96,7 +100,17 @@ def publish_version(*, version, by, material, at=None):
             previous=current.number if current else None,
             hashes={lang: text.content_hash for lang, text in sorted(texts.items())},
         )
+        if at is None:
+            # After the commit, so a rolled-back publication announces nothing.
+            transaction.on_commit(lambda: _announce(version.pk))
     return version
+
+
+def _announce(version_pk):
+    try:
+        tasks.announce_version.delay(version_pk)
+    except Exception:  # the publication stands; the daily reminders still reach everyone
+        logger.exception("Could not queue the announcement of version %s", version_pk)
 
 
 def save_guideline(*, guideline, by, audience_departments=(), audience_groups=()):

@@ -1,6 +1,18 @@
-from celery import shared_task
+"""Celery entry points. They move ids between the broker and guidelines.reminders, nothing more.
 
-from . import services
+Every task here is safe to run twice (acks_late + reject_on_worker_lost redeliver after a crash):
+e-mails are claimed in the notification log before they are sent.
+"""
+
+from datetime import date
+
+from celery import shared_task
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from . import reminders, services
+from .models import NotificationLog, Version
 
 
 @shared_task(acks_late=True)
@@ -8,3 +20,76 @@ def verify_evidence_chain():
     """Nightly check of the acknowledgement chain; the result is stored as an audit event."""
     result = services.verify_evidence()
     return {"intact": result.intact, "checked": result.checked, "first_break": result.first_break_sequence}
+
+
+def _day(value):
+    return date.fromisoformat(value) if value else timezone.localdate()
+
+
+@shared_task(acks_late=True)
+def plan_reminders(day=None):
+    """Beat's daily entry: hand out the reminder and escalation batches of the day."""
+    day = _day(day)
+    plan = reminders.plan_cycle(
+        day,
+        enqueue_reminders=lambda ids: send_reminders.delay(ids, day.isoformat()),
+        enqueue_escalations=lambda ids: send_escalations.delay(ids, day.isoformat()),
+    )
+    return {"day": day.isoformat(), "employees": plan.employees, "managers": plan.managers}
+
+
+@shared_task(acks_late=True)
+def announce_version(version_id):
+    """After a publication commits: batches of announcements to the audience."""
+    version = Version.objects.select_related("guideline").get(pk=version_id)
+    return reminders.plan_announcement(version, enqueue=lambda ids: send_announcements.delay(version_id, ids))
+
+
+@shared_task(acks_late=True)
+def nudge_version(version_id, user_id):
+    version = Version.objects.select_related("guideline").get(pk=version_id)
+    user = get_user_model().objects.get(pk=user_id)
+    return reminders.plan_nudge(
+        version, user, enqueue=lambda ids: send_nudges.delay(ids, timezone.localdate().isoformat(), version_id,
+                                                             user_id)
+    )
+
+
+def _send(task, drafts, day, requested_by=None):
+    """Claim and send under this task's id; on a temporary SMTP failure retry with backoff, and
+    once retries are exhausted record the remaining e-mails as failed."""
+    try:
+        return reminders.run_batch(drafts, day=day, claimed_by=task.request.id, requested_by=requested_by)
+    except reminders.TransientFailure as failure:
+        if task.request.retries >= settings.EMAIL_MAX_RETRIES:
+            reminders.give_up(task.request.id, [draft.key for draft in drafts], str(failure))
+            return 0
+        raise task.retry(countdown=reminders.retry_delay(task.request.retries), exc=failure,
+                         max_retries=settings.EMAIL_MAX_RETRIES) from failure
+
+
+@shared_task(bind=True, acks_late=True)
+def send_reminders(self, employee_ids, day):
+    day = _day(day)
+    return _send(self, reminders.compose_digests(employee_ids, day), day)
+
+
+@shared_task(bind=True, acks_late=True)
+def send_nudges(self, employee_ids, day, version_id, user_id):
+    day = _day(day)
+    version = Version.objects.get(pk=version_id)
+    drafts = reminders.compose_digests(employee_ids, day, kind=NotificationLog.Kind.NUDGE, version=version)
+    return _send(self, drafts, day, requested_by=get_user_model().objects.filter(pk=user_id).first())
+
+
+@shared_task(bind=True, acks_late=True)
+def send_escalations(self, manager_ids, day):
+    day = _day(day)
+    return _send(self, reminders.compose_escalations(manager_ids, day), day)
+
+
+@shared_task(bind=True, acks_late=True)
+def send_announcements(self, version_id, employee_ids):
+    day = timezone.localdate()
+    version = Version.objects.get(pk=version_id)
+    return _send(self, reminders.compose_announcements(version, employee_ids, day), day)

@@ -3,7 +3,7 @@ from django.urls import path
 from .views import employee, hr
 
 from .views import hr_import  # isort: skip
-from .views import dashboards
+from .views import dashboards, notifications
 
 app_name = "guidelines"
 
@@ -36,4 +36,7 @@ urlpatterns = [
     path("dashboards/<slug:slug>/export.csv", dashboards.export, name="dashboard_export"),
     path("team/", dashboards.team, name="team"),
     # urls: views/dashboards.py
+    path("hr/guidelines/<slug:slug>/nudge/", notifications.nudge, name="hr_nudge"),
+    path("hr/notifications/", notifications.notification_log, name="hr_notifications"),
+    # urls: views/notifications.py
 ]

@@ -7,6 +7,7 @@ a malformed value stops start-up with a message that names the variable.
 import os
 import re
 import zoneinfo
+from datetime import date
 from pathlib import Path
 
 import dj_database_url
@@ -154,6 +155,36 @@ REMINDER_TIME = os.environ.get("REMINDER_TIME", "08:30")
 if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", REMINDER_TIME):
     raise ImproperlyConfigured(f"REMINDER_TIME must be HH:MM (24-hour local time), got {REMINDER_TIME!r}.")
 
+
+def envcadence(name, default):
+    """'3,7,+7': remind on day 3 and day 7 after the due period starts, then every 7 days."""
+    value = os.environ.get(name, default)
+    match = re.fullmatch(r"\s*(\d+(?:\s*,\s*\d+)*)\s*(?:,\s*\+(\d+)\s*)?", value)
+    days = [int(day) for day in match.group(1).split(",")] if match else []
+    if not match or days != sorted(set(days)) or days[0] < 1 or (match.group(2) and int(match.group(2)) < 1):
+        raise ImproperlyConfigured(
+            f"{name} must be increasing days with an optional repeat, e.g. 3,7,+7; got {value!r}."
+        )
+    return days, int(match.group(2)) if match.group(2) else None
+
+
+def envdates(name, default):
+    try:
+        return frozenset(date.fromisoformat(item) for item in envlist(name, default))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be ISO dates separated by commas, got {os.environ[name]!r}.") from None
+
+
+# Reminders (see guidelines/reminders.py): the cadence counts days from the start of the due period.
+REMINDER_DAYS, REMINDER_REPEAT_DAYS = envcadence("REMINDER_CADENCE", "3,7,+7")
+REMINDER_HOLIDAYS = envdates("REMINDER_HOLIDAYS", "")
+REMINDER_ESCALATION_REPEAT_DAYS = envint("REMINDER_ESCALATION_REPEAT_DAYS", "7")
+REMINDER_BATCH_SIZE = envint("REMINDER_BATCH_SIZE", "1000")
+# SMTP retries: 1, 2, 4, … × the base, capped; every delay stays below the broker's visibility timeout.
+EMAIL_RETRY_BACKOFF = envint("EMAIL_RETRY_BACKOFF", "30")
+EMAIL_RETRY_BACKOFF_MAX = envint("EMAIL_RETRY_BACKOFF_MAX", "600")
+EMAIL_MAX_RETRIES = envint("EMAIL_MAX_RETRIES", "6")
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -199,7 +230,17 @@ if not re.match(r"^(filesystem|redis|rediss|memory)://", CELERY_BROKER_URL):
     raise ImproperlyConfigured(
         f"CELERY_BROKER_URL must start with filesystem://, redis:// or rediss://, got {CELERY_BROKER_URL!r}."
     )
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_VISIBILITY_TIMEOUT = envint("CELERY_VISIBILITY_TIMEOUT", "3600")
+if EMAIL_RETRY_BACKOFF_MAX >= CELERY_VISIBILITY_TIMEOUT:
+    # A countdown beyond the visibility timeout makes Redis redeliver the task again and again.
+    raise ImproperlyConfigured("EMAIL_RETRY_BACKOFF_MAX must be below CELERY_VISIBILITY_TIMEOUT.")
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # How often a worker looks for messages a dead worker left unacknowledged: kombu sweeps every
+    # interval × throttle seconds (100 s by default); keep that near a tenth of the timeout.
+    "unacked_restore_interval": max(1, min(10, CELERY_VISIBILITY_TIMEOUT // 10)),
+    "unacked_restore_throttle": max(1, min(10, CELERY_VISIBILITY_TIMEOUT // 100)),
+}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -217,7 +258,17 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# E-mail has its own queue: a slow SMTP relay must not hold up planning or verification. A prefix
+# lets several installations (or test runs) share one Redis.
+CELERY_QUEUE_PREFIX = os.environ.get("CELERY_QUEUE_PREFIX", "")
+CELERY_TASK_DEFAULT_QUEUE = f"{CELERY_QUEUE_PREFIX}celery"
+CELERY_TASK_ROUTES = {"guidelines.tasks.send_*": {"queue": f"{CELERY_QUEUE_PREFIX}email"}}
+_reminder_hour, _reminder_minute = (int(part) for part in REMINDER_TIME.split(":"))
 CELERY_BEAT_SCHEDULE = {
+    "plan-reminders-daily": {
+        "task": "guidelines.tasks.plan_reminders",
+        "schedule": crontab(hour=_reminder_hour, minute=_reminder_minute),
+    },
     "verify-evidence-chain-nightly": {
         "task": "guidelines.tasks.verify_evidence_chain",
         "schedule": crontab(hour=2, minute=15),

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
-from .. import dashboards
+from .. import dashboards, reminders
 from ..access import dashboard_required, manager_required
 from ..dashboards import NO_DEPARTMENT, Status
 from ..models import Employee, Guideline, Version
@@ -71,7 +71,7 @@ def _version_or_404(guideline, number):
     return version, versions
 
 
-def _list_page(request, rows, summary, filters):
+def _list_page(request, rows, summary, filters, version):
     """One page of the employee list. Without a search its length is known from the summary,
     which saves counting every in-scope employee a second time."""
     paginator = Paginator(
@@ -88,8 +88,10 @@ def _list_page(request, rows, summary, filters):
             counts = department.counts if department else dashboards.Counts()
         paginator.count = getattr(counts, filters["status"]) if filters["status"] else counts.in_scope
     page = paginator.get_page(request.GET.get("page"))
+    last_reminders = reminders.last_reminders(version, [employee.pk for employee in page])
     for employee in page:
         employee.status_label, employee.status_badge = Status(employee.status).label, BADGES[employee.status]
+        employee.last_reminder = last_reminders.get(employee.pk)
     return page
 
 
@@ -101,7 +103,7 @@ def _status_context(request, version, summary, filters, rows):
         "trend_table": dashboards.trend_changes(summary.trend),
         "filters": filters,
         "statuses": Status.choices,
-        "page": _list_page(request, rows, summary, filters),
+        "page": _list_page(request, rows, summary, filters, version),
     }
 
 

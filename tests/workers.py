@@ -1,0 +1,59 @@
+"""Real Celery worker processes for the tests, on the test database."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def database_url():
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def wait_for(predicate, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def start_worker(broker_url, queues, tmp_path, env=None, name="worker"):
+    """A `celery worker --pool=solo` process consuming `queues`; returns once it is ready."""
+    log_path = tmp_path / f"{name}.log"
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "intranet.settings",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": broker_url,
+        "VAR_DIR": str(tmp_path),
+        **(env or {}),
+    }
+    log = open(log_path, "w+")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "intranet", "worker", "--pool=solo", "-Q", ",".join(queues),
+         "-n", f"{name}-{queues[0]}@%h", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+        cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+    )
+    if wait_for(lambda: "ready." in log_path.read_text() or worker.poll() is not None) and worker.poll() is None:
+        return worker
+    worker.kill()
+    pytest.fail(f"worker did not start:\n{log_path.read_text()}")
+
+
+def stop_worker(worker):
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
