@@ -34,6 +34,7 @@ from django.db.models import F, Max, Q, Value
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.html import escape
 
 from . import dashboards
 from .dashboards import Status
@@ -367,12 +368,12 @@ def deliver(claimed, *, day):
     titles = _titles({version_pk for draft, _log in claimed for version_pk, *_ in draft.items})
     names = _names({employee_pk for draft, _log in claimed if draft.kind == Kind.ESCALATION
                     for _v, employee_pk, *_ in draft.items})
-    sent, total, marked_at = [], 0, time.monotonic()
+    sent, total, marked_at, rendered = [], 0, time.monotonic(), {}
     connection = mail.mailers.default
     try:
         with connection:
             for draft, log in claimed:
-                message = build_message(draft, log, titles=titles, names=names, day=day)
+                message = build_message(draft, log, titles=titles, names=names, day=day, rendered=rendered)
                 try:
                     connection.send_messages([message])
                 except (smtplib.SMTPException, OSError) as error:
@@ -441,8 +442,17 @@ def _names(employee_pks):
     }
 
 
-def build_message(draft, log, *, titles, names, day):
-    """The e-mail in the recipient's language: subject, plain text and HTML from one template triplet."""
+# Stands in for the recipient's name while a message is rendered, so that everyone with the same
+# guidelines, due dates and language shares one rendering (a mail merge): rendering each of 30,000
+# digests separately was half of a reminder cycle's time.
+NAME_PLACEHOLDER = "[[recipient-name]]"
+
+
+def build_message(draft, log, *, titles, names, day, rendered=None):
+    """The e-mail in the recipient's language: subject, plain text and HTML from one template triplet.
+
+    `rendered` is a dict shared by the messages of a batch; it keeps the renderings for reuse.
+    """
     language = log.language
     items = []
     for version_pk, employee_pk, due, status in draft.items:
@@ -457,21 +467,26 @@ def build_message(draft, log, *, titles, names, day):
         items.sort(key=lambda item: (item["employee"], item["title"]))
     else:
         items.sort(key=lambda item: (not item["overdue"], item["due_date"] or day, item["title"]))
-    context = {
-        "recipient": draft.recipient, "items": items, "kind": draft.kind, "day": day,
-        "site_url": settings.SITE_URL, "home_url": f"{settings.SITE_URL}{reverse('guidelines:home')}",
-        "team_url": f"{settings.SITE_URL}{reverse('guidelines:team')}",
-    }
-    with translation.override(language):
-        subject = " ".join(render_to_string(f"emails/{draft.template}_subject.txt", context).split())
-        text = render_to_string(f"emails/{draft.template}.txt", context)
-        html = render_to_string(f"emails/{draft.template}.html", context)
+    key = (draft.template, draft.kind, language, tuple(tuple(sorted(item.items())) for item in items))
+    rendered = {} if rendered is None else rendered
+    if key not in rendered:
+        context = {
+            "items": items, "kind": draft.kind, "day": day, "greeting_name": NAME_PLACEHOLDER,
+            "site_url": settings.SITE_URL, "home_url": f"{settings.SITE_URL}{reverse('guidelines:home')}",
+            "team_url": f"{settings.SITE_URL}{reverse('guidelines:team')}",
+        }
+        with translation.override(language):
+            context["subject"] = " ".join(render_to_string(f"emails/{draft.template}_subject.txt", context).split())
+            rendered[key] = (context["subject"], render_to_string(f"emails/{draft.template}.txt", context),
+                             render_to_string(f"emails/{draft.template}.html", context))
+    subject, text, html = rendered[key]
+    name = draft.recipient.user.first_name or draft.recipient.full_name
     message = mail.EmailMultiAlternatives(
-        subject=subject, body=text, to=[log.email],
-        headers={"Message-ID": log.message_id, "Auto-Submitted": "auto-generated",
-                 "X-Notification-Key": log.idempotency_key},
+        subject=subject, body=text.replace(NAME_PLACEHOLDER, name), to=[log.email],
+        # Auto-Submitted (RFC 3834) keeps out-of-office replies away.
+        headers={"Message-ID": log.message_id, "Auto-Submitted": "auto-generated"},
     )
-    message.attach_alternative(html, "text/html")
+    message.attach_alternative(html.replace(NAME_PLACEHOLDER, escape(name)), "text/html")
     return message
 
 

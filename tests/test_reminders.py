@@ -385,3 +385,13 @@ def test_send_reminders_on_a_weekend_says_so(version, capsys):
     with time_machine.travel(at(date(2027, 3, 6)), tick=False):
         call_command("send_reminders")
     assert "weekend day or a configured holiday" in capsys.readouterr().out
+
+
+def test_shared_renderings_still_greet_each_recipient_by_name_escaped_in_html(version, alice, otto):
+    otto.user.first_name = "Otto & <Co>"
+    otto.user.save()
+    messages = {m.to[0]: m for m in run_cycle(date(2027, 3, 4))}
+    assert "Dear Alice," in messages["alice@example.com"].body
+    assert "Dear Otto & <Co>," in messages["otto@example.com"].body
+    html = messages["otto@example.com"].alternatives[0][0]
+    assert "Dear Otto &amp; &lt;Co&gt;," in html and "[[recipient-name]]" not in html
