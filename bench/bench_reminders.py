@@ -162,7 +162,11 @@ def main():
             finally:
                 worker.terminate()
                 worker.wait(timeout=60)
-            files = list(Path(mail_dir).glob("*.log"))
+            durations = [float(line.split(" succeeded in ")[1].split("s:")[0])
+                         for line in log_path.read_text().splitlines()
+                         if "send_reminders[" in line and " succeeded in " in line]
+            log("batch durations (s): " + " ".join(f"{d:.1f}" for d in durations))
+            files = [path for path in Path(mail_dir).glob("*.log") if path.name != "worker.log"]
             written = sum(path.read_text(errors="replace").count("\nMessage-ID: <notification-") for path in files)
         planned = AuditEvent.objects.filter(action="reminders_planned").order_by("-at").first()
         worker_peak = max([main_rss, *child_rss])

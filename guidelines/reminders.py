@@ -18,6 +18,8 @@ The rules live here; guidelines.tasks only moves batches between Celery and thes
   vanished is taken over after CLAIM_LEASE.
 """
 
+import email.charset
+import email.policy
 import logging
 import random
 import smtplib
@@ -25,12 +27,16 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formataddr, formatdate, parseaddr
 from itertools import batched
 
 from django.conf import settings
 from django.core import mail
 from django.db import transaction
-from django.db.models import F, Max, Q, Value
+from django.db.models import F, Value
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -131,15 +137,25 @@ def outstanding_rows(versions, day, employees, statuses=OUTSTANDING):
     return rows
 
 
-def _last_notified(employee_ids, versions, kinds):
-    """{(employee pk, version pk): last day an e-mail of these kinds went out about the version}."""
-    return {
-        (row["employee_id"], row["version_id"]): row["last"]
-        for row in NotificationItem.objects.filter(
-            employee__in=employee_ids, version__in=versions, notification__kind__in=kinds,
-            notification__status=NotificationLog.Status.SENT,
-        ).values("employee_id", "version_id").annotate(last=Max("notification__day")).order_by()
-    }
+def _last_notified(employee_ids, versions, kinds, field="day"):
+    """{(employee pk, version pk): latest `field` of the sent notifications of these kinds about it}.
+
+    Two indexed lookups instead of a join: while a cycle fills the log, PostgreSQL's statistics
+    still describe the empty table of the morning, and it drove the join from the log's side
+    (1.6 s per batch of 1,000 after 10,000 e-mails instead of 10 ms).
+    """
+    items = list(NotificationItem.objects.filter(employee__in=employee_ids, version__in=versions)
+                 .values_list("notification_id", "employee_id", "version_id"))
+    when = dict(NotificationLog.objects.filter(
+        pk__in={item[0] for item in items}, kind__in=kinds, status=NotificationLog.Status.SENT,
+    ).values_list("pk", field))
+    latest = {}
+    for notification_id, employee_id, version_id in items:
+        moment = when.get(notification_id)
+        key = (employee_id, version_id)
+        if moment is not None and (key not in latest or moment > latest[key]):
+            latest[key] = moment
+    return latest
 
 
 def _period_start(version, employee):
@@ -442,6 +458,33 @@ def _names(employee_pks):
     }
 
 
+class DigestEmail(mail.EmailMultiAlternatives):
+    """A plain-text + HTML e-mail whose MIME message is built with the standard library's compat32
+    classes. Django builds messages with the modern email API, which parses every header it sets:
+    for a reminder cycle of 30,000 e-mails that took three quarters of the time (3 ms of 3.5 ms per
+    message). Backends call message() and serialise what it returns; nothing else changes."""
+
+    def message(self, *, policy=None):
+        # SMTP needs CRLF line ends (Django passes email.policy.SMTP there); files get "\n".
+        policy = email.policy.compat32.clone(linesep=policy.linesep if policy else "\n")
+        message = MIMEMultipart("alternative", policy=policy)
+        message["Subject"] = Header(str(self.subject), "utf-8")
+        name, address = parseaddr(str(self.from_email))
+        message["From"] = formataddr((name, address), charset="utf-8")
+        message["To"] = ", ".join(self.to)
+        message["Date"] = formatdate()
+        for header, value in self.extra_headers.items():
+            message[header] = value
+        message.attach(MIMEText(self.body, "plain", QUOTED_PRINTABLE_UTF8, policy=policy))
+        for content, mimetype in self.alternatives:
+            message.attach(MIMEText(content, mimetype.split("/")[1], QUOTED_PRINTABLE_UTF8, policy=policy))
+        return message
+
+
+QUOTED_PRINTABLE_UTF8 = email.charset.Charset("utf-8")
+QUOTED_PRINTABLE_UTF8.body_encoding = email.charset.QP
+
+
 # Stands in for the recipient's name while a message is rendered, so that everyone with the same
 # guidelines, due dates and language shares one rendering (a mail merge): rendering each of 30,000
 # digests separately was half of a reminder cycle's time.
@@ -481,7 +524,7 @@ def build_message(draft, log, *, titles, names, day, rendered=None):
                              render_to_string(f"emails/{draft.template}.html", context))
     subject, text, html = rendered[key]
     name = draft.recipient.user.first_name or draft.recipient.full_name
-    message = mail.EmailMultiAlternatives(
+    message = DigestEmail(
         subject=subject, body=text.replace(NAME_PLACEHOLDER, name), to=[log.email],
         # Auto-Submitted (RFC 3834) keeps out-of-office replies away.
         headers={"Message-ID": log.message_id, "Auto-Submitted": "auto-generated"},
@@ -508,10 +551,9 @@ def run_batch(drafts, *, day, claimed_by, requested_by=None):
 
 def last_reminders(version, employee_ids):
     """{employee pk: when the last e-mail about this version's major version reached them}."""
-    return dict(
-        NotificationItem.objects.filter(
-            Q(notification__kind__in=[Kind.ANNOUNCEMENT, Kind.REMINDER, Kind.NUDGE]),
-            employee__in=employee_ids, version__guideline=version.guideline_id, version__major=version.major,
-            notification__status=NotificationLog.Status.SENT,
-        ).values("employee_id").annotate(last=Max("notification__sent_at")).values_list("employee_id", "last")
-    )
+    versions = Version.objects.filter(guideline=version.guideline_id, major=version.major)
+    latest = _last_notified(employee_ids, versions, [Kind.ANNOUNCEMENT, Kind.REMINDER, Kind.NUDGE], "sent_at")
+    by_employee = {}
+    for (employee_id, _version_id), moment in latest.items():
+        by_employee[employee_id] = max(moment, by_employee.get(employee_id, moment))
+    return by_employee

@@ -395,3 +395,21 @@ def test_shared_renderings_still_greet_each_recipient_by_name_escaped_in_html(ve
     assert "Dear Otto & <Co>," in messages["otto@example.com"].body
     html = messages["otto@example.com"].alternatives[0][0]
     assert "Dear Otto &amp; &lt;Co&gt;," in html and "[[recipient-name]]" not in html
+
+
+def test_messages_over_smtp_decode_to_the_same_subject_text_and_html(version, daan, settings):
+    from email.header import decode_header, make_header
+
+    thursday = date(2027, 3, 4)
+    with SMTPServer() as server, time_machine.travel(at(thursday), tick=False):
+        settings.MAILERS = server.mailers()
+        drafts = [d for d in reminders.compose_announcements(version, [daan.pk], thursday)]
+        assert reminders.run_batch(drafts, day=thursday, claimed_by="t") == 1
+    message = server.messages[0]
+    assert str(make_header(decode_header(message["Subject"]))) == (
+        "Nieuw: Richtlijn sociale media (versie 1.0) — graag bevestigen")
+    assert message["To"] == "daan@example.com" and message["Auto-Submitted"] == "auto-generated"
+    assert message["Message-ID"] == NotificationLog.objects.get().message_id
+    text, html = (part.get_payload(decode=True).decode() for part in message.get_payload())
+    assert "Beste Daan," in text and "uiterlijk 15 maart 2027" in text
+    assert '<html lang="nl">' in html and "Lees en bevestig" in html
