@@ -462,6 +462,9 @@ class AuditEvent(models.Model):
         REMINDERS_PLANNED = "reminders_planned", _("reminder cycle planned")
         NUDGE_REQUESTED = "nudge_requested", _("reminders sent by HR")
         ANNOUNCEMENT_PLANNED = "announcement_planned", _("publication announced")
+        REPORT_GENERATED = "report_generated", _("report generated")
+        REPORT_DOWNLOADED = "report_downloaded", _("report downloaded")
+        REPORT_VERIFIED = "report_verified", _("report verified")
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -551,3 +554,48 @@ class NotificationItem(models.Model):
 
     def __str__(self):
         return f"{self.notification_id}: {self.employee_id} / {self.version_id}"
+
+
+class Report(models.Model):
+    """A generated PDF: the auditor pack or a personal certificate. The SHA-256 of the file and a
+    short verification code printed on it let anyone check later that a PDF is one we made."""
+
+    class Kind(models.TextChoices):
+        AUDIT_PACK = "audit_pack", _("auditor pack")
+        CERTIFICATE = "certificate", _("acknowledgement certificate")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("waiting")
+        RUNNING = "running", _("being generated")
+        DONE = "done", _("ready")
+        FAILED = "failed", _("failed")
+
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    verification_code = models.CharField(_("verification code"), max_length=16, unique=True)
+    # Empty when generated on the command line (manage.py audit_report).
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                     null=True, verbose_name=_("requested by"))
+    requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
+    language = models.CharField(_("language"), max_length=2, choices=LANGUAGE_CHOICES)
+    # What the report covers, as chosen: guideline slug, version number or "all", department, as-of date.
+    parameters = models.JSONField(default=dict)
+    guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, null=True, related_name="+")
+    acknowledgement = models.ForeignKey(Acknowledgement, on_delete=models.PROTECT, null=True, related_name="+")
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0)
+    pages = models.PositiveIntegerField(default=0)
+    file = models.CharField(max_length=255, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True, db_index=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        verbose_name = _("report")
+        verbose_name_plural = _("reports")
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.verification_code}"

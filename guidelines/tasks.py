@@ -11,8 +11,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from . import reminders, services
-from .models import NotificationLog, Version
+from . import reminders, report_jobs, services
+from .models import NotificationLog, Report, Version
 
 
 @shared_task(acks_late=True)
@@ -93,3 +93,49 @@ def send_announcements(self, version_id, employee_ids):
     day = timezone.localdate()
     version = Version.objects.get(pk=version_id)
     return _send(self, reminders.compose_announcements(version, employee_ids, day), day)
+
+
+# Reports: prepare once, render the table chunks in parallel, join them when the last one is done.
+
+
+@shared_task(acks_late=True)
+def generate_report(report_id):
+    report = Report.objects.select_related("guideline", "requested_by").get(pk=report_id)
+    if report.status in (Report.Status.DONE, Report.Status.FAILED):
+        return
+    try:
+        # A redelivered task finds the plan (prepare writes it last) and only sends what is missing.
+        plan = report_jobs.plan_of(report) or report_jobs.prepare(report)
+    except Exception as error:
+        report_jobs.fail(report, error)
+        raise
+    missing = report_jobs.missing_chunks(report, plan)
+    for index in missing:
+        render_report_chunk.delay(report_id, index)
+    if not missing:
+        finish_report.delay(report_id)
+
+
+@shared_task(acks_late=True)
+def render_report_chunk(report_id, index):
+    report = Report.objects.select_related("guideline", "requested_by").get(pk=report_id)
+    if report.status != Report.Status.RUNNING:
+        return
+    try:
+        last = report_jobs.render_chunk(report, index)
+    except Exception as error:
+        report_jobs.fail(report, error)
+        raise
+    if last:
+        finish_report.delay(report_id)
+
+
+@shared_task(acks_late=True)
+def finish_report(report_id):
+    report = Report.objects.get(pk=report_id)
+    if report.status == Report.Status.RUNNING:
+        try:
+            report_jobs.finish(report)
+        except Exception as error:
+            report_jobs.fail(report, error)
+            raise

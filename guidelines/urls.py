@@ -3,7 +3,7 @@ from django.urls import path
 from .views import employee, hr
 
 from .views import hr_import  # isort: skip
-from .views import dashboards, notifications
+from .views import dashboards, notifications, reports
 
 app_name = "guidelines"
 
@@ -39,4 +39,10 @@ urlpatterns = [
     path("hr/guidelines/<slug:slug>/nudge/", notifications.nudge, name="hr_nudge"),
     path("hr/notifications/", notifications.notification_log, name="hr_notifications"),
     # urls: views/notifications.py
+    path("reports/", reports.audit_pack, name="report_pack"),
+    path("reports/verify/", reports.verify, name="report_verify"),
+    path("reports/<str:code>/", reports.report_status, name="report_status"),
+    path("reports/<str:code>/download/", reports.report_download, name="report_download"),
+    path("my/acknowledgements/<int:pk>/certificate.pdf", reports.certificate, name="report_certificate"),
+    # urls: views/reports.py
 ]

@@ -1,0 +1,148 @@
+"""PDF building blocks on WeasyPrint: documents from templates, the large tables in page-sized
+chunks, and the assembly into one PDF/A-3u with pikepdf.
+
+Why the tables are lines of monospaced text and not HTML tables: WeasyPrint lays out every table
+cell as a box, 7.5–10 ms per row of eight cells, so 100,000 rows would take over six minutes on two
+cores and gigabytes of memory in one layout. A row as one preformatted line costs about 1.8 ms, and
+with a fixed line height every page holds exactly ROWS_PER_PAGE rows. Page counts are therefore
+known before rendering, chunks can be rendered in parallel as separate documents that start at
+their absolute page number, and "page x of y" is right on every page.
+"""
+
+import html
+import math
+import unicodedata
+from datetime import UTC
+from functools import lru_cache
+from pathlib import Path
+
+import segno
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+
+ROWS_PER_PAGE = 40
+# Chunks hold whole pages: a partly filled page in the middle of the table would shift the count.
+CHUNK_ROWS = 100 * ROWS_PER_PAGE
+MONO_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
+
+
+def page_count(rows):
+    return max(1, math.ceil(rows / ROWS_PER_PAGE)) if rows else 0
+
+
+def chunks(rows):
+    """[(first row, number of rows)] covering `rows` in whole-page chunks."""
+    return [(start, min(CHUNK_ROWS, rows - start)) for start in range(0, rows, CHUNK_ROWS)]
+
+
+# Lines of the monospaced tables ------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _mono_characters():
+    from fontTools.ttLib import TTFont  # a WeasyPrint dependency
+
+    try:
+        return frozenset(TTFont(MONO_FONT).getBestCmap())
+    except OSError:  # another font layout: treat everything beyond ASCII as needing its own box
+        return frozenset(range(32, 127))
+
+
+def _one_cell_each(text):
+    """Whether every character takes exactly one cell of the monospaced font."""
+    mono = _mono_characters()
+    return all(
+        ord(c) in mono and not unicodedata.combining(c) and unicodedata.category(c) not in ("Mn", "Me", "Cf")
+        and unicodedata.east_asian_width(c) not in ("W", "F")
+        for c in text
+    )
+
+
+def fit(value, width):
+    text = unicodedata.normalize("NFC", str(value if value is not None else ""))
+    if _one_cell_each(text):
+        return html.escape(text[: width - 1] + "…" if len(text) > width else text.ljust(width))
+    # A name in another script: its own box of the column's width keeps the columns aligned.
+    return f'<span class="cell" style="width:{width}ch">{html.escape(text)}</span>'
+
+
+def line(values, widths):
+    return "  ".join(fit(value, width) for value, width in zip(values, widths, strict=True)).rstrip()
+
+
+# Documents -------------------------------------------------------------------------------------------
+
+
+def qr_svg(text):
+    return segno.make(text, error="m").svg_inline(scale=3, border=2)
+
+
+def _html(template, context, *, first_page, total_pages):
+    return render_to_string(template, {**context, "first_page": first_page, "total_pages": total_pages})
+
+
+def render(template, context, *, first_page=1, total_pages=0, language="en"):
+    """A WeasyPrint document (laid out, not written) of a report template."""
+    from weasyprint import HTML
+
+    with translation.override(language):
+        source = _html(template, context, first_page=first_page, total_pages=total_pages)
+    return HTML(string=source, base_url=str(Path(__file__).resolve().parent.parent)).render()
+
+
+def table_document(*, heading, widths, rows, context, first_page, total_pages, language):
+    """One chunk of a monospaced table: ROWS_PER_PAGE lines per page, the header on each page."""
+    header = line(heading, widths)
+    pages = [
+        {"header": header, "lines": "\n".join(line(row, widths) for row in rows[start:start + ROWS_PER_PAGE])}
+        for start in range(0, len(rows), ROWS_PER_PAGE)
+    ]
+    document = render("reports/table.html", {**context, "pages": pages}, first_page=first_page,
+                      total_pages=total_pages, language=language)
+    if len(document.pages) != page_count(len(rows)):
+        # The page arithmetic is what keeps "page x of y" right; never hand out a report where it failed.
+        raise RuntimeError(f"a table chunk took {len(document.pages)} pages instead of {page_count(len(rows))}")
+    return document
+
+
+def write_front(document, path, *, attachments):
+    """The first part carries the archival identity: PDF/A-3u, metadata, the embedded files."""
+    from weasyprint import Attachment
+
+    now = timezone.now().astimezone(UTC).replace(microsecond=0)
+    files = [
+        Attachment(string=content, name=name, description=description, relationship=relationship,
+                   created=now, modified=now)
+        for name, content, description, relationship in attachments
+    ]
+    document.write_pdf(path, pdf_variant="pdf/a-3u", attachments=files)
+
+
+def assemble(front, parts, out, *, outline=()):
+    """Copy every page of `parts` behind `front`, keeping the front's XMP, output intent,
+    attachments and document information; `outline` adds (title, page index) bookmarks."""
+    import pikepdf
+
+    with pikepdf.open(front) as pdf:
+        opened = []
+        try:
+            for part in parts:
+                source = pikepdf.open(part)
+                opened.append(source)  # pages are copied when saving: keep the sources open
+                pdf.pages.extend(source.pages)
+            # WeasyPrint 70 lists each attachment twice in /AF (the PDF/A associated files).
+            if "/AF" in pdf.Root:
+                seen, unique = set(), pikepdf.Array()
+                for spec in pdf.Root.AF:
+                    if spec.objgen not in seen:
+                        seen.add(spec.objgen)
+                        unique.append(spec)
+                pdf.Root.AF = unique
+            if outline:
+                with pdf.open_outline() as bookmarks:
+                    for title, index in outline:
+                        bookmarks.root.append(pikepdf.OutlineItem(title, index))
+            pdf.save(out, object_stream_mode=pikepdf.ObjectStreamMode.generate, compress_streams=True)
+        finally:
+            for source in opened:
+                source.close()

@@ -1,0 +1,383 @@
+"""Generating, storing and verifying PDF reports: the auditor pack in steps that can run on several
+workers (prepare → table chunks → finish), and the one-page certificate.
+
+prepare() gathers the evidence once and writes it to the report's work folder: the table lines,
+the CSV that is embedded, the front part (PDF/A-3u with the attachments) and the back part. The
+table chunks then render from those files, so every chunk sees the same snapshot, and finish()
+joins the parts, records the SHA-256 and the audit event. Small packs run the same steps in the
+request. The work folder and the finished PDFs live under MEDIA_ROOT, which web and workers share.
+"""
+
+import hashlib
+import itertools
+import json
+import secrets
+import shutil
+from datetime import UTC
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from . import pdf, reports
+from .dashboards import Status
+from .models import AuditEvent, Report
+from .services import record_audit_event
+
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: easy to read out and type
+GENERATOR = "Guidelines evidence reports 1.0"
+
+EMPLOYEE_WIDTHS = (28, 10, 18, 12, 7, 4, 16, 9, 64)
+OUTSTANDING_WIDTHS = (28, 10, 20, 9, 11, 90)
+
+
+def new_code():
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(12))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def normalise_code(text):
+    raw = "".join(c for c in (text or "").upper() if c.isalnum())
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}" if len(raw) == 12 else None
+
+
+def reports_dir():
+    return Path(settings.MEDIA_ROOT) / "reports"
+
+
+def work_dir(report):
+    return reports_dir() / "work" / str(report.pk)
+
+
+def verify_url(code=None):
+    url = f"{settings.SITE_URL}{reverse('guidelines:report_verify')}"
+    return f"{url}?code={code}" if code else url
+
+
+def css_string(text):
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def _print_context(report, *, title, section_title, generated_by, total_pages):
+    """What every part of a report shares: metadata, the running header and footer."""
+    generated_at = timezone.localtime(report.requested_at)
+    before, after = (_("Page %(page)s of %(total)s") % {"page": "\x00", "total": total_pages}).split("\x00")
+    return {
+        "document_title": title, "author": generated_by, "generator": GENERATOR, "code": report.verification_code,
+        "description": _("Verification code %(code)s") % {"code": report.verification_code},
+        "created_iso": generated_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated_at": generated_at, "generated_by": generated_by, "verify_url": verify_url(),
+        "qr": pdf.qr_svg(verify_url(report.verification_code)), "signed": False,
+        "css": {
+            "title": css_string(section_title), "code": css_string(_("Verification code %(code)s")
+                                                                  % {"code": report.verification_code}),
+            "generated": css_string(_("Generated %(at)s by %(by)s") % {
+                "at": generated_at.strftime("%Y-%m-%d %H:%M"), "by": generated_by}),
+            "page_before": css_string(before), "page_after": css_string(after),
+        },
+    }
+
+
+def _who(user):
+    if user is None:
+        return _("the command line (manage.py audit_report)")
+    return f"{user.get_full_name()} <{user.email}>" if user.get_full_name() else user.email
+
+
+# The auditor pack ------------------------------------------------------------------------------------
+
+
+def start_audit_pack(*, user, guideline_slug, version="", department="", as_of="", language="en"):
+    """Check the choices and record the report to make; ValidationError says what is wrong."""
+    request = reports.parse_request(guideline_slug=guideline_slug, version=version, department=department,
+                                    as_of=as_of, language=language)
+    return Report.objects.create(
+        kind=Report.Kind.AUDIT_PACK, verification_code=new_code(), requested_by=user, language=language,
+        parameters=request.parameters(), guideline=request.guideline, rows=reports.count_rows(request),
+    )
+
+
+def in_background(report):
+    return report.rows > settings.REPORT_BACKGROUND_ROWS
+
+
+def _request(report):
+    parameters = report.parameters
+    return reports.parse_request(
+        guideline_slug=parameters["guideline"], version=parameters["version"],
+        department=parameters["department"] or "", as_of=parameters["as_of"], language=parameters["language"],
+        today=timezone.localdate(report.requested_at),
+    )
+
+
+def _local(moment):
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def _employee_line(version, row):
+    acknowledged = row["ack__acknowledged_at"]
+    return [
+        f"{row['user__first_name']} {row['user__last_name']}".strip(), row["employee_number"],
+        row["department__name"] or "—", str(Status(row["status"]).label),
+        f"{row['ack__version__major']}.{row['ack__version__minor']}" if acknowledged else "—",
+        row["ack__language"] or "—", _local(acknowledged) or "—",
+        row["ack__channel"] or "—", row["ack__content_hash"] or "—",
+    ]
+
+
+def _outstanding_line(row):
+    dates = [timezone.localtime(sent).strftime("%Y-%m-%d") for sent, _kind in row.reminders]
+    history = (_("%(count)s: %(dates)s") % {"count": len(dates), "dates": ", ".join(reversed(dates))}
+               if dates else _("none"))
+    return [row.full_name, row.employee_number, row.department.name if row.department_id else "—",
+            str(_("overdue") if row.overdue else _("pending")), row.due_date.isoformat(), history]
+
+
+def plan_of(report):
+    """The plan prepare() wrote last, or None while it has not finished."""
+    path = work_dir(report) / "plan.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def missing_chunks(report, plan):
+    folder = work_dir(report)
+    return [index for index in range(len(plan["chunks"])) if not (folder / f"part-{index:05d}.pdf").exists()]
+
+
+def prepare(report):
+    """Gather the evidence, write the table lines and the CSV, render the front and back parts.
+    Returns the plan: the table chunks with their first pages (written last, as plan.json)."""
+    Report.objects.filter(pk=report.pk).update(status=Report.Status.RUNNING)
+    request = _request(report)
+    folder = work_dir(report)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    with translation.override(request.language):
+        chain = reports.chain_check(report.requested_by)
+        sections = reports.version_sections(request)
+        counts = {}
+        with open(folder / "employees.jsonl", "w") as lines:
+            counts["employees"] = 0
+            for version in request.versions:
+                for row in reports.employee_rows(request, version):
+                    lines.write(json.dumps(_employee_line(version, row)) + "\n")
+                    counts["employees"] += 1
+        with open(folder / "outstanding.jsonl", "w") as lines:
+            counts["outstanding"] = 0
+            for section in sections:
+                for row in section.outstanding:
+                    lines.write(json.dumps(_outstanding_line(row)) + "\n")
+                    counts["outstanding"] += 1
+        csv_text = reports.csv_records(request)
+        generated_by = _who(report.requested_by)
+        title = _("Auditor pack: %(title)s") % {"title": request.guideline.title}
+        front_context = {
+            "guideline": request.guideline, "version_choice": request.version_choice, "sections": sections,
+            "owner": _who(request.guideline.owner), "as_of": request.as_of,
+            "as_of_is_today": request.as_of == timezone.localdate(report.requested_at),
+            "department": request.department, "population": sum(s.summary.counts.in_scope for s in sections),
+            "audience": ", ".join(sorted([d.name for d in request.guideline.audience_departments.all()]
+                                         + [g.name for g in request.guideline.audience_groups.all()])),
+            "last_import": reports.last_import(), "chain": chain, "statuses": Status.choices,
+        }
+        back_context = {
+            "exemptions": reports.exemptions(request), "extensions": reports.extensions(request),
+            "history": reports.version_history(request), "texts": reports.reported_texts(request), "chain": chain,
+        }
+
+        def context(section_title, total):
+            return _print_context(report, title=title, section_title=section_title, generated_by=generated_by,
+                                  total_pages=total)
+
+        # Pass 1: how many pages the front and back take (the total only changes digits in the footer).
+        front_pages = len(pdf.render("reports/front.html", {**front_context, **context(title, 99999)},
+                                     language=request.language).pages)
+        back_pages = len(pdf.render("reports/back.html", {**back_context, **context(title, 99999)},
+                                    language=request.language).pages)
+        plan, page = {"chunks": [], "counts": counts}, front_pages + 1
+        for table in ("employees", "outstanding"):
+            for start, count in pdf.chunks(counts[table]):
+                plan["chunks"].append({"table": table, "start": start, "count": count, "first_page": page})
+                page += pdf.page_count(count)
+        total = page - 1 + back_pages
+        plan.update(front_pages=front_pages, back_first=page, total=total)
+
+        manifest = {
+            "generator": GENERATOR, "verification_code": report.verification_code,
+            "generated_at": report.requested_at.astimezone(UTC).isoformat(), "generated_by": _who(report.requested_by),
+            "filters": report.parameters, "rows": counts["employees"], "outstanding": counts["outstanding"],
+            "counts": {s.version.number: {status: getattr(s.summary.counts, status) for status in Status.values}
+                       for s in sections},
+            "chain": {"intact": chain.intact, "checked": chain.checked, "head_sequence": chain.head_sequence,
+                      "head_seal": chain.head_seal},
+            "csv_sha256": hashlib.sha256(csv_text.encode()).hexdigest(), "pages": total,
+        }
+        front = pdf.render("reports/front.html", {**front_context, **context(title, total)},
+                           language=request.language)
+        pdf.write_front(front, folder / "front.pdf", attachments=[
+            ("acknowledgements.csv", csv_text.encode(), _("Per-employee acknowledgement data"), "Data"),
+            ("manifest.json", json.dumps(manifest, indent=2).encode(), _("Filters, counts and chain head"),
+             "Supplement"),
+        ])
+        back = pdf.render("reports/back.html", {**back_context, **context(title, total)},
+                          first_page=plan["back_first"], total_pages=total, language=request.language)
+        back.write_pdf(folder / "back.pdf")
+        (folder / "plan.json").write_text(json.dumps(plan))
+    Report.objects.filter(pk=report.pk).update(progress_total=len(plan["chunks"]), pages=total,
+                                               rows=counts["employees"])
+    return plan
+
+
+def render_chunk(report, index):
+    """Render one table chunk from the prepared lines. Returns True when it was the last one."""
+    folder = work_dir(report)
+    plan = json.loads((folder / "plan.json").read_text())
+    chunk = plan["chunks"][index]
+    with open(folder / f"{chunk['table']}.jsonl") as lines:
+        rows = [json.loads(text) for text in itertools.islice(lines, chunk["start"], chunk["start"] + chunk["count"])]
+    with translation.override(report.language):
+        if chunk["table"] == "employees":
+            heading = [_("Name"), _("Number"), _("Department"), _("Status"), _("Version"), _("Lang"),
+                       _("Acknowledged at"), _("Channel"), _("SHA-256 of the text read")]
+            widths, section = EMPLOYEE_WIDTHS, _("Per-employee acknowledgements")
+        else:
+            heading = [_("Name"), _("Number"), _("Department"), _("Status"), _("Due date"),
+                       _("Reminder e-mails sent (newest first)")]
+            widths, section = OUTSTANDING_WIDTHS, _("Outstanding employees and their reminders")
+        title = _("Auditor pack: %(title)s") % {"title": report.guideline.title}
+        context = _print_context(report, title=title, section_title=f"{title} · {section}",
+                                 generated_by=_who(report.requested_by), total_pages=plan["total"])
+        document = pdf.table_document(heading=heading, widths=widths, rows=rows, context=context,
+                                      first_page=chunk["first_page"], total_pages=plan["total"],
+                                      language=report.language)
+    part = folder / f"part-{index:05d}.pdf"
+    document.write_pdf(part.with_suffix(".tmp"))
+    part.with_suffix(".tmp").replace(part)  # complete or absent, never half-written
+    with transaction.atomic():
+        locked = Report.objects.select_for_update().get(pk=report.pk)
+        locked.progress = len(list(folder.glob("part-*.pdf")))
+        locked.save(update_fields=["progress"])
+    return locked.progress >= locked.progress_total
+
+
+def finish(report):
+    """Join the parts, record the SHA-256 and the audit event. Safe to call twice."""
+    with transaction.atomic():
+        report = Report.objects.select_for_update().select_related("requested_by").get(pk=report.pk)
+        if report.status == Report.Status.DONE:
+            return report
+        folder = work_dir(report)
+        plan = json.loads((folder / "plan.json").read_text())
+        parts = [folder / f"part-{index:05d}.pdf" for index in range(len(plan["chunks"]))]
+        with translation.override(report.language):
+            outline = [(_("Coverage"), 0)]
+            if plan["counts"]["employees"]:
+                outline.append((_("Per-employee acknowledgements"), plan["front_pages"]))
+            first_outstanding = next((c["first_page"] for c in plan["chunks"] if c["table"] == "outstanding"), None)
+            if first_outstanding:
+                outline.append((_("Outstanding employees"), first_outstanding - 1))
+            outline.append((_("Exemptions, versions, texts and method"), plan["back_first"] - 1))
+        return _store(report, folder / "front.pdf", [*parts, folder / "back.pdf"], outline=outline,
+                      cleanup=folder)
+
+
+def _store(report, front, parts, *, outline=(), cleanup=None):
+    target = reports_dir() / f"{report.kind}-{report.verification_code}.pdf"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_suffix(".tmp")
+    pdf.assemble(front, parts, temporary, outline=outline)
+    digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
+    temporary.replace(target)
+    report.status, report.sha256, report.size = Report.Status.DONE, digest, target.stat().st_size
+    report.file, report.finished_at, report.progress = target.name, timezone.now(), report.progress_total
+    report.save(update_fields=["status", "sha256", "size", "file", "finished_at", "progress"])
+    record_audit_event(action=AuditEvent.Action.REPORT_GENERATED, actor=report.requested_by,
+                       guideline=report.guideline, kind=report.kind, code=report.verification_code,
+                       sha256=digest, pages=report.pages, rows=report.rows, parameters=report.parameters)
+    if cleanup:
+        shutil.rmtree(cleanup, ignore_errors=True)
+    return report
+
+
+def fail(report, error):
+    Report.objects.filter(pk=report.pk).update(status=Report.Status.FAILED, error=str(error)[:2000])
+    shutil.rmtree(work_dir(report), ignore_errors=True)
+
+
+def generate_now(report):
+    """All steps in this process (small packs, the command line, tests)."""
+    try:
+        plan = prepare(report)
+        for index in range(len(plan["chunks"])):
+            render_chunk(report, index)
+        return finish(report)
+    except Exception as error:
+        fail(report, error)
+        raise
+
+
+# The certificate --------------------------------------------------------------------------------------
+
+
+def certificate(*, acknowledgement, user, language):
+    """One acknowledgement as a one-page PDF/A-3u, recorded and verifiable like every report."""
+    report = Report.objects.create(
+        kind=Report.Kind.CERTIFICATE, verification_code=new_code(), requested_by=user, language=language,
+        acknowledgement=acknowledgement, guideline=acknowledgement.guideline, rows=1, progress_total=0,
+        parameters={"acknowledgement": acknowledgement.sequence, "language": language},
+    )
+    ack = acknowledgement
+    text = ack.version.texts.filter(language=ack.language).first()
+    folder = work_dir(report)
+    folder.mkdir(parents=True, exist_ok=True)
+    with translation.override(language):
+        title = _("Certificate of acknowledgement: %(title)s") % {"title": text.title if text else ack.guideline.title}
+        context = {
+            **_print_context(report, title=title, section_title=title, generated_by=_who(user), total_pages=1),
+            "ack": ack, "title": text.title if text else ack.guideline.title, "orientation": "portrait",
+            "utc": ack.acknowledged_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        document = pdf.render("reports/certificate.html", context, total_pages=1, language=language)
+        if len(document.pages) != 1:
+            raise RuntimeError(f"the certificate took {len(document.pages)} pages")
+        record = {field: str(getattr(ack, field)) for field in (
+            "employee_number", "employee_name", "major", "language", "content_hash", "statement", "channel",
+            "auth_method", "department_name", "manager_name", "sequence", "seal", "previous_seal")}
+        record.update(guideline=ack.guideline.slug, version=ack.version.number,
+                      acknowledged_at_utc=ack.acknowledged_at.astimezone(UTC).isoformat(),
+                      verification_code=report.verification_code, generator=GENERATOR)
+        pdf.write_front(document, folder / "front.pdf", attachments=[
+            ("acknowledgement.json", json.dumps(record, indent=2).encode(), _("The acknowledgement record"), "Data"),
+        ])
+    report.pages = 1
+    return _store(report, folder / "front.pdf", [], cleanup=folder)
+
+
+# Verification -------------------------------------------------------------------------------------------
+
+
+def find_by_content(content):
+    """(report or None, digest, claimed code): the report whose SHA-256 matches the bytes, and the
+    verification code the file claims in its metadata (to tell a tampered copy from a stranger)."""
+    digest = hashlib.sha256(content).hexdigest()
+    report = Report.objects.filter(sha256=digest, status=Report.Status.DONE).select_related(
+        "requested_by", "guideline").first()
+    claimed = None
+    if report is None:
+        claimed = _claimed_code(content)
+    return report, digest, claimed
+
+
+def _claimed_code(content):
+    import io
+
+    import pikepdf
+
+    try:
+        with pikepdf.open(io.BytesIO(content)) as document:
+            return normalise_code(str(document.docinfo.get("/Keywords", "")))
+    except Exception:  # not a PDF, or damaged beyond reading: there is no claim to report
+        return None

@@ -1,0 +1,284 @@
+"""What an auditor pack and a certificate contain: the choices an auditor makes, checked, and the
+evidence gathered for them. Rendering to PDF is guidelines/pdf.py; nothing here writes.
+
+"As of" a day means the state at the end of that day (Europe/Amsterdam): acknowledgements,
+exemptions, extensions and reminders are append-only with their moments, so the past is
+reconstructed exactly. The population is today's HR data read with its start and end dates.
+"""
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import dashboards
+from .models import (
+    AuditEvent,
+    Department,
+    DueDateExtension,
+    Employee,
+    Exemption,
+    Guideline,
+    ImportRun,
+    NotificationItem,
+    NotificationLog,
+    Version,
+)
+
+ALL_VERSIONS = "all"
+
+
+@dataclass
+class PackRequest:
+    guideline: Guideline
+    versions: list  # the versions whose acknowledgements are reported, oldest first
+    department: Department | None
+    as_of: date
+    language: str
+    version_choice: str  # "all" or a number such as "2.0"
+
+    @property
+    def moment(self):
+        """The end of the as-of day."""
+        return timezone.make_aware(datetime.combine(self.as_of + timedelta(days=1), time.min))
+
+    def parameters(self):
+        return {"guideline": self.guideline.slug, "version": self.version_choice,
+                "department": self.department.name if self.department else None,
+                "as_of": self.as_of.isoformat(), "language": self.language}
+
+
+def parse_request(*, guideline_slug, version="", department="", as_of="", language="en", today=None):
+    """Check an auditor's choices; ValidationError with a message saying what is wrong."""
+    today = today or timezone.localdate()
+    guideline = Guideline.objects.filter(slug=guideline_slug).first()
+    if guideline is None:
+        raise ValidationError(_("There is no guideline %(slug)s.") % {"slug": guideline_slug}, code="guideline")
+    if language not in ("nl", "en"):
+        raise ValidationError(_("The report language must be nl or en."), code="language")
+    if as_of:
+        try:
+            day = date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
+        except ValueError:
+            raise ValidationError(_("The as-of date must be a date such as 2026-03-31."), code="as_of") from None
+    else:
+        day = today
+    if day > today:
+        raise ValidationError(_("The as-of date lies in the future; a report can only show what has happened."),
+                              code="as_of")
+    moment = timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+    released = list(guideline.versions.filter(published_at__lt=moment).order_by("major", "minor"))
+    if not released:
+        raise ValidationError(
+            _("%(title)s had no published version on %(date)s.") % {"title": guideline.title, "date": day},
+            code="as_of")
+    version = (version or "").strip()
+    if version in ("", ALL_VERSIONS):
+        # One section per major version: its latest minor version on the day.
+        latest = {}
+        for candidate in released:
+            latest[candidate.major] = candidate
+        versions = [latest[major] for major in sorted(latest)] if version == ALL_VERSIONS else [released[-1]]
+        choice = ALL_VERSIONS if version == ALL_VERSIONS else released[-1].number
+    else:
+        if not re.fullmatch(r"\d{1,6}\.\d{1,6}", version):
+            raise ValidationError(_("Version numbers look like 2.0 or 2.1."), code="version")
+        versions = [v for v in guideline.versions.released() if v.number == version]
+        if not versions:
+            raise ValidationError(_("%(title)s has no published version %(number)s.")
+                                  % {"title": guideline.title, "number": version}, code="version")
+        if versions[0].published_at >= moment:
+            raise ValidationError(_("Version %(number)s was published after %(date)s.")
+                                  % {"number": version, "date": day}, code="as_of")
+        choice = version
+    for item in versions:
+        item.guideline = guideline
+    chosen_department = None
+    if department:
+        chosen_department = Department.objects.filter(Q(name=department) | Q(pk=department if str(department).isdigit()
+                                                                               else None)).first()
+        if chosen_department is None:
+            raise ValidationError(_("There is no department %(name)s.") % {"name": department}, code="department")
+        in_scope = dashboards.in_scope(versions[-1], day, Employee.objects.filter(department=chosen_department))
+        if not guideline.audience_everyone and not guideline.audience_departments.filter(
+                pk=chosen_department.pk).exists() and not in_scope.exists():
+            raise ValidationError(_("The department %(name)s is not in the audience of %(title)s.")
+                                  % {"name": chosen_department.name, "title": guideline.title}, code="department")
+    return PackRequest(guideline, versions, chosen_department, day, language, choice)
+
+
+# The evidence ---------------------------------------------------------------------------------------
+
+
+def population(request, version):
+    employees = Employee.objects.all()
+    if request.department:
+        employees = employees.filter(department=request.department)
+    return dashboards.in_scope(version, request.as_of, employees)
+
+
+def employee_rows(request, version):
+    """Every in-scope employee with status and the acknowledgement that counts, as dicts, streamed,
+    ordered by department, name and number."""
+    rows = dashboards.with_status(population(request, version), version, request.as_of).values(
+        "employee_number", "user__first_name", "user__last_name", "department__name", "status", "due_date",
+        "ack__acknowledged_at", "ack__version__major", "ack__version__minor", "ack__language", "ack__channel",
+        "ack__content_hash", "ack__sequence", "pk",
+    ).order_by("department__name", "user__last_name", "user__first_name", "employee_number")
+    return rows.iterator(chunk_size=5000)
+
+
+def count_rows(request):
+    return sum(population(request, version).count() for version in request.versions)
+
+
+CSV_COLUMNS = [
+    "guideline", "major_version", "employee_number", "first_name", "last_name", "department", "status",
+    "due_date", "version_read", "language", "acknowledged_at_utc", "channel", "content_hash", "record_number",
+]
+
+
+def csv_records(request):
+    """The per-employee data as CSV lines (the embedded attachment), in report order."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for version in request.versions:
+        for row in employee_rows(request, version):
+            acknowledged = row["ack__acknowledged_at"]
+            writer.writerow([
+                request.guideline.slug, version.major, row["employee_number"], row["user__first_name"],
+                row["user__last_name"], row["department__name"] or "", row["status"], row["due_date"].isoformat(),
+                f"{row['ack__version__major']}.{row['ack__version__minor']}" if acknowledged else "",
+                row["ack__language"] or "", acknowledged.astimezone(timezone.UTC).isoformat() if acknowledged else "",
+                row["ack__channel"] or "", row["ack__content_hash"] or "", row["ack__sequence"] or "",
+            ])
+    return buffer.getvalue()
+
+
+@dataclass
+class VersionSection:
+    version: object
+    summary: object
+    outstanding: list = field(default_factory=list)
+
+
+def version_sections(request):
+    """Per reported version: the counts and departments as of the day, and the outstanding employees
+    with their reminder history."""
+    sections = []
+    for version in request.versions:
+        summary = dashboards.summary(version, request.as_of, population(request, version))
+        sections.append(VersionSection(version, summary, outstanding(request, version)))
+    return sections
+
+
+def outstanding(request, version):
+    """Pending and overdue employees (as of the day) with due dates and every e-mail that reminded them."""
+    rows = list(
+        dashboards.with_status(population(request, version), version, request.as_of)
+        .filter(ack__isnull=True)
+        .exclude(pk__in=Exemption.objects.active_on(request.as_of).filter(guideline=request.guideline)
+                 .values("employee_id"))
+        .select_related("user", "department")
+        .order_by("department__name", "user__last_name", "user__first_name", "employee_number")
+    )
+    history = reminder_history([row.pk for row in rows], version, request.moment)
+    for row in rows:
+        row.reminders = history.get(row.pk, [])
+        row.overdue = row.due_date < request.as_of
+    return rows
+
+
+def reminder_history(employee_ids, version, until):
+    """{employee pk: [(sent at, kind label), …]} for e-mails about the version's major version."""
+    versions = Version.objects.filter(guideline=version.guideline_id, major=version.major)
+    items = NotificationItem.objects.filter(employee__in=employee_ids, version__in=versions).values_list(
+        "notification_id", "employee_id")
+    items = list(items)
+    logs = {
+        log.pk: log
+        for log in NotificationLog.objects.filter(pk__in={pk for pk, _e in items}, status="sent", sent_at__lt=until)
+        .exclude(kind=NotificationLog.Kind.ESCALATION)
+    }
+    escalations = {
+        (log_pk, employee_pk) for log_pk, employee_pk in items
+        if log_pk in logs and logs[log_pk].kind == NotificationLog.Kind.ESCALATION
+    }
+    history = {}
+    for log_pk, employee_pk in items:
+        log = logs.get(log_pk)
+        if log and (log_pk, employee_pk) not in escalations:
+            history.setdefault(employee_pk, []).append((log.sent_at, log.get_kind_display()))
+    for entries in history.values():
+        entries.sort()
+    return history
+
+
+def exemptions(request):
+    """Exemptions granted by the end of the day (with whether each was still active then)."""
+    rows = list(Exemption.objects.filter(guideline=request.guideline, granted_at__lt=request.moment)
+                .select_related("employee__user", "granted_by", "revoked_by").order_by("granted_at"))
+    for row in rows:
+        row.revoked_then = row.revoked_at is not None and row.revoked_at < request.moment
+    if request.department:
+        rows = [row for row in rows if row.employee.department_id == request.department.pk]
+    return rows
+
+
+def extensions(request):
+    majors = {version.major for version in request.versions}
+    rows = (DueDateExtension.objects.filter(guideline=request.guideline, major__in=majors,
+                                            granted_at__lt=request.moment)
+            .select_related("employee__user", "granted_by").order_by("granted_at"))
+    if request.department:
+        rows = rows.filter(employee__department=request.department)
+    return list(rows)
+
+
+def version_history(request):
+    """Every version published by the end of the day, with approval and the material/editorial choice."""
+    versions = list(request.guideline.versions.filter(published_at__lt=request.moment)
+                    .select_related("created_by", "approved_by", "published_by").prefetch_related("texts")
+                    .order_by("major", "minor"))
+    for version in versions:
+        texts = {text.language: text for text in version.texts.all()}
+        version.text = texts.get(request.language) or next(iter(texts.values()))
+        version.hashes = sorted((text.language, text.content_hash) for text in texts.values())
+    return versions
+
+
+def reported_texts(request):
+    """The full text of each reported version in the report's language, with both variants' hashes."""
+    texts = []
+    for version in request.versions:
+        by_language = {text.language: text for text in version.texts.all()}
+        texts.append({"version": version, "text": by_language[request.language],
+                      "hashes": sorted((language, text.content_hash) for language, text in by_language.items())})
+    return texts
+
+
+def last_import():
+    return ImportRun.objects.filter(outcome=ImportRun.Outcome.APPLIED).order_by("-started_at").first()
+
+
+def chain_check(by):
+    """Verify the whole acknowledgement chain now (recorded as an audit event)."""
+    from .services import verify_evidence
+
+    return verify_evidence(actor=by)
+
+
+def nudges_and_approvals(request):
+    """Audit events about the guideline up to the day: approvals, publications, retirement, nudges."""
+    return list(AuditEvent.objects.filter(guideline=request.guideline, at__lt=request.moment, action__in=[
+        AuditEvent.Action.VERSION_APPROVED, AuditEvent.Action.VERSION_PUBLISHED, AuditEvent.Action.GUIDELINE_RETIRED,
+        AuditEvent.Action.NUDGE_REQUESTED,
+    ]).select_related("actor", "version").order_by("at"))
+

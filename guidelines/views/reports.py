@@ -1,0 +1,155 @@
+"""Auditors and HR: the auditor pack (direct download or background with progress), downloads,
+personal certificates and the verification page."""
+
+import logging
+
+from django import forms
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_http_methods
+
+from .. import report_jobs, tasks
+from ..access import dashboard_required
+from ..models import Acknowledgement, AuditEvent, Department, Guideline, Report
+from ..services import record_audit_event
+
+logger = logging.getLogger(__name__)
+MAX_UPLOAD = 200 * 1024 * 1024
+
+
+def _may_audit(user):
+    return user.has_perm("guidelines.manage") or user.has_perm("guidelines.audit")
+
+
+class PackForm(forms.Form):
+    guideline = forms.ModelChoiceField(label=gettext_lazy("Guideline"), queryset=Guideline.objects.order_by("title"),
+                                       to_field_name="slug", empty_label=None)
+    version = forms.CharField(label=gettext_lazy("Version"), required=False, max_length=20,
+                              help_text=gettext_lazy('A number such as 2.0, "all", or empty for the current one.'))
+    department = forms.ModelChoiceField(label=gettext_lazy("Department"), queryset=Department.objects.order_by("name"),
+                                        required=False, empty_label=gettext_lazy("all departments"))
+    as_of = forms.DateField(label=gettext_lazy("As of"), required=False,
+                            widget=forms.DateInput(attrs={"type": "date"}),
+                            help_text=gettext_lazy("The state at the end of this day; empty: now."))
+    language = forms.ChoiceField(label=gettext_lazy("Language"), choices=[("nl", "Nederlands"), ("en", "English")])
+
+
+def _download(request, report):
+    record_audit_event(action=AuditEvent.Action.REPORT_DOWNLOADED, actor=request.user, guideline=report.guideline,
+                       code=report.verification_code, sha256=report.sha256)
+    path = report_jobs.reports_dir() / report.file
+    if not path.exists():
+        raise Http404(_("The file of this report is no longer available; please generate it again."))
+    return FileResponse(open(path, "rb"), as_attachment=True, content_type="application/pdf",
+                        filename=f"{report.kind}-{report.verification_code}.pdf")
+
+
+@require_http_methods(["GET", "POST"])
+@dashboard_required
+def audit_pack(request):
+    form = PackForm(request.POST or None, initial={"language": request.LANGUAGE_CODE})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            report = report_jobs.start_audit_pack(
+                user=request.user, guideline_slug=data["guideline"].slug, version=data["version"],
+                department=data["department"].name if data["department"] else "",
+                as_of=data["as_of"].isoformat() if data["as_of"] else "", language=data["language"],
+            )
+        except ValidationError as error:
+            form.add_error(None, error.messages[0])
+        else:
+            if report_jobs.in_background(report):
+                try:
+                    tasks.generate_report.delay(report.pk)
+                except Exception:  # the broker is down: the report is recorded as failed, with why
+                    logger.exception("Could not queue report %s", report.pk)
+                    report_jobs.fail(report, _("The task queue is unavailable."))
+                return redirect("guidelines:report_status", code=report.verification_code)
+            report_jobs.generate_now(report)
+            report.refresh_from_db()
+            return _download(request, report)
+    recent = Report.objects.filter(kind=Report.Kind.AUDIT_PACK).select_related("guideline", "requested_by")[:10]
+    return render(request, "guidelines/reports/pack.html", {"form": form, "recent": recent},
+                  status=400 if request.method == "POST" else 200)
+
+
+def _own_report(request, code):
+    report = Report.objects.filter(verification_code=code).select_related("guideline", "requested_by").first()
+    if report is None:
+        raise Http404(_("There is no report with this code."))
+    if report.requested_by_id != request.user.pk and not _may_audit(request.user):
+        raise PermissionDenied(_("This report was generated for someone else."))
+    return report
+
+
+@require_GET
+def report_status(request, code):
+    report = _own_report(request, code)
+    return render(request, "guidelines/reports/status.html", {"report": report})
+
+
+@require_GET
+def report_download(request, code):
+    report = _own_report(request, code)
+    if report.status != Report.Status.DONE:
+        return render(request, "400.html", {"message": _("This report is not ready yet.")}, status=409)
+    return _download(request, report)
+
+
+@require_GET
+def certificate(request, pk):
+    ack = Acknowledgement.objects.select_related("guideline", "version", "employee").filter(pk=pk).first()
+    if ack is None:
+        raise Http404(_("There is no such acknowledgement."))
+    own = request.employee is not None and ack.employee_id == request.employee.pk
+    if not own and not _may_audit(request.user):
+        raise PermissionDenied(_("You can only download certificates of your own acknowledgements."))
+    report = report_jobs.certificate(acknowledgement=ack, user=request.user, language=request.LANGUAGE_CODE)
+    return _download(request, report)
+
+
+class VerifyForm(forms.Form):
+    code = forms.CharField(label=gettext_lazy("Verification code"), required=False, max_length=20)
+    file = forms.FileField(label=gettext_lazy("PDF file"), required=False)
+
+
+@require_http_methods(["GET", "POST"])
+@dashboard_required
+def verify(request):
+    form = VerifyForm(request.POST or request.GET or None, request.FILES or None)
+    result, status = None, 200
+    if form.is_bound and form.is_valid():
+        upload, code = form.cleaned_data["file"], form.cleaned_data["code"].strip()
+        if upload:
+            content = upload.read(MAX_UPLOAD + 1)
+            if len(content) > MAX_UPLOAD or not content.startswith(b"%PDF-"):
+                result, status = {"outcome": "not_pdf"}, 400
+            else:
+                report, digest, claimed = report_jobs.find_by_content(content)
+                claimed_report = (Report.objects.filter(verification_code=claimed).select_related("requested_by")
+                                  .first() if claimed else None)
+                result = {"outcome": "genuine" if report else ("altered" if claimed_report else "unknown"),
+                          "report": report or claimed_report, "digest": digest, "name": upload.name}
+        elif code:
+            normalised = report_jobs.normalise_code(code)
+            report = Report.objects.filter(verification_code=normalised, status=Report.Status.DONE).select_related(
+                "requested_by", "guideline").first() if normalised else None
+            result = {"outcome": "code_found" if report else "code_unknown", "report": report, "code": code}
+            status = 200 if report else 404
+        else:
+            form.add_error(None, _("Upload a PDF or enter a verification code."))
+            status = 400
+        if result:
+            record_audit_event(action=AuditEvent.Action.REPORT_VERIFIED, actor=request.user,
+                               outcome=result["outcome"], digest=result.get("digest"),
+                               code=result["report"].verification_code if result.get("report") else code or None)
+    elif form.is_bound:
+        status = 400
+    return render(request, "guidelines/reports/verify.html",
+                  {"form": form, "result": result, "now": timezone.now()}, status=status)
+
