@@ -41,8 +41,8 @@ RUN DEBUG=0 \
     DATABASE_URL=sqlite:////tmp/build.sqlite3 \
     python manage.py collectstatic --noinput \
     && rm -f /tmp/build.sqlite3 \
-    && mkdir -p /app/var \
-    && chown app:app /app/var
+    && mkdir -p /app/var/media \
+    && chown -R app:app /app/var
 
 # Safe default: an image started without DEBUG is a production instance (and therefore
 # refuses to start without a real SECRET_KEY). Development runs pass DEBUG=1 explicitly.

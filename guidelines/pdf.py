@@ -17,12 +17,11 @@ from functools import lru_cache
 from pathlib import Path
 
 import segno
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 ROWS_PER_PAGE = 40
-# Chunks hold whole pages: a partly filled page in the middle of the table would shift the count.
-CHUNK_ROWS = 100 * ROWS_PER_PAGE
 MONO_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
 
 
@@ -31,8 +30,10 @@ def page_count(rows):
 
 
 def chunks(rows):
-    """[(first row, number of rows)] covering `rows` in whole-page chunks."""
-    return [(start, min(CHUNK_ROWS, rows - start)) for start in range(0, rows, CHUNK_ROWS)]
+    """[(first row, number of rows)] covering `rows` in chunks of settings.REPORT_CHUNK_ROWS. Chunks
+    hold whole pages: a partly filled page in the middle of a table would shift the page count."""
+    size = settings.REPORT_CHUNK_ROWS
+    return [(start, min(size, rows - start)) for start in range(0, rows, size)]
 
 
 # Lines of the monospaced tables ------------------------------------------------------------------------

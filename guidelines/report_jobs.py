@@ -266,7 +266,7 @@ def render_chunk(report, index):
 def finish(report):
     """Join the parts, record the SHA-256 and the audit event. Safe to call twice."""
     with transaction.atomic():
-        report = Report.objects.select_for_update().select_related("requested_by").get(pk=report.pk)
+        report = Report.objects.select_for_update(of=("self",)).select_related("requested_by").get(pk=report.pk)
         if report.status == Report.Status.DONE:
             return report
         folder = work_dir(report)

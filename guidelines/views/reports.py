@@ -121,7 +121,8 @@ class VerifyForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 @dashboard_required
 def verify(request):
-    form = VerifyForm(request.POST or request.GET or None, request.FILES or None)
+    data = request.POST if request.method == "POST" else (request.GET or None)
+    form = VerifyForm(data, request.FILES or None)
     result, status = None, 200
     if form.is_bound and form.is_valid():
         upload, code = form.cleaned_data["file"], form.cleaned_data["code"].strip()

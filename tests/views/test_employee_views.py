@@ -252,7 +252,9 @@ def test_history_lists_my_acknowledgements_only(client_as, alice, bob, version_1
     for person in (alice, bob):
         client_as(person).post(reverse("guidelines:acknowledge", args=["social-media"]), _form(version_1))
     content = client_as(alice).get(reverse("guidelines:history")).content.decode()
-    assert content.count(reverse("guidelines:receipt", args=[Acknowledgement.objects.get(employee=alice).pk])) == 1
+    mine = Acknowledgement.objects.get(employee=alice).pk
+    assert content.count(f'href="{reverse("guidelines:receipt", args=[mine])}"') == 1
+    assert content.count(f'href="{reverse("guidelines:report_certificate", args=[mine])}"') == 1
     assert reverse("guidelines:receipt", args=[Acknowledgement.objects.get(employee=bob).pk]) not in content
 
 

@@ -1,0 +1,294 @@
+"""The auditor pack and the certificate, read back from the PDF: text, embedded CSV, metadata,
+PDF/A identification, "as of", verification, roles and bad input."""
+
+import csv
+import io
+import re
+import subprocess
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pikepdf
+import pytest
+import time_machine
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from pypdf import PdfReader
+
+from guidelines import reminders, report_jobs, services
+from guidelines.models import Acknowledgement, AuditEvent, NotificationLog, Report
+
+from .factories import make_employee, make_guideline, publish
+
+pytestmark = pytest.mark.django_db
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+MONDAY = date(2027, 3, 1)
+
+
+def at(day, hour=9):
+    return datetime(day.year, day.month, day.day, hour, tzinfo=AMSTERDAM)
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+def text_of(path):
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def pdf_path(report):
+    return report_jobs.reports_dir() / report.file
+
+
+@pytest.fixture
+def scene(alice, bob, otto, hilde, web_meta):
+    """Published Monday; Alice acknowledges Tuesday, Otto is exempt, Bob gets a reminder Thursday."""
+    guideline = make_guideline(hilde, due_days=14)
+    with time_machine.travel(at(MONDAY, 8), tick=False):
+        version = publish(guideline, author=hilde, approver=bob.user)
+    with time_machine.travel(at(date(2027, 3, 2)), tick=False):
+        ack, _ = services.acknowledge(employee=alice, version=version, language="en", meta=web_meta)
+        services.grant_exemption(employee=otto, guideline=guideline, by=hilde, reason="Long-term leave")
+    thursday = date(2027, 3, 4)
+    with time_machine.travel(at(thursday), tick=False):
+        reminders.run_batch(reminders.compose_digests([bob.pk], thursday), day=thursday, claimed_by="t")
+    return {"guideline": guideline, "version": version, "ack": ack}
+
+
+def generate(user, *, at_day=date(2027, 3, 10), **choices):
+    with time_machine.travel(at(at_day, 12), tick=False):
+        report = report_jobs.start_audit_pack(user=user, guideline_slug="social-media", **choices)
+        return report_jobs.generate_now(report)
+
+
+def test_the_auditor_pack_holds_the_evidence(scene, arjen):
+    report = generate(arjen, language="en")
+    text = text_of(pdf_path(report))
+    pages = text.split("\f")[:-1]
+    assert report.status == Report.Status.DONE and len(pages) == report.pages
+    # Page x of y on every page, and the verification code in every header.
+    assert [re.search(r"Page (\d+) of (\d+)", page).groups() for page in pages] == [
+        (str(n), str(len(pages))) for n in range(1, len(pages) + 1)]
+    assert all(report.verification_code in page for page in pages)
+    cover = pages[0]
+    assert "Social media guideline" in cover and "3 employees" in cover and "intact" in cover
+    assert "the end of 10 March 2027" in cover and "Arjen" in cover
+    assert scene["ack"].content_hash in text  # the per-employee table
+    table = next(page for page in pages if "Per-employee acknowledgements" in page)
+    alice_line = next(line for line in table.splitlines() if "E0001" in line)
+    assert "acknowledged" in alice_line and "2027-03-02 09:00" in alice_line and "web" in alice_line
+    outstanding = next(page for page in pages if "Outstanding employees and their reminders" in page)
+    bob_line = next(line for line in outstanding.splitlines() if "E0002" in line)
+    assert "2027-03-15" in bob_line and "1: 2027-03-04" in bob_line
+    assert "E0099" not in outstanding  # Otto is exempt, not outstanding
+    assert "Long-term leave" in text  # the exemption with its reason
+    assert "material: everyone acknowledges again" in text and "Bob Example" in text  # approval
+    assert "simple electronic signature" in text and "3:15a" in text  # the method
+    for language, content_hash in [(t.language, t.content_hash) for t in scene["version"].texts.all()]:
+        assert content_hash in text, language
+
+
+def test_the_embedded_csv_equals_the_database_rows(scene, arjen):
+    report = generate(arjen)
+    reader = PdfReader(pdf_path(report))
+    rows = list(csv.DictReader(io.StringIO(reader.attachments["acknowledgements.csv"][0].decode())))
+    assert sorted(row["employee_number"] for row in rows) == ["E0001", "E0002", "E0099"]
+    by_number = {row["employee_number"]: row for row in rows}
+    ack = Acknowledgement.objects.get()
+    assert by_number["E0001"] == {
+        "guideline": "social-media", "major_version": "1", "employee_number": "E0001", "first_name": "Alice",
+        "last_name": "Example", "department": "Operations", "status": "acknowledged", "due_date": "2027-03-15",
+        "version_read": "1.0", "language": "en", "acknowledged_at_utc": ack.acknowledged_at.isoformat(),
+        "channel": "web", "content_hash": ack.content_hash, "record_number": str(ack.sequence),
+    }
+    assert (by_number["E0002"]["status"], by_number["E0099"]["status"]) == ("pending", "exempt")
+    manifest = reader.attachments["manifest.json"][0].decode()
+    assert report.verification_code in manifest and '"acknowledged": 1' in manifest
+
+
+def test_the_pack_is_pdf_a_3u_with_metadata(scene, arjen):
+    report = generate(arjen, language="nl")
+    with pikepdf.open(pdf_path(report)) as document:
+        xmp = document.Root.Metadata.read_bytes().decode()
+        assert re.search(r'pdfaid:part="?3', xmp) and re.search(r'pdfaid:conformance="?U', xmp)
+        assert "/OutputIntents" in document.Root and str(document.Root.Lang) == "nl"
+        info = document.docinfo
+        assert str(info["/Title"]) == "Auditorpakket: Social media guideline"
+        assert "arjen@example.com" in str(info["/Author"]) and "/CreationDate" in info
+        assert sorted(document.attachments) == ["acknowledgements.csv", "manifest.json"]
+        relationships = {str(spec.get("/AFRelationship")) for spec in document.Root.AF}
+        assert relationships == {"/Data", "/Supplement"}
+
+
+def test_as_of_leaves_out_what_happened_later(scene, arjen):
+    before = generate(arjen, as_of="2027-03-01")
+    rows = list(csv.DictReader(io.StringIO(
+        PdfReader(pdf_path(before)).attachments["acknowledgements.csv"][0].decode())))
+    assert {row["employee_number"]: row["status"] for row in rows} == {
+        "E0001": "pending", "E0002": "pending", "E0099": "pending"}  # the exemption came on the 2nd
+    text = text_of(pdf_path(before))
+    alice_line = next(line for line in text.splitlines() if "E0001" in line)
+    assert "pending" in alice_line and "2027-03-02" not in alice_line and "No exemptions were granted." in text
+
+
+def test_a_department_narrows_the_population(scene, arjen):
+    report = generate(arjen, department="Finance")
+    rows = list(csv.DictReader(io.StringIO(PdfReader(pdf_path(report)).attachments["acknowledgements.csv"][0]
+                                           .decode())))
+    assert [row["employee_number"] for row in rows] == ["E0099"]
+
+
+def test_generating_is_recorded_with_hash_and_code(scene, arjen):
+    report = generate(arjen)
+    event = AuditEvent.objects.get(action=AuditEvent.Action.REPORT_GENERATED)
+    assert event.details["sha256"] == report.sha256 == __import__("hashlib").sha256(
+        pdf_path(report).read_bytes()).hexdigest()
+    assert event.details["code"] == report.verification_code and event.actor == arjen
+
+
+@pytest.mark.parametrize(("choices", "message"), [
+    ({"version": "9.9"}, "has no published version 9.9"),
+    ({"version": "two"}, "Version numbers look like 2.0"),
+    ({"as_of": "2027-04-01"}, "lies in the future"),
+    ({"as_of": "2027-02-01"}, "had no published version on 2027-02-01"),
+    ({"as_of": "yesterday"}, "must be a date"),
+    ({"department": "Nowhere"}, "There is no department Nowhere"),
+])
+def test_bad_choices_are_refused_with_a_message_and_nothing_recorded(scene, arjen, choices, message):
+    with time_machine.travel(at(date(2027, 3, 10)), tick=False), pytest.raises(Exception, match=message):
+        report_jobs.start_audit_pack(user=arjen, guideline_slug="social-media", **choices)
+    assert not Report.objects.exists()
+
+
+def test_a_department_outside_a_restricted_audience_is_refused(scene, arjen, hilde):
+    from django.core.exceptions import ValidationError
+
+    from guidelines.models import Department
+
+    guideline = scene["guideline"]
+    guideline.audience_everyone = False
+    guideline.save()
+    guideline.audience_departments.set([Department.objects.get(name="Operations")])
+    with time_machine.travel(at(date(2027, 3, 10)), tick=False), pytest.raises(ValidationError, match="not in the"):
+        report_jobs.start_audit_pack(user=arjen, guideline_slug="social-media", department="Finance")
+
+
+# The certificate -------------------------------------------------------------------------------------
+
+
+def test_the_certificate_is_one_page_with_the_acknowledgement(scene, alice):
+    report = report_jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
+    text = text_of(pdf_path(report))
+    assert text.count("\f") == 1 and "Certificate of acknowledgement" in text
+    assert scene["ack"].content_hash in text and scene["ack"].statement in text and report.verification_code in text
+    assert PdfReader(pdf_path(report)).attachments["acknowledgement.json"]
+
+
+# Web: roles, downloads, verification ---------------------------------------------------------------------
+
+
+def test_employees_get_their_own_certificate_only(client_as, scene, alice, bob):
+    url = reverse("guidelines:report_certificate", args=[scene["ack"].pk])
+    response = client_as(alice).get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert b"".join(response.streaming_content).startswith(b"%PDF-")
+    assert client_as(bob).get(url).status_code == 403
+
+
+def test_auditors_get_any_certificate(client_as, scene, arjen):
+    assert client_as(arjen).get(reverse("guidelines:report_certificate", args=[scene["ack"].pk])).status_code == 200
+
+
+def test_employees_cannot_get_the_auditor_pack(client_as, scene, alice):
+    client = client_as(alice)
+    assert client.get(reverse("guidelines:report_pack")).status_code == 403
+    assert client.post(reverse("guidelines:report_pack"), {"guideline": "social-media", "language": "en"}
+                       ).status_code == 403
+    assert not Report.objects.exists()
+
+
+def test_a_small_pack_downloads_directly(client_as, scene, arjen):
+    with time_machine.travel(at(date(2027, 3, 10)), tick=False):
+        response = client_as(arjen).post(reverse("guidelines:report_pack"),
+                                         {"guideline": "social-media", "version": "1.0", "language": "en"})
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert 'filename="audit_pack-' in response["Content-Disposition"]
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.REPORT_DOWNLOADED).count() == 1
+
+
+def test_the_form_explains_bad_choices(client_as, scene, arjen):
+    with time_machine.travel(at(date(2027, 3, 10)), tick=False):
+        response = client_as(arjen).post(reverse("guidelines:report_pack"),
+                                         {"guideline": "social-media", "version": "7.0", "language": "en"})
+    assert response.status_code == 400 and "has no published version 7.0" in response.content.decode()
+    response = client_as(arjen).post(reverse("guidelines:report_pack"), {"guideline": "nope", "language": "en"})
+    assert response.status_code == 400
+
+
+def test_someone_elses_report_is_refused(client_as, scene, arjen, alice):
+    report = generate(arjen)
+    assert client_as(alice).get(reverse("guidelines:report_status", args=[report.verification_code])
+                                ).status_code == 403
+    assert client_as(arjen).get(reverse("guidelines:report_status", args=["NOPE-NOPE-NOPE"])).status_code == 404
+
+
+def upload(client, content, name="report.pdf"):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return client.post(reverse("guidelines:report_verify"), {"file": SimpleUploadedFile(name, content)})
+
+
+def test_verification_recognises_a_genuine_pdf_and_a_single_changed_byte(client_as, scene, arjen):
+    report = generate(arjen)
+    content = pdf_path(report).read_bytes()
+    client = client_as(arjen)
+    genuine = upload(client, content)
+    assert genuine.status_code == 200 and "Genuine" in genuine.content.decode()
+    assert report.verification_code in genuine.content.decode()
+    middle = len(content) // 2
+    altered = content[:middle] + bytes([content[middle] ^ 0x01]) + content[middle + 1:]
+    page = upload(client, altered).content.decode()
+    assert "Altered" in page and report.verification_code in page and "Genuine" not in page
+
+
+def test_verification_of_strangers_non_pdfs_and_codes(client_as, scene, arjen, alice):
+    report = generate(arjen)
+    client = client_as(arjen)
+    assert "Unknown" in upload(client, b"%PDF-1.7\n% not ours\n").content.decode()
+    not_pdf = upload(client, b"PK\x03\x04 a zip file", name="evil.pdf")
+    assert not_pdf.status_code == 400 and "not a PDF" in not_pdf.content.decode()
+    found = client.get(reverse("guidelines:report_verify"), {"code": report.verification_code.lower()})
+    assert found.status_code == 200 and report.sha256 in found.content.decode()
+    assert client.get(reverse("guidelines:report_verify"), {"code": "ABCD-EFGH-JKMN"}).status_code == 404
+    assert client.post(reverse("guidelines:report_verify"), {}).status_code == 400
+    assert client_as(alice).get(reverse("guidelines:report_verify")).status_code == 403
+
+
+def test_audit_report_command_writes_the_pdf_and_refuses_bad_arguments(scene, tmp_path, capsys):
+    target = tmp_path / "pack.pdf"
+    with time_machine.travel(at(date(2027, 3, 10)), tick=False):
+        call_command("audit_report", "--guideline", "social-media", "--version", "1.0", "--language", "nl",
+                     "--output", str(target))
+    assert target.read_bytes().startswith(b"%PDF-") and "Wrote" in capsys.readouterr().out
+    assert Report.objects.get().requested_by is None
+    for arguments, message in [
+        (["--guideline", "nope"], "There is no guideline nope"),
+        (["--guideline", "social-media", "--language", "de"], "must be nl or en"),
+    ]:
+        with pytest.raises(CommandError, match=message):
+            call_command("audit_report", *arguments, "--output", str(tmp_path / "x.pdf"))
+    with pytest.raises(CommandError, match=".pdf"):
+        call_command("audit_report", "--guideline", "social-media", "--output", str(tmp_path / "x.txt"))
+
+
+def test_names_in_other_scripts_keep_the_page_arithmetic(scene, arjen, hilde, bob):
+    for n, name in enumerate(["李小龙", "محمد العلي", "Zoë ǅorđe", "😀 Emoji"]):
+        employee = make_employee(f"u{n}@example.com", f"U{n:03}")
+        employee.user.first_name = name
+        employee.user.save()
+    report = generate(arjen)
+    assert report.status == Report.Status.DONE
+    assert NotificationLog.objects.count() == 1
+    assert timedelta(0) <= report.finished_at - report.requested_at
