@@ -119,6 +119,26 @@ def write_front(document, path, *, attachments):
     document.write_pdf(path, pdf_variant="pdf/a-3u", attachments=files)
 
 
+def signing_configured():
+    return bool(settings.REPORT_SIGNING_CERT and settings.REPORT_SIGNING_KEY)
+
+
+def sign(source, target):
+    """PAdES signature (ETSI.CAdES.detached) as an incremental update, which keeps PDF/A intact."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    signer = signers.SimpleSigner.load(
+        settings.REPORT_SIGNING_KEY, settings.REPORT_SIGNING_CERT,
+        key_passphrase=settings.REPORT_SIGNING_KEY_PASSPHRASE.encode() or None,
+    )
+    metadata = signers.PdfSignatureMetadata(field_name="EvidenceSignature", subfilter=fields.SigSeedSubFilter.PADES,
+                                            md_algorithm="sha256")
+    with open(source, "rb") as unsigned, open(target, "wb") as signed:
+        signers.PdfSigner(metadata, signer=signer).sign_pdf(IncrementalPdfFileWriter(unsigned, strict=False),
+                                                             output=signed)
+
+
 def assemble(front, parts, out, *, outline=()):
     """Copy every page of `parts` behind `front`, keeping the front's XMP, output intent,
     attachments and document information; `outline` adds (title, page index) bookmarks."""
@@ -139,6 +159,9 @@ def assemble(front, parts, out, *, outline=()):
                         seen.add(spec.objgen)
                         unique.append(spec)
                 pdf.Root.AF = unique
+            if signing_configured() and "/Producer" in pdf.docinfo:
+                # pyHanko names itself the producer in the XMP; the document information must agree.
+                del pdf.docinfo["/Producer"]
             if outline:
                 with pdf.open_outline() as bookmarks:
                     for title, index in outline:

@@ -70,7 +70,7 @@ def _print_context(report, *, title, section_title, generated_by, total_pages):
         "description": _("Verification code %(code)s") % {"code": report.verification_code},
         "created_iso": generated_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "generated_at": generated_at, "generated_by": generated_by, "verify_url": verify_url(),
-        "qr": pdf.qr_svg(verify_url(report.verification_code)), "signed": False,
+        "qr": pdf.qr_svg(verify_url(report.verification_code)), "signed": pdf.signing_configured(),
         "css": {
             "title": css_string(section_title), "code": css_string(_("Verification code %(code)s")
                                                                   % {"code": report.verification_code}),
@@ -289,6 +289,11 @@ def _store(report, front, parts, *, outline=(), cleanup=None):
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_suffix(".tmp")
     pdf.assemble(front, parts, temporary, outline=outline)
+    if pdf.signing_configured():
+        unsigned = target.with_suffix(".unsigned")
+        temporary.replace(unsigned)
+        pdf.sign(unsigned, temporary)
+        unsigned.unlink()
     digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
     temporary.replace(target)
     report.status, report.sha256, report.size = Report.Status.DONE, digest, target.stat().st_size

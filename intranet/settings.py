@@ -284,6 +284,16 @@ REPORT_CHUNK_ROWS = envint("REPORT_CHUNK_ROWS", "4000")
 if REPORT_CHUNK_ROWS < 40 or REPORT_CHUNK_ROWS % 40:
     raise ImproperlyConfigured("REPORT_CHUNK_ROWS must be a multiple of 40 (the rows on a table page).")
 
+# Optional PAdES signing of every report: PEM files of the organisation's certificate and key.
+REPORT_SIGNING_CERT = os.environ.get("REPORT_SIGNING_CERT", "")
+REPORT_SIGNING_KEY = os.environ.get("REPORT_SIGNING_KEY", "")
+REPORT_SIGNING_KEY_PASSPHRASE = os.environ.get("REPORT_SIGNING_KEY_PASSPHRASE", "")
+if bool(REPORT_SIGNING_CERT) != bool(REPORT_SIGNING_KEY):
+    raise ImproperlyConfigured("Set both REPORT_SIGNING_CERT and REPORT_SIGNING_KEY, or neither.")
+for _name in ("REPORT_SIGNING_CERT", "REPORT_SIGNING_KEY"):
+    if globals()[_name] and not Path(globals()[_name]).is_file():
+        raise ImproperlyConfigured(f"{_name} must name a readable PEM file, got {globals()[_name]!r}.")
+
 # Evidence and process knobs (documented in README).
 GUIDELINES_FOUR_EYES = envbool("GUIDELINES_FOUR_EYES", "1")
 EVIDENCE_IP_ADDRESS = envchoice("EVIDENCE_IP_ADDRESS", "full", ["full", "truncated", "none"])

@@ -292,3 +292,54 @@ def test_names_in_other_scripts_keep_the_page_arithmetic(scene, arjen, hilde, bo
     assert report.status == Report.Status.DONE
     assert NotificationLog.objects.count() == 1
     assert timedelta(0) <= report.finished_at - report.requested_at
+
+
+@pytest.fixture
+def signing_key(tmp_path, settings):
+    """A self-signed certificate and key, as an organisation would configure by environment."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Evidence signing test")])
+    now = datetime.now(tz=ZoneInfo("UTC"))
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+                   .not_valid_after(now + timedelta(days=3650))
+                   .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
+                                                data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                                crl_sign=False, encipher_only=False, decipher_only=False),
+                                  critical=True)
+                   .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    settings.REPORT_SIGNING_CERT, settings.REPORT_SIGNING_KEY = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+
+
+def test_with_a_configured_key_reports_are_pades_signed_and_say_so(scene, alice, signing_key):
+    from django.conf import settings
+    from pyhanko.keys import load_cert_from_pemder
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    report = report_jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
+    assert "carries an electronic signature (PAdES)" in text_of(pdf_path(report))
+    with open(pdf_path(report), "rb") as stream:
+        signature = PdfFileReader(stream).embedded_signatures[0]
+        assert signature.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
+        trusted = ValidationContext(trust_roots=[load_cert_from_pemder(settings.REPORT_SIGNING_CERT)])
+        status = validate_pdf_signature(signature, trusted)
+        assert status.intact and status.valid and status.trusted and status.coverage.name == "ENTIRE_FILE"
+    with pikepdf.open(pdf_path(report)) as document:  # still PDF/A-3u after the incremental update
+        assert re.search(r'pdfaid:part="?3', document.Root.Metadata.read_bytes().decode())
+
+
+def test_without_a_key_reports_say_they_are_unsigned(scene, alice):
+    report = report_jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
+    assert "not electronically signed" in text_of(pdf_path(report))
+    assert PdfReader(pdf_path(report)).trailer["/Root"].get("/AcroForm") is None
