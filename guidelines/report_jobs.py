@@ -8,7 +8,9 @@ joins the parts, records the SHA-256 and the audit event. Small packs run the sa
 request. The work folder and the finished PDFs live under MEDIA_ROOT, which web and workers share.
 """
 
+import csv
 import hashlib
+import io
 import itertools
 import json
 import secrets
@@ -159,19 +161,24 @@ def prepare(report):
         chain = reports.chain_check(report.requested_by)
         sections = reports.version_sections(request)
         counts = {}
+        # One pass over the per-employee rows writes both the table lines and the embedded CSV.
+        csv_buffer = io.StringIO()
+        csv_writer = csv.writer(csv_buffer, lineterminator="\n")
+        csv_writer.writerow(reports.CSV_COLUMNS)
         with open(folder / "employees.jsonl", "w") as lines:
             counts["employees"] = 0
             for version in request.versions:
                 for row in reports.employee_rows(request, version):
                     lines.write(json.dumps(_employee_line(version, row)) + "\n")
+                    csv_writer.writerow(reports.csv_record(request, version, row))
                     counts["employees"] += 1
+        csv_text = csv_buffer.getvalue()
         with open(folder / "outstanding.jsonl", "w") as lines:
             counts["outstanding"] = 0
             for section in sections:
                 for row in section.outstanding:
                     lines.write(json.dumps(_outstanding_line(row)) + "\n")
                     counts["outstanding"] += 1
-        csv_text = reports.csv_records(request)
         generated_by = _who(report.requested_by)
         title = _("Auditor pack: %(title)s") % {"title": request.guideline.title}
         front_context = {

@@ -6,8 +6,6 @@ exemptions, extensions and reminders are append-only with their moments, so the 
 reconstructed exactly. The population is today's HR data read with its start and end dates.
 """
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -18,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import dashboards
+from .dashboards import Status
 from .models import (
     AuditEvent,
     Department,
@@ -144,22 +143,16 @@ CSV_COLUMNS = [
 ]
 
 
-def csv_records(request):
-    """The per-employee data as CSV lines (the embedded attachment), in report order."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for version in request.versions:
-        for row in employee_rows(request, version):
-            acknowledged = row["ack__acknowledged_at"]
-            writer.writerow([
-                request.guideline.slug, version.major, row["employee_number"], row["user__first_name"],
-                row["user__last_name"], row["department__name"] or "", row["status"], row["due_date"].isoformat(),
-                f"{row['ack__version__major']}.{row['ack__version__minor']}" if acknowledged else "",
-                row["ack__language"] or "", acknowledged.astimezone(timezone.UTC).isoformat() if acknowledged else "",
-                row["ack__channel"] or "", row["ack__content_hash"] or "", row["ack__sequence"] or "",
-            ])
-    return buffer.getvalue()
+def csv_record(request, version, row):
+    """One row of employee_rows() as a line of the embedded CSV (CSV_COLUMNS), times in UTC."""
+    acknowledged = row["ack__acknowledged_at"]
+    return [
+        request.guideline.slug, version.major, row["employee_number"], row["user__first_name"],
+        row["user__last_name"], row["department__name"] or "", row["status"], row["due_date"].isoformat(),
+        f"{row['ack__version__major']}.{row['ack__version__minor']}" if acknowledged else "",
+        row["ack__language"] or "", acknowledged.astimezone(timezone.UTC).isoformat() if acknowledged else "",
+        row["ack__channel"] or "", row["ack__content_hash"] or "", row["ack__sequence"] or "",
+    ]
 
 
 @dataclass
@@ -183,39 +176,32 @@ def outstanding(request, version):
     """Pending and overdue employees (as of the day) with due dates and every e-mail that reminded them."""
     rows = list(
         dashboards.with_status(population(request, version), version, request.as_of)
-        .filter(ack__isnull=True)
-        .exclude(pk__in=Exemption.objects.active_on(request.as_of).filter(guideline=request.guideline)
-                 .values("employee_id"))
+        .filter(status__in=[Status.PENDING, Status.OVERDUE])
         .select_related("user", "department")
         .order_by("department__name", "user__last_name", "user__first_name", "employee_number")
     )
     history = reminder_history([row.pk for row in rows], version, request.moment)
     for row in rows:
         row.reminders = history.get(row.pk, [])
-        row.overdue = row.due_date < request.as_of
+        row.overdue = row.status == Status.OVERDUE
     return rows
 
 
 def reminder_history(employee_ids, version, until):
-    """{employee pk: [(sent at, kind label), …]} for e-mails about the version's major version."""
+    """{employee pk: [(sent at, kind label), …]} for the e-mails about the version's major version
+    sent to the employees themselves (escalations went to their managers)."""
     versions = Version.objects.filter(guideline=version.guideline_id, major=version.major)
-    items = NotificationItem.objects.filter(employee__in=employee_ids, version__in=versions).values_list(
-        "notification_id", "employee_id")
-    items = list(items)
+    items = list(NotificationItem.objects.filter(employee__in=employee_ids, version__in=versions)
+                 .values_list("notification_id", "employee_id"))
     logs = {
         log.pk: log
         for log in NotificationLog.objects.filter(pk__in={pk for pk, _e in items}, status="sent", sent_at__lt=until)
         .exclude(kind=NotificationLog.Kind.ESCALATION)
     }
-    escalations = {
-        (log_pk, employee_pk) for log_pk, employee_pk in items
-        if log_pk in logs and logs[log_pk].kind == NotificationLog.Kind.ESCALATION
-    }
     history = {}
     for log_pk, employee_pk in items:
-        log = logs.get(log_pk)
-        if log and (log_pk, employee_pk) not in escalations:
-            history.setdefault(employee_pk, []).append((log.sent_at, log.get_kind_display()))
+        if log_pk in logs:
+            history.setdefault(employee_pk, []).append((logs[log_pk].sent_at, logs[log_pk].get_kind_display()))
     for entries in history.values():
         entries.sort()
     return history
