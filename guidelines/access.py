@@ -48,12 +48,17 @@ hr_required = permission_required("guidelines.manage")
 auditor_required = permission_required("guidelines.audit")
 
 
+def is_hr_or_auditor(user):
+    """HR (guidelines.manage) and auditors (guidelines.audit) see everyone's evidence."""
+    return user.has_perm("guidelines.manage") or user.has_perm("guidelines.audit")
+
+
 def dashboard_required(view):
-    """HR (guidelines.manage) and auditors (guidelines.audit) see the dashboards."""
+    """HR and auditors see the dashboards."""
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
-        if not (request.user.has_perm("guidelines.manage") or request.user.has_perm("guidelines.audit")):
+        if not is_hr_or_auditor(request.user):
             raise PermissionDenied(_("The dashboards are for HR and auditors."))
         return view(request, *args, **kwargs)
 

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import services
-from ..access import employee_required
+from ..access import employee_required, is_hr_or_auditor
 from ..content import diff_blocks
 from ..forms import AcknowledgeForm
 from ..models import Acknowledgement, Exemption, Guideline, Version, VersionText
@@ -79,7 +79,7 @@ def _pick_version(versions, number):
 def _readable_by(request, guideline):
     if request.employee is not None and guideline.includes(request.employee):
         return True
-    return request.user.has_perm("guidelines.manage") or request.user.has_perm("guidelines.audit")
+    return is_hr_or_auditor(request.user)
 
 
 def _latest_acknowledgement(employee, guideline):

@@ -13,16 +13,12 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import report_jobs, tasks
-from ..access import dashboard_required
+from ..access import dashboard_required, is_hr_or_auditor
 from ..models import Acknowledgement, AuditEvent, Department, Guideline, Report
 from ..services import record_audit_event
 
 logger = logging.getLogger(__name__)
 MAX_UPLOAD = 200 * 1024 * 1024
-
-
-def _may_audit(user):
-    return user.has_perm("guidelines.manage") or user.has_perm("guidelines.audit")
 
 
 class PackForm(forms.Form):
@@ -82,7 +78,7 @@ def _own_report(request, code):
     report = Report.objects.filter(verification_code=code).select_related("guideline", "requested_by").first()
     if report is None:
         raise Http404(_("There is no report with this code."))
-    if report.requested_by_id != request.user.pk and not _may_audit(request.user):
+    if report.requested_by_id != request.user.pk and not is_hr_or_auditor(request.user):
         raise PermissionDenied(_("This report was generated for someone else."))
     return report
 
@@ -107,7 +103,7 @@ def certificate(request, pk):
     if ack is None:
         raise Http404(_("There is no such acknowledgement."))
     own = request.employee is not None and ack.employee_id == request.employee.pk
-    if not own and not _may_audit(request.user):
+    if not own and not is_hr_or_auditor(request.user):
         raise PermissionDenied(_("You can only download certificates of your own acknowledgements."))
     report = report_jobs.certificate(acknowledgement=ack, user=request.user, language=request.LANGUAGE_CODE)
     return _download(request, report)
