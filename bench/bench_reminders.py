@@ -21,7 +21,14 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.run import DEFAULT_DATABASE_URL, bench_django, emit, log  # noqa: E402
+from bench.run import (  # noqa: E402
+    DEFAULT_DATABASE_URL,
+    bench_django,
+    emit,
+    log,
+    process_peak_rss_mb,
+    start_worker,
+)
 
 EMPLOYEES, ACKNOWLEDGED = 100_000, 0.7
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -82,48 +89,6 @@ def queries_per_batch(day):
     return counts
 
 
-def peak_rss_mb(pid):
-    """Peak resident memory (VmHWM) of a process and of each of its children, in MB."""
-    def hwm(process):
-        for line in Path(f"/proc/{process}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-        return 0.0
-
-    children = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-        except OSError:
-            continue
-        if f"\nPPid:\t{pid}\n" in text:
-            children.append(int(status.parent.name))
-    return hwm(pid), [hwm(child) for child in children]
-
-
-def start_worker(mail_dir, log_path):
-    env = {
-        **os.environ,
-        "CELERY_BROKER_URL": REDIS_URL, "CELERY_QUEUE_PREFIX": PREFIX,
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": mail_dir,
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "intranet", "worker", "--concurrency=2", "-Q",
-         f"{PREFIX}celery,{PREFIX}email", "-n", f"{PREFIX}bench@%h", "--without-gossip", "--without-mingle",
-         "--loglevel=INFO"],
-        cwd=BASE_DIR, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if "ready." in Path(log_path).read_text():
-            return worker
-        if worker.poll() is not None:
-            break
-        time.sleep(0.2)
-    worker.kill()
-    raise SystemExit(f"the worker did not start:\n{Path(log_path).read_text()}")
-
-
 def main():
     os.environ["DATABASE_URL"] = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL).rstrip("/") + "_reminders"
     os.environ["CELERY_BROKER_URL"], os.environ["CELERY_QUEUE_PREFIX"] = REDIS_URL, PREFIX
@@ -146,7 +111,8 @@ def main():
         log(f"{pending} pending employees, {managers} managers to escalate to; starting the worker")
         with tempfile.TemporaryDirectory(prefix="bench-mail-") as mail_dir:
             log_path = Path(mail_dir) / "worker.log"
-            worker = start_worker(mail_dir, log_path)
+            worker = start_worker([f"{PREFIX}celery", f"{PREFIX}email"], log_path, env={
+                "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": mail_dir})
             try:
                 started = time.perf_counter()
                 tasks.plan_reminders.delay(day.isoformat())
@@ -158,7 +124,7 @@ def main():
                     time.sleep(0.25)
                     close_old_connections()
                 seconds = time.perf_counter() - started
-                main_rss, child_rss = peak_rss_mb(worker.pid)
+                main_rss, child_rss = process_peak_rss_mb(worker.pid)
             finally:
                 worker.terminate()
                 worker.wait(timeout=60)

@@ -26,7 +26,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.run import DEFAULT_DATABASE_URL, emit, log  # noqa: E402
+from bench.run import DEFAULT_DATABASE_URL, emit, log, process_peak_rss_mb, start_worker  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 FLOOR_LIMIT = 10_000
@@ -53,25 +53,6 @@ def floor(rows):
     return time.perf_counter() - started
 
 
-def peak_rss_mb(pid):
-    def hwm(process):
-        for line in Path(f"/proc/{process}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-        return 0.0
-
-    children = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/status")
-                if f"\nPPid:\t{pid}\n" in _read(p)]
-    return hwm(pid), [hwm(child) for child in children]
-
-
-def _read(path):
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
-
-
 def one_size(rows):
     """Seed (once), run the pack on a real worker and the certificate; print the figures."""
     os.environ["DATABASE_URL"] = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL).rstrip("/") + f"_reports{rows}"
@@ -96,17 +77,8 @@ def one_size(rows):
         auditor = get_user_model().objects.get_or_create(username="bench-auditor@example.com",
                                                           defaults={"email": "bench-auditor@example.com"})[0]
         log_path = Path(media) / "worker.log"
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "intranet", "worker", "--concurrency=2", "-Q", f"{prefix}celery",
-             "-n", f"{prefix}@%h", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-            cwd=BASE_DIR, env=os.environ, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
-        )
+        worker = start_worker([f"{prefix}celery"], log_path)
         try:
-            deadline = time.monotonic() + 60
-            while "ready." not in log_path.read_text():
-                if time.monotonic() > deadline or worker.poll() is not None:
-                    raise SystemExit(f"the worker did not start:\n{log_path.read_text()}")
-                time.sleep(0.2)
             report = report_jobs.start_audit_pack(user=auditor, guideline_slug=guideline.slug, language="en")
             started = time.perf_counter()
             tasks.generate_report.delay(report.pk)
@@ -115,7 +87,7 @@ def one_size(rows):
                     raise SystemExit("the pack took over 20 minutes")
                 time.sleep(0.25)
             seconds = time.perf_counter() - started
-            main_rss, child_rss = peak_rss_mb(worker.pid)
+            main_rss, child_rss = process_peak_rss_mb(worker.pid)
         finally:
             worker.terminate()
             worker.wait(timeout=120)

@@ -49,6 +49,46 @@ def peak_rss_mb(who=resource.RUSAGE_SELF):
     return round(resource.getrusage(who).ru_maxrss / 1024, 1)  # Linux reports KiB
 
 
+def process_peak_rss_mb(pid):
+    """Peak resident memory (VmHWM) of a process and of each of its children, in MB."""
+
+    def hwm(process):
+        for line in Path(f"/proc/{process}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return 0.0
+
+    children = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if f"\nPPid:\t{pid}\n" in text:
+            children.append(int(status.parent.name))
+    return hwm(pid), [hwm(child) for child in children]
+
+
+def start_worker(queues, log_path, env=None):
+    """A real Celery worker (prefork, two processes) on the environment's broker; returns once ready."""
+    import subprocess
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "intranet", "worker", "--concurrency=2", "-Q", ",".join(queues),
+         "-n", f"{queues[0]}-bench@%h", "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+        cwd=BASE_DIR, env={**os.environ, **(env or {})}, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if "ready." in Path(log_path).read_text():
+            return worker
+        if worker.poll() is not None:
+            break
+        time.sleep(0.2)
+    worker.kill()
+    raise SystemExit(f"the worker did not start:\n{Path(log_path).read_text()}")
+
+
 # Database and settings ---------------------------------------------------------------------
 
 
