@@ -6,6 +6,7 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 
 class IntranetAccountAdapter(DefaultAccountAdapter):
@@ -75,3 +76,17 @@ def manager_required(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+# The service layer asks the same questions, whatever calls it (view, admin action, command) ---------
+
+PERMISSION_MESSAGES = {
+    "guidelines.manage": _lazy("You do not have permission to manage guidelines."),
+    "guidelines.approve": _lazy("You do not have permission to approve versions."),
+}
+
+
+def require_permission(user, perm):
+    """Raise PermissionDenied unless `user` holds `perm` (nobody acts anonymously on evidence)."""
+    if user is None or not user.is_active or not user.has_perm(perm):
+        raise PermissionDenied(PERMISSION_MESSAGES.get(perm, _lazy("You do not have access to this page.")))

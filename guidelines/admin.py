@@ -1,33 +1,136 @@
-"""Admin = configuration. Evidence (acknowledgements, readings, audit events) is read-only here."""
+"""Admin = configuration. Evidence (acknowledgements, readings, audit events) is read-only here.
+
+The admin is a door like any other: every change to guidelines, versions, employees, users and
+groups is an audit event with the fields it changed (old → new) and a security log line; drafts
+are read-only here once they are up for review (they are edited on the HR pages); actions declare
+their permissions and call the same services, which check them again.
+"""
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from . import publishing
 from .models import Acknowledgement, AuditEvent, Department, Employee, Guideline, Reading, Version, VersionText
+from .security import security_event
+from .services import record_audit_event
+
+ROLE_FIELDS = {"groups", "user_permissions", "permissions", "is_staff", "is_superuser"}
+SECRET_FIELDS = {"password"}
+
+
+def _value(obj, field):
+    if field.many_to_many:
+        return sorted(str(item) for item in getattr(obj, field.name).all())
+    value = getattr(obj, field.attname)
+    return None if value is None else str(value)
+
+
+def _snapshot(obj):
+    if obj is None or obj.pk is None:
+        return {}
+    fields = [f for f in obj._meta.get_fields() if f.concrete and not f.auto_created or f.many_to_many]
+    return {f.name: _value(obj, f) for f in fields if not (f.many_to_many and f.auto_created)}
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Records every addition, change and deletion made in the admin as an audit event."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The state before the form is saved, to record old → new for every changed field.
+        request._admin_before = _snapshot(self.get_object(request, object_id)) if object_id else {}
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _record(self, request, obj, operation, changes):
+        touches_roles = bool(ROLE_FIELDS & set(changes))
+        action = AuditEvent.Action.ROLES_CHANGED if touches_roles else AuditEvent.Action.ADMIN_CHANGED
+        guideline = obj if isinstance(obj, Guideline) else getattr(obj, "guideline", None)
+        record_audit_event(action=action, actor=request.user, guideline=guideline,
+                           version=obj if isinstance(obj, Version) else None, operation=operation,
+                           model=obj._meta.label_lower, object_id=obj.pk, object=str(obj)[:200], changes=changes)
+        security_event("admin_" + operation, request=request, model=obj._meta.label_lower, object_id=obj.pk,
+                       fields=sorted(changes), roles_changed=touches_roles)
+
+    def _changes(self, request, obj):
+        before, after = getattr(request, "_admin_before", {}), _snapshot(obj)
+        return {
+            name: ["…", "…"] if name in SECRET_FIELDS else [before.get(name), value]
+            for name, value in after.items() if before.get(name) != value
+        }
+
+    def log_addition(self, request, obj, message):
+        self._record(request, obj, "added", self._changes(request, obj))
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request, obj, message):
+        self._record(request, obj, "changed", self._changes(request, obj))
+        request._admin_before = _snapshot(obj)
+        return super().log_change(request, obj, message)
+
+    def log_deletions(self, request, queryset):
+        for obj in queryset:
+            self._record(request, obj, "deleted", {name: [value, None] for name, value in _snapshot(obj).items()
+                                                   if name not in SECRET_FIELDS})
+        return super().log_deletions(request, queryset)
+
+
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):
+    def user_change_password(self, request, id, form_url=""):
+        request._admin_before = _snapshot(self.get_object(request, id))
+        return super().user_change_password(request, id, form_url)
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
+    pass
 
 
 @admin.register(Department)
-class DepartmentAdmin(admin.ModelAdmin):
+class DepartmentAdmin(AuditedAdmin):
     search_fields = ["name"]
 
 
 @admin.register(Employee)
-class EmployeeAdmin(admin.ModelAdmin):
+class EmployeeAdmin(AuditedAdmin):
     list_display = ["employee_number", "full_name", "department", "manager", "start_date", "end_date", "language"]
     list_filter = ["department", "language"]
     search_fields = ["employee_number", "user__email", "user__first_name", "user__last_name"]
     list_select_related = ["user", "department", "manager__user"]
     raw_id_fields = ["user", "manager"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Re-linking a record to another account would let that account act (and acknowledge)
+        # as this employee; the HR import decides who is who.
+        return ["user", "employee_number"] if obj is not None else []
+
 
 @admin.register(Guideline)
-class GuidelineAdmin(admin.ModelAdmin):
+class GuidelineAdmin(AuditedAdmin):
     list_display = ["title", "slug", "owner", "audience_everyone", "due_days", "retired_at"]
     prepopulated_fields = {"slug": ["title"]}
     filter_horizontal = ["audience_departments", "audience_groups"]
     raw_id_fields = ["owner"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The slug is sealed into every acknowledgement (chain.SEALED_FIELDS).
+        return ["slug"] if obj is not None and obj.versions.released().exists() else []
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return {} if "slug" in self.get_readonly_fields(request, obj) else self.prepopulated_fields
+
+
+def _editable_here(version):
+    """Only a draft nobody was asked to approve yet; after that, the HR pages alone edit it."""
+    return version is None or (version.status == Version.Status.DRAFT and version.review_requested_at is None)
 
 
 class VersionTextInline(admin.StackedInline):
@@ -38,17 +141,17 @@ class VersionTextInline(admin.StackedInline):
     readonly_fields = ["content_hash"]
 
     def has_change_permission(self, request, obj=None):
-        return obj is None or obj.is_editable
+        return _editable_here(obj) and super().has_change_permission(request, obj)
 
     def has_add_permission(self, request, obj=None):
-        return obj is None or obj.is_editable
+        return _editable_here(obj) and super().has_add_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        return obj is None or obj.is_editable
+        return _editable_here(obj) and super().has_delete_permission(request, obj)
 
 
 @admin.register(Version)
-class VersionAdmin(admin.ModelAdmin):
+class VersionAdmin(AuditedAdmin):
     list_display = ["guideline", "version_number", "status", "leading_language", "published_at", "approved_by"]
     list_filter = ["status", "guideline"]
     readonly_fields = ["version_number", "status", "created_by", "approved_by", "approved_at", "published_by",
@@ -61,16 +164,27 @@ class VersionAdmin(admin.ModelAdmin):
         return obj.number
 
     def has_change_permission(self, request, obj=None):
-        # A published version is immutable: it opens read-only.
-        return super().has_change_permission(request, obj) and (obj is None or obj.is_editable)
+        # Published versions are immutable and drafts under review are edited on the HR pages only.
+        return super().has_change_permission(request, obj) and _editable_here(obj)
 
     def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and (obj is None or obj.is_editable)
+        return super().has_delete_permission(request, obj) and _editable_here(obj)
+
+    def has_approve_permission(self, request):
+        return request.user.has_perm("guidelines.approve")
+
+    def has_publish_permission(self, request):
+        return request.user.has_perm("guidelines.manage")
 
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Whoever edits a draft here counts as one of its authors (nobody approves their own text).
+        publishing.mark_draft_edited(version=form.instance, by=request.user)
 
     def _apply(self, request, queryset, action, done_message):
         for version in queryset.select_related("guideline"):
@@ -82,18 +196,20 @@ class VersionAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, done_message % {"version": version}, messages.SUCCESS)
 
-    @admin.action(description=_("Approve selected drafts (four-eyes)"))
+    @admin.action(description=_("Approve selected drafts (four-eyes)"), permissions=["approve"])
     def approve(self, request, queryset):
         self._apply(request, queryset, lambda v: publishing.approve_version(version=v, by=request.user),
                     _("%(version)s approved."))
 
-    @admin.action(description=_("Publish as a material change (new major version: everyone acknowledges again)"))
+    @admin.action(description=_("Publish as a material change (new major version: everyone acknowledges again)"),
+                  permissions=["publish"])
     def publish_material(self, request, queryset):
         self._apply(request, queryset,
                     lambda v: publishing.publish_version(version=v, by=request.user, material=True),
                     _("Published %(version)s."))
 
-    @admin.action(description=_("Publish as an editorial change (new minor version: acknowledgements carry over)"))
+    @admin.action(description=_("Publish as an editorial change (new minor version: acknowledgements carry over)"),
+                  permissions=["publish"])
     def publish_editorial(self, request, queryset):
         self._apply(request, queryset,
                     lambda v: publishing.publish_version(version=v, by=request.user, material=False),

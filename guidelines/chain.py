@@ -9,6 +9,10 @@ of SEALED_FIELDS, in that order, serialised with `json.dumps(values, ensure_asci
 separators=(",", ":"))`. Timestamps are UTC ISO 8601 with microseconds ("2026-01-31T09:15:00.123456Z"),
 empty values are "". Each seal covers `previous_seal`, so changing, removing or inserting any
 record breaks every later seal. The first record's previous seal is GENESIS_SEAL.
+
+Fingerprint of a draft (what an approver approves): SHA-256 of the same JSON encoding of
+[leading_language, effective_date or "", [[language, title, content hash of body, change_summary], …]]
+with the variants sorted by language. Publication compares it with the approved one.
 """
 
 import hashlib
@@ -53,6 +57,15 @@ def content_hash(markdown_source):
 
 
 _SEAL_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def draft_fingerprint(*, leading_language, effective_date, texts):
+    """`texts`: objects with language, title, body and change_summary."""
+    variants = sorted(
+        [text.language, text.title, content_hash(text.body), canonical_text(text.change_summary)] for text in texts
+    )
+    values = [leading_language, effective_date.isoformat() if effective_date else "", variants]
+    return hashlib.sha256(_SEAL_ENCODER.encode(values).encode()).hexdigest()
 
 
 def _timestamp(value):

@@ -3,13 +3,14 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import LANGUAGE_CHOICES, Acknowledgement, Employee, Guideline
+from .models import LANGUAGE_CHOICES, Employee, Guideline
 
 
 class AcknowledgeForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     language = forms.ChoiceField(choices=LANGUAGE_CHOICES, widget=forms.HiddenInput)
-    channel = forms.ChoiceField(choices=Acknowledgement.Channel.choices, widget=forms.HiddenInput)
+    # The signed reference of the e-mail link the page was opened from, if any (services.channel_for).
+    via = forms.CharField(widget=forms.HiddenInput, required=False, max_length=200)
     # The template labels the checkbox with the exact statement that will be stored.
     confirm = forms.BooleanField(
         error_messages={"required": _("Please tick the box to confirm that you have read and understood it.")},

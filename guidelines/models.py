@@ -188,6 +188,9 @@ class Version(models.Model):
         verbose_name=_("approved by"),
     )
     approved_at = models.DateTimeField(_("approved at"), null=True, editable=False)
+    # SHA-256 of exactly what the approver saw (chain.draft_fingerprint): publication refuses a
+    # draft whose texts or settings no longer match it.
+    approved_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
     published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, editable=False,
         verbose_name=_("published by"),
@@ -444,6 +447,27 @@ class ImportRun(models.Model):
         return f"{self.started_at:%Y-%m-%d %H:%M} {self.source} ({self.outcome})"
 
 
+class ImportChange(models.Model):
+    """One employee created or changed by an applied import, field by field: {field: [old, new]}."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", _("created")
+        UPDATED = "updated", _("updated")
+
+    run = models.ForeignKey(ImportRun, on_delete=models.PROTECT, related_name="changes")
+    employee_number = models.CharField(_("employee number"), max_length=32)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    fields = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["run", "pk"]
+        verbose_name = _("imported change")
+        verbose_name_plural = _("imported changes")
+
+    def __str__(self):
+        return f"{self.run_id}: {self.employee_number} {self.action}"
+
+
 class AuditEvent(models.Model):
     class Action(models.TextChoices):
         REVIEW_REQUESTED = "review_requested", _("approval requested")
@@ -465,6 +489,9 @@ class AuditEvent(models.Model):
         REPORT_GENERATED = "report_generated", _("report generated")
         REPORT_DOWNLOADED = "report_downloaded", _("report downloaded")
         REPORT_VERIFIED = "report_verified", _("report verified")
+        DRAFT_SAVED = "draft_saved", _("draft saved")
+        ADMIN_CHANGED = "admin_changed", _("changed in the admin")
+        ROLES_CHANGED = "roles_changed", _("roles changed")
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"

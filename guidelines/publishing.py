@@ -1,15 +1,24 @@
-"""Writing guidelines: settings, drafts, four-eyes review, publication and retirement."""
+"""Writing guidelines: settings, drafts, four-eyes review, publication and retirement.
+
+Every function checks its permission here, whatever calls it (HR pages, admin actions, commands):
+writing, publishing and retiring need `guidelines.manage`, approving and sending back
+`guidelines.approve`. An approval binds to what the approver saw: its fingerprint
+(chain.draft_fingerprint over the texts and settings) is stored with it, and publication refuses
+a draft that no longer matches, however it was changed. Nobody who wrote any part of a draft
+approves it.
+"""
 
 import logging
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import chain, tasks
+from .access import require_permission
 from .content import render_markdown
 from .models import REQUIRED_LANGUAGES, AuditEvent, Guideline, Version, VersionText
 from .services import record_audit_event
@@ -17,25 +26,46 @@ from .services import record_audit_event
 logger = logging.getLogger(__name__)
 
 
-def approve_version(*, version, by, at=None):
-    """Four-eyes approval: someone with the approve permission who did not write the draft."""
+def approve_version(*, version, by, at=None, fingerprint=None):
+    """Four-eyes approval: someone with the approve permission who wrote no part of the draft.
+
+    `fingerprint` is the draft as the approver saw it (the review page sends it along); when it
+    no longer matches, the draft changed while they read it and the approval is refused.
+    """
+    require_permission(by, "guidelines.approve")
     with transaction.atomic():
         version = Version.objects.select_for_update().get(pk=version.pk)
         if version.status != Version.Status.DRAFT:
             raise ValidationError(_("Only a draft can be approved; this version is %(status)s.")
                                   % {"status": version.get_status_display()})
-        if not by.has_perm("guidelines.approve"):
-            raise PermissionDenied(_("You do not have permission to approve versions."))
-        if version.created_by_id == by.pk:
+        if by.pk in _editors(version):
             raise ValidationError(_("The author of a draft cannot approve it; ask another approver."))
-        _check_texts_complete(version)
+        texts = _check_texts_complete(version)
+        current = fingerprint_of(version, texts.values())
+        if fingerprint is not None and fingerprint != current:
+            raise ValidationError(_("The draft was changed while you were reading it. Please review it again."))
         version.status = Version.Status.APPROVED
         version.approved_by, version.approved_at = by, at or timezone.now()
-        version.save(update_fields=["status", "approved_by", "approved_at"])
+        version.approved_fingerprint = current
+        version.save(update_fields=["status", "approved_by", "approved_at", "approved_fingerprint"])
         record_audit_event(
-            action=AuditEvent.Action.VERSION_APPROVED, actor=by, guideline=version.guideline, version=version
+            action=AuditEvent.Action.VERSION_APPROVED, actor=by, guideline=version.guideline, version=version,
+            fingerprint=current, hashes={text.language: chain.content_hash(text.body) for text in texts.values()},
         )
     return version
+
+
+def fingerprint_of(version, texts=None):
+    """The fingerprint of a draft as it is now (texts: its VersionText rows, if already loaded)."""
+    return chain.draft_fingerprint(leading_language=version.leading_language, effective_date=version.effective_date,
+                                   texts=texts if texts is not None else version.texts.all())
+
+
+def _editors(version):
+    """Everyone who wrote any part of the draft: its creator and whoever saved it since."""
+    saved_by = AuditEvent.objects.filter(version=version, action=AuditEvent.Action.DRAFT_SAVED,
+                                         actor__isnull=False).values_list("actor_id", flat=True)
+    return {version.created_by_id, *saved_by}
 
 
 def _check_texts_complete(version):
@@ -55,6 +85,7 @@ def publish_version(*, version, by, material, at=None):
     content hashes are computed here, and database triggers refuse later changes.
     `at` backdates the publication (demo data only); it defaults to now.
     """
+    require_permission(by, "guidelines.manage")
     with transaction.atomic():
         # Locking the guideline serialises publications, so two drafts cannot both become current.
         guideline = Guideline.objects.select_for_update().get(pk=version.guideline_id)
@@ -69,6 +100,11 @@ def publish_version(*, version, by, material, at=None):
         if version.effective_date and version.effective_date < timezone.localdate(now):
             raise ValidationError(_("The effective date lies in the past."))
         texts = _check_texts_complete(version)
+        fingerprint = fingerprint_of(version, texts.values())
+        if settings.GUIDELINES_FOUR_EYES:
+            if version.approved_fingerprint != fingerprint:
+                # Changed after approval by any route (admin, shell, SQL): nobody approved this text.
+                raise ValidationError(_("This draft was changed after it was approved; it needs a new approval."))
 
         current = guideline.versions.published().first()
         last = guideline.versions.released().aggregate(major=Max("major"))["major"]
@@ -99,6 +135,7 @@ def publish_version(*, version, by, material, at=None):
             material=version.is_material,
             previous=current.number if current else None,
             hashes={lang: text.content_hash for lang, text in sorted(texts.items())},
+            fingerprint=fingerprint, approved_by=version.approved_by_id,
         )
         if at is None:
             # After the commit, so a rolled-back publication announces nothing.
@@ -114,9 +151,18 @@ def _announce(version_pk):
 
 
 def save_guideline(*, guideline, by, audience_departments=(), audience_groups=()):
-    """Create or change a guideline's settings (title, owner, audience, due period)."""
+    """Create or change a guideline's settings (title, owner, audience, due period).
+
+    The slug is sealed into every acknowledgement, so it is fixed once a version was published.
+    """
+    require_permission(by, "guidelines.manage")
     creating = guideline.pk is None
     with transaction.atomic():
+        if not creating:
+            stored = Guideline.objects.select_for_update().get(pk=guideline.pk)
+            if stored.slug != guideline.slug and stored.versions.released().exists():
+                raise ValidationError(_("The address (slug) of a published guideline cannot change: "
+                                        "its acknowledgements refer to it."))
         guideline.save()
         guideline.audience_departments.set(audience_departments)
         guideline.audience_groups.set(audience_groups)
@@ -135,6 +181,7 @@ def save_draft(*, version, by, texts):
 
     Saving changes a draft back from "approved" to "draft": an approval covers the text it saw.
     """
+    require_permission(by, "guidelines.manage")
     with transaction.atomic():
         if version.pk:
             version = Version.objects.select_for_update().get(pk=version.pk)
@@ -142,18 +189,40 @@ def save_draft(*, version, by, texts):
                 raise ValidationError(_("This version is published and can no longer be changed."))
         else:
             version.created_by = by
-        version.status = Version.Status.DRAFT
-        version.approved_by = version.approved_at = None
         version.save()
         for language, (title, body, change_summary) in texts.items():
             VersionText.objects.update_or_create(
                 version=version, language=language,
                 defaults={"title": title, "body": body, "change_summary": change_summary},
             )
+        _draft_changed(version, by)
     return version
 
 
+def mark_draft_edited(*, version, by):
+    """A draft was edited outside save_draft (the admin): it loses any approval, and `by` counts
+    as one of its authors."""
+    require_permission(by, "guidelines.manage")
+    with transaction.atomic():
+        version = Version.objects.select_for_update().get(pk=version.pk)
+        if not version.is_editable:
+            raise ValidationError(_("This version is published and can no longer be changed."))
+        _draft_changed(version, by)
+    return version
+
+
+def _draft_changed(version, by):
+    was_approved = version.status == Version.Status.APPROVED
+    version.status = Version.Status.DRAFT
+    version.approved_by = version.approved_at = None
+    version.approved_fingerprint = ""
+    version.save(update_fields=["status", "approved_by", "approved_at", "approved_fingerprint"])
+    record_audit_event(action=AuditEvent.Action.DRAFT_SAVED, actor=by, guideline=version.guideline,
+                       version=version, fingerprint=fingerprint_of(version), approval_withdrawn=was_approved)
+
+
 def request_review(*, version, by):
+    require_permission(by, "guidelines.manage")
     with transaction.atomic():
         version = Version.objects.select_for_update().get(pk=version.pk)
         if version.status != Version.Status.DRAFT:
@@ -170,10 +239,9 @@ def send_back(*, version, by, comment):
     """An approver returns a draft to its author with a comment instead of approving it."""
     if not comment.strip():
         raise ValidationError(_("Please say what needs to change."))
+    require_permission(by, "guidelines.approve")
     with transaction.atomic():
         version = Version.objects.select_for_update().get(pk=version.pk)
-        if not by.has_perm("guidelines.approve"):
-            raise PermissionDenied(_("You do not have permission to approve versions."))
         if version.status != Version.Status.DRAFT:
             raise ValidationError(_("Only a draft can be sent back."))
         version.review_requested_at, version.review_comment = None, comment.strip()
@@ -187,6 +255,7 @@ def retire_guideline(*, guideline, by, reason):
     """Nobody needs to acknowledge the guideline any more; its versions and evidence stay."""
     if not reason.strip():
         raise ValidationError(_("Please give a reason for retiring this guideline."))
+    require_permission(by, "guidelines.manage")
     with transaction.atomic():
         guideline = Guideline.objects.select_for_update().get(pk=guideline.pk)
         if guideline.retired_at:

@@ -42,7 +42,8 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.html import escape
 
-from . import dashboards
+from . import dashboards, services
+from .access import require_permission
 from .dashboards import Status
 from .models import AuditEvent, Employee, NotificationItem, NotificationLog, Version, VersionText
 from .services import record_audit_event
@@ -206,6 +207,7 @@ def plan_cycle(day, *, enqueue_reminders, enqueue_escalations, record=True):
 
 def plan_nudge(version, by, *, enqueue):
     """HR's "remind now": the day's digest to everyone outstanding on this version."""
+    require_permission(by, "guidelines.manage")
     day = timezone.localdate()
     employees = outstanding_employee_ids([version], day)
     count = 0
@@ -489,6 +491,8 @@ QUOTED_PRINTABLE_UTF8.body_encoding = email.charset.QP
 # guidelines, due dates and language shares one rendering (a mail merge): rendering each of 30,000
 # digests separately was half of a reminder cycle's time.
 NAME_PLACEHOLDER = "[[recipient-name]]"
+# The same for the signed e-mail link reference of each message (services.email_link_token).
+LINK_PLACEHOLDER = "[[recipient-link]]"
 
 
 def build_message(draft, log, *, titles, names, day, rendered=None):
@@ -503,7 +507,7 @@ def build_message(draft, log, *, titles, names, day, rendered=None):
         items.append({
             "title": title, "number": number, "due_date": due, "overdue": status == Status.OVERDUE,
             "acknowledged": status == Status.ACKNOWLEDGED,
-            "url": f"{settings.SITE_URL}{reverse('guidelines:detail', args=[slug])}?via=email",
+            "url": f"{settings.SITE_URL}{reverse('guidelines:detail', args=[slug])}?via={LINK_PLACEHOLDER}",
             "employee": names.get(employee_pk, ("", ""))[0], "employee_number": names.get(employee_pk, ("", ""))[1],
         })
     if draft.kind == Kind.ESCALATION:
@@ -524,12 +528,14 @@ def build_message(draft, log, *, titles, names, day, rendered=None):
                              render_to_string(f"emails/{draft.template}.html", context))
     subject, text, html = rendered[key]
     name = draft.recipient.user.first_name or draft.recipient.full_name
+    link = services.email_link_token(log.pk)
     message = DigestEmail(
-        subject=subject, body=text.replace(NAME_PLACEHOLDER, name), to=[log.email],
+        subject=subject, body=text.replace(NAME_PLACEHOLDER, name).replace(LINK_PLACEHOLDER, link), to=[log.email],
         # Auto-Submitted (RFC 3834) keeps out-of-office replies away.
         headers={"Message-ID": log.message_id, "Auto-Submitted": "auto-generated"},
     )
-    message.attach_alternative(html.replace(NAME_PLACEHOLDER, escape(name)), "text/html")
+    message.attach_alternative(html.replace(NAME_PLACEHOLDER, escape(name)).replace(LINK_PLACEHOLDER, link),
+                               "text/html")
     return message
 
 

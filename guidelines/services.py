@@ -2,9 +2,11 @@
 
 import ipaddress
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 
 from django.conf import settings
+from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
@@ -12,6 +14,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from . import chain
+from .access import require_permission
 from .models import (
     Acknowledgement,
     AuditEvent,
@@ -19,6 +22,7 @@ from .models import (
     DueDateExtension,
     Employee,
     Exemption,
+    NotificationLog,
     Reading,
     Version,
 )
@@ -34,6 +38,7 @@ def record_audit_event(*, action, actor=None, guideline=None, version=None, **de
 
 
 def grant_exemption(*, employee, guideline, by, reason, starts_on=None, ends_on=None):
+    require_permission(by, "guidelines.manage")
     if not reason.strip():
         raise ValidationError(_("An exemption needs a reason."))
     starts_on = starts_on or timezone.localdate()
@@ -49,6 +54,7 @@ def grant_exemption(*, employee, guideline, by, reason, starts_on=None, ends_on=
 
 
 def revoke_exemption(*, exemption, by):
+    require_permission(by, "guidelines.manage")
     with transaction.atomic():
         exemption = Exemption.objects.select_for_update().get(pk=exemption.pk)
         if exemption.revoked_at:
@@ -61,6 +67,7 @@ def revoke_exemption(*, exemption, by):
 
 
 def extend_due_date(*, employee, version, by, due_date, reason):
+    require_permission(by, "guidelines.manage")
     if not reason.strip():
         raise ValidationError(_("An extension needs a reason."))
     if due_date <= due_date_for(employee=employee, version=version):
@@ -111,6 +118,30 @@ class RequestMeta:
     auth_method: str = "unknown"
     ip_address: str | None = None
     user_agent: str = ""
+
+
+# An acknowledgement counts as made through an e-mail link only when the page was opened from a
+# link we sent to this employee: the link carries a signed reference to its notification log row.
+# A form field saying "email" proves nothing, so the channel never comes from the client.
+EMAIL_LINK_SALT = "guidelines.email-link"
+EMAIL_LINK_MAX_AGE = timedelta(days=120)
+
+
+def email_link_token(notification_pk):
+    return signing.dumps(notification_pk, salt=EMAIL_LINK_SALT)
+
+
+def channel_for(*, employee, email_link=""):
+    """The channel of an acknowledgement: e-mail link if `email_link` is a valid token of an e-mail
+    sent to `employee`, otherwise web."""
+    if email_link and employee is not None:
+        try:
+            notification_pk = signing.loads(email_link, salt=EMAIL_LINK_SALT, max_age=EMAIL_LINK_MAX_AGE)
+        except signing.BadSignature:
+            return Acknowledgement.Channel.WEB
+        if NotificationLog.objects.filter(pk=notification_pk, recipient=employee).exists():
+            return Acknowledgement.Channel.EMAIL
+    return Acknowledgement.Channel.WEB
 
 
 @lru_cache(maxsize=512)

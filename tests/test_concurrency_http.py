@@ -36,7 +36,7 @@ def test_simultaneous_http_clicks_by_one_employee_store_one_acknowledgement(live
                                               headers={"Cookie": cookie})).read().decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     form = urllib.parse.urlencode(
-        {"csrfmiddlewaretoken": token, "version": version_1.pk, "language": "en", "channel": "web", "confirm": "on"}
+        {"csrfmiddlewaretoken": token, "version": version_1.pk, "language": "en", "confirm": "on"}
     ).encode()
     headers = {"Cookie": f"{cookie}; csrftoken={token}", "Referer": live_server.url,
                "Accept-Language": "en", "Content-Type": "application/x-www-form-urlencoded"}

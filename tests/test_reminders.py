@@ -2,13 +2,14 @@
 nudges, announcements, languages, claims and SMTP failures. Sending runs in this process through
 the same functions the Celery tasks call; tests/test_reminder_worker.py runs them on a real worker."""
 
+import re
 import uuid
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.core import mail
+from django.core import mail, signing
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -148,13 +149,16 @@ def test_one_digest_lists_every_pending_guideline_with_due_date_and_link(version
     body = message.body
     assert "Overdue: it was due on 27 February 2027" in body
     assert "Due by 15 March 2027" in body
-    assert "http://localhost:8000/guidelines/clean-desk/?via=email" in body
-    assert "http://localhost:8000/guidelines/social-media/?via=email" in body
+    log = NotificationLog.objects.get(recipient__user__email="alice@example.com")
+    # The link carries a signed reference to this e-mail: the server, not the form, decides the channel.
+    link = re.search(r"/guidelines/clean-desk/\?via=(\S+)", body).group(1)
+    assert signing.loads(link, salt=services.EMAIL_LINK_SALT) == log.pk
+    assert f"http://localhost:8000/guidelines/clean-desk/?via={link}" in body
+    assert f"http://localhost:8000/guidelines/social-media/?via={link}" in body
     # The overdue one comes first, in the text and in the HTML alternative.
     assert body.index("clean-desk") < body.index("social-media")
     html, mimetype = message.alternatives[0]
-    assert mimetype == "text/html" and 'href="http://localhost:8000/guidelines/clean-desk/?via=email"' in html
-    log = NotificationLog.objects.get(recipient__user__email="alice@example.com")
+    assert mimetype == "text/html" and f'href="http://localhost:8000/guidelines/clean-desk/?via={link}"' in html
     assert sorted(log.items.values_list("version__guideline__slug", flat=True)) == ["clean-desk", "social-media"]
     assert message.extra_headers["Message-ID"] == log.message_id
 

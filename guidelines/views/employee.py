@@ -127,8 +127,8 @@ def _detail_context(request, guideline, versions, version, language, form=None):
         and employee.is_employed_on(timezone.localdate())
     )
     if can_acknowledge and form is None:
-        channel = Acknowledgement.Channel.EMAIL if request.GET.get("via") == "email" else Acknowledgement.Channel.WEB
-        form = AcknowledgeForm(initial={"version": version.pk, "language": text.language, "channel": channel})
+        via = request.GET.get("via", "")
+        form = AcknowledgeForm(initial={"version": version.pk, "language": text.language, "via": via[:200]})
     return {
         "guideline": guideline,
         "version": version,
@@ -244,7 +244,7 @@ def version_list(request, slug):
 def acknowledge(request, slug):
     guideline = _guideline_or_404(slug)
     form = AcknowledgeForm(request.POST)
-    if not form.is_valid() and ("version" in form.errors or "language" in form.errors or "channel" in form.errors):
+    if not form.is_valid() and ("version" in form.errors or "language" in form.errors or "via" in form.errors):
         return render(request, "400.html", {"message": _("The form was incomplete or altered. Please try again.")},
                       status=400)
     version = (
@@ -263,7 +263,8 @@ def acknowledge(request, slug):
             employee=request.employee,
             version=version,
             language=language,
-            meta=_request_meta(request, form.cleaned_data["channel"]),
+            meta=_request_meta(request, services.channel_for(employee=request.employee,
+                                                             email_link=form.cleaned_data["via"])),
         )
     except ValidationError as error:
         current = guideline.versions.published().first()

@@ -192,6 +192,7 @@ def draft_detail(request, pk):
         "guideline": version.guideline,
         "texts": [(texts.get(lang), previews.get(lang, ""), diffs.get(lang)) for lang in REQUIRED_LANGUAGES],
         "current": current,
+        "fingerprint": publishing.fingerprint_of(version, texts.values()),
         "may_approve": request.user.has_perm("guidelines.approve") and version.created_by_id != request.user.pk,
         "may_edit": request.user.has_perm("guidelines.manage") and version.is_editable,
         "reason_form": ReasonForm(),
@@ -218,7 +219,9 @@ def draft_review(request, pk):
             publishing.request_review(version=version, by=request.user)
             messages.success(request, _("Approval was requested."))
         elif action == "approve":
-            publishing.approve_version(version=version, by=request.user)
+            # The fingerprint of the draft as the page showed it: a change since then voids the approval.
+            publishing.approve_version(version=version, by=request.user,
+                                       fingerprint=request.POST.get("fingerprint", ""))
             messages.success(request, _("The draft was approved. It can now be published."))
         elif action == "send_back":
             form = ReasonForm(request.POST)

@@ -1,7 +1,9 @@
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from guidelines.models import Acknowledgement, Reading
+from guidelines import services
+from guidelines.models import Acknowledgement, NotificationLog, Reading
 
 from ..factories import make_draft, make_employee, publish
 
@@ -23,7 +25,7 @@ def ack(alice, version_1, client_as):
 
 
 def _form(version, /, **overrides):
-    return {"version": version.pk, "language": "en", "channel": "web", "confirm": "on", **overrides}
+    return {"version": version.pk, "language": "en", "confirm": "on", **overrides}
 
 
 @pytest.mark.parametrize("index", range(5))
@@ -134,12 +136,29 @@ def test_acknowledging_twice_shows_already_acknowledged(client_as, alice, versio
     assert Acknowledgement.objects.count() == 1
 
 
+def _email_link(employee):
+    log = NotificationLog.objects.create(idempotency_key=f"digest:{employee.pk}:test", kind="reminder",
+                                         recipient=employee, email=employee.user.email, language="en",
+                                         day=timezone.localdate(), claimed_by="test")
+    return services.email_link_token(log.pk)
+
+
 def test_email_link_channel_is_recorded(client_as, alice, version_1):
     client = client_as(alice)
-    page = client.get(reverse("guidelines:detail", args=["social-media"]) + "?via=email").content.decode()
-    assert 'name="channel" value="email"' in page
-    client.post(reverse("guidelines:acknowledge", args=["social-media"]), _form(version_1, channel="email"))
+    link = _email_link(alice)
+    page = client.get(reverse("guidelines:detail", args=["social-media"]) + f"?via={link}").content.decode()
+    assert f'name="via" value="{link}"' in page
+    client.post(reverse("guidelines:acknowledge", args=["social-media"]), _form(version_1, via=link))
     assert Acknowledgement.objects.get().channel == "email"
+
+
+@pytest.mark.parametrize("via", ["email", "forged", "colleague"])
+def test_the_client_cannot_choose_the_email_channel(client_as, alice, bob, version_1, via):
+    """A web POST saying channel=email, a made-up token or a colleague's link is sealed as web."""
+    token = _email_link(bob) if via == "colleague" else via
+    client_as(alice).post(reverse("guidelines:acknowledge", args=["social-media"]),
+                          _form(version_1, via=token, channel="email"))
+    assert Acknowledgement.objects.get().channel == "web"
 
 
 def test_missing_checkbox_shows_a_form_error_and_stores_nothing(client_as, alice, version_1):
@@ -152,7 +171,7 @@ def test_missing_checkbox_shows_a_form_error_and_stores_nothing(client_as, alice
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"version": "abc"}, {"version": "999999"}, {"language": "xx"}, {"channel": "fax"}, {"version": ""}],
+    [{"version": "abc"}, {"version": "999999"}, {"language": "xx"}, {"via": "x" * 201}, {"version": ""}],
 )
 def test_tampered_post_data_is_refused_with_400(client_as, alice, version_1, overrides):
     response = client_as(alice).post(reverse("guidelines:acknowledge", args=["social-media"]),
