@@ -1,9 +1,7 @@
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
-from guidelines import services
-from guidelines.models import Acknowledgement, NotificationLog, Reading
+from guidelines.models import Acknowledgement, Reading
 
 from ..factories import make_draft, make_employee, publish
 
@@ -134,31 +132,6 @@ def test_acknowledging_twice_shows_already_acknowledged(client_as, alice, versio
     assert response.status_code == 200
     assert "Already acknowledged" in response.content.decode()
     assert Acknowledgement.objects.count() == 1
-
-
-def _email_link(employee):
-    log = NotificationLog.objects.create(idempotency_key=f"digest:{employee.pk}:test", kind="reminder",
-                                         recipient=employee, email=employee.user.email, language="en",
-                                         day=timezone.localdate(), claimed_by="test")
-    return services.email_link_token(log.pk)
-
-
-def test_email_link_channel_is_recorded(client_as, alice, version_1):
-    client = client_as(alice)
-    link = _email_link(alice)
-    page = client.get(reverse("guidelines:detail", args=["social-media"]) + f"?via={link}").content.decode()
-    assert f'name="via" value="{link}"' in page
-    client.post(reverse("guidelines:acknowledge", args=["social-media"]), _form(version_1, via=link))
-    assert Acknowledgement.objects.get().channel == "email"
-
-
-@pytest.mark.parametrize("via", ["email", "forged", "colleague"])
-def test_the_client_cannot_choose_the_email_channel(client_as, alice, bob, version_1, via):
-    """A web POST saying channel=email, a made-up token or a colleague's link is sealed as web."""
-    token = _email_link(bob) if via == "colleague" else via
-    client_as(alice).post(reverse("guidelines:acknowledge", args=["social-media"]),
-                          _form(version_1, via=token, channel="email"))
-    assert Acknowledgement.objects.get().channel == "web"
 
 
 def test_missing_checkbox_shows_a_form_error_and_stores_nothing(client_as, alice, version_1):
