@@ -48,8 +48,13 @@ class AuditedAdmin(admin.ModelAdmin):
         touches_roles = bool(ROLE_FIELDS & set(changes))
         action = AuditEvent.Action.ROLES_CHANGED if touches_roles else AuditEvent.Action.ADMIN_CHANGED
         guideline = obj if isinstance(obj, Guideline) else getattr(obj, "guideline", None)
-        record_audit_event(action=action, actor=request.user, guideline=guideline,
-                           version=obj if isinstance(obj, Version) else None, operation=operation,
+        version = obj if isinstance(obj, Version) else None
+        if operation == "deleted":
+            # The event must not point at (and so protect) the row that is about to go.
+            guideline = None if guideline is obj else guideline
+            version = None
+        record_audit_event(action=action, actor=request.user, guideline=guideline, version=version,
+                           operation=operation,
                            model=obj._meta.label_lower, object_id=obj.pk, object=str(obj)[:200], changes=changes)
         security_event("admin_" + operation, request=request, model=obj._meta.label_lower, object_id=obj.pk,
                        fields=sorted(changes), roles_changed=touches_roles)

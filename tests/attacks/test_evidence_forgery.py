@@ -3,14 +3,22 @@ admin (finding 3), separation of duties around the services (4), the slug and un
 changes (5), and an acknowledgement that claims to come from an e-mail link (12)."""
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from guidelines import publishing, services
-from guidelines.models import Acknowledgement, AuditEvent, Guideline, NotificationLog, Version, VersionText
+from guidelines.models import (
+    Acknowledgement,
+    AuditEvent,
+    Department,
+    Guideline,
+    NotificationLog,
+    Version,
+    VersionText,
+)
 
 from ..factories import make_draft, make_user
 
@@ -233,3 +241,18 @@ def _email_link(employee):
                                          recipient=employee, email=employee.user.email, language="en",
                                          day=timezone.localdate(), claimed_by="test")
     return services.email_link_token(log.pk)
+
+
+def test_deletions_in_the_admin_are_recorded_and_protected_rows_stay(client_as, hilde, guideline, version_1):
+    unused = Department.objects.create(name="Closed down")
+    client = client_as(hilde)
+    hilde.user_permissions.add(Permission.objects.get(codename="delete_department"))
+    response = client.post(reverse("admin:guidelines_department_delete", args=[unused.pk]), {"post": "yes"})
+    assert response.status_code == 302 and not Department.objects.filter(pk=unused.pk).exists()
+    event = AuditEvent.objects.get(action="admin_changed", details__operation="deleted")
+    assert (event.actor, event.details["model"], event.details["object"]) == (hilde, "guidelines.department",
+                                                                            "Closed down")
+    # A draft's texts (and its audit events) protect it: the admin says so instead of failing.
+    draft = make_draft(guideline, author=hilde)
+    response = client.post(reverse("admin:guidelines_version_delete", args=[draft.pk]), {"post": "yes"})
+    assert response.status_code == 200 and Version.objects.filter(pk=draft.pk).exists()
