@@ -333,6 +333,17 @@ def employee_list(version, day, employees=None, *, status="", department="", sea
     return rows.order_by(*SORTS[sort])
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(…), +cmd|…).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text):
+    """Text from the HR system or an editor, defused for spreadsheets: a cell starting with = + - @,
+    a tab or a carriage return gets an apostrophe in front, which spreadsheets show as text. The
+    dashboard export and the CSV embedded in the auditor pack both write their text cells with this."""
+    return "'" + text if isinstance(text, str) and text[:1] in FORMULA_STARTS else text
+
+
 EXPORT_COLUMNS = [
     "employee_number", "name", "email", "department", "manager_employee_number", "status", "due_date",
     "acknowledged_at", "version_acknowledged", "language", "channel",

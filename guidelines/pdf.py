@@ -7,22 +7,42 @@ cores and gigabytes of memory in one layout. A row as one preformatted line cost
 with a fixed line height every page holds exactly ROWS_PER_PAGE rows. Page counts are therefore
 known before rendering, chunks can be rendered in parallel as separate documents that start at
 their absolute page number, and "page x of y" is right on every page.
+
+Names, titles and texts come from HR imports and editors, so nothing they write may reach WeasyPrint
+as markup or make it load anything:
+
+- every value is escaped for where it lands: HTML by Django's autoescaping, the running header and
+  footer strings in the <style> block by css_string() (CSS hex escapes for everything but letters,
+  digits and a few punctuation marks, so no quote, backslash, line break, "<" or "</style" can appear);
+- WeasyPrint loads resources only through url_fetcher(): the files under the project's static/
+  folder and nothing else. file:, http(s):, data:, ftp: and any other URL is refused and written to
+  the security log (pdf_fetch_refused). Links in guideline texts stay links; they are not fetched.
 """
 
 import html
 import math
+import mimetypes
 import unicodedata
 from datetime import UTC
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import segno
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
+from django.utils.safestring import mark_safe
+
+from .security import security_event
 
 ROWS_PER_PAGE = 40
 MONO_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
+# The only files a report may load (images, stylesheets): the project's own static assets. Relative
+# URLs in the report templates resolve against this folder.
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+LOGGED_URL_LENGTH = 120
 
 
 def page_count(rows):
@@ -71,24 +91,131 @@ def line(values, widths):
     return "  ".join(fit(value, width) for value, width in zip(values, widths, strict=True)).rstrip()
 
 
+# Escaping for the stylesheet ----------------------------------------------------------------------------
+
+# Characters written as themselves in a CSS string; everything else becomes a hex escape.
+CSS_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 .,:-_()/")
+
+
+def css_string(text):
+    """`text` as a double-quoted CSS string that is safe inside an HTML <style> element.
+
+    Every character outside CSS_SAFE is written as a six-digit hex escape (\\00003c for "<"), so
+    quotes, backslashes, line breaks, "<", ">" and "&" never appear literally: the string cannot end
+    early, and "</style" cannot end the style element. Six digits end an escape by themselves, but
+    CSS also swallows one whitespace character after an escape, so a space right after one is
+    escaped too. The result is marked safe for templates (no |safe needed), as it is already escaped.
+    """
+    parts, after_escape = [], False
+    for character in str(text):
+        if character in CSS_SAFE and not (after_escape and character == " "):
+            parts.append(character)
+            after_escape = False
+        else:
+            # CSS cannot carry U+0000 (it reads it as U+FFFD) nor lone surrogates: say so explicitly.
+            code = ord(character)
+            parts.append(f"\\{0xFFFD if code == 0 or 0xD800 <= code <= 0xDFFF else code:06x}")
+            after_escape = True
+    return mark_safe('"' + "".join(parts) + '"')  # every character is escaped above
+
+
+# Loading resources ------------------------------------------------------------------------------------
+
+
+class FetchRefused(ValueError):
+    """A report tried to load something other than a static asset (WeasyPrint skips the resource)."""
+
+
+def static_file(url):
+    """The file under STATIC_DIR that a file: URL names, or None for any other URL or file.
+
+    The path is decoded and resolved (".." and symbolic links followed) before it is checked, so
+    "static/../settings.py", %2e%2e and a link pointing out of the folder all stay outside."""
+    try:
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost"):
+            return None
+        path = Path(url2pathname(parts.path)).resolve(strict=True)
+    except (OSError, ValueError):  # missing, unreadable, a NUL byte, a malformed URL
+        return None
+    if not path.is_relative_to(STATIC_DIR.resolve()) or not path.is_file():
+        return None
+    return path
+
+
+def _shortened(url):
+    return url if len(url) <= LOGGED_URL_LENGTH else url[:LOGGED_URL_LENGTH] + "…"
+
+
+def refuse(url, purpose=""):
+    """Write the refusal to the security log and raise FetchRefused."""
+    scheme = urlsplit(url).scheme.lower() if ":" in url else ""
+    security_event("pdf_fetch_refused", outcome="denied", scheme=scheme[:20], url=_shortened(url),
+                   document=purpose)
+    raise FetchRefused(f"reports load only static assets; refused {_shortened(url)}")
+
+
+@lru_cache(maxsize=1)
+def _fetcher_class():
+    # WeasyPrint is imported when a report is made, not when Django starts.
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class StaticOnlyFetcher(URLFetcher):
+        """WeasyPrint 70's URL fetcher (a URLFetcher subclass whose fetch() returns a
+        URLFetcherResponse), serving the project's static files and refusing everything else.
+        It never opens a connection: the parent class's opener is not used."""
+
+        def __init__(self, purpose=""):
+            super().__init__(allowed_protocols=("file",), allow_redirects=False)
+            self.purpose = purpose
+
+        def fetch(self, url, headers=None):
+            path = static_file(url)
+            if path is None:
+                refuse(url, self.purpose)
+            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            return URLFetcherResponse(path.as_uri(), path.read_bytes(), {"Content-Type": content_type})
+
+    return StaticOnlyFetcher
+
+
+def url_fetcher(purpose=""):
+    """The url_fetcher for every WeasyPrint HTML, CSS and Attachment; `purpose` names the document
+    in the security log."""
+    return _fetcher_class()(purpose=purpose)
+
+
+def base_url():
+    """Relative URLs in report templates name static assets."""
+    return STATIC_DIR.as_uri() + "/"
+
+
 # Documents -------------------------------------------------------------------------------------------
 
 
 def qr_svg(text):
+    """segno writes the text into the QR code's modules (path data), not into the markup."""
     return segno.make(text, error="m").svg_inline(scale=3, border=2)
 
 
 def _html(template, context, *, first_page, total_pages):
-    return render_to_string(template, {**context, "first_page": first_page, "total_pages": total_pages})
+    if context.get("orientation", "landscape") not in ("portrait", "landscape"):
+        raise ValueError("orientation is portrait or landscape")  # it goes into the stylesheet as it is
+    return render_to_string(template, {**context, "first_page": int(first_page), "total_pages": int(total_pages)})
+
+
+def html_document(source, *, purpose=""):
+    """A WeasyPrint HTML document from markup, loading resources through url_fetcher() only."""
+    from weasyprint import HTML
+
+    return HTML(string=source, base_url=base_url(), url_fetcher=url_fetcher(purpose))
 
 
 def render(template, context, *, first_page=1, total_pages=0, language="en"):
     """A WeasyPrint document (laid out, not written) of a report template."""
-    from weasyprint import HTML
-
     with translation.override(language):
         source = _html(template, context, first_page=first_page, total_pages=total_pages)
-    return HTML(string=source, base_url=str(Path(__file__).resolve().parent.parent)).render()
+    return html_document(source, purpose=template).render()
 
 
 def table_document(*, heading, widths, rows, context, first_page, total_pages, language):
@@ -113,7 +240,7 @@ def write_front(document, path, *, attachments):
     now = timezone.now().astimezone(UTC).replace(microsecond=0)
     files = [
         Attachment(string=content, name=name, description=description, relationship=relationship,
-                   created=now, modified=now)
+                   created=now, modified=now, url_fetcher=url_fetcher("attachment"))
         for name, content, description, relationship in attachments
     ]
     document.write_pdf(path, pdf_variant="pdf/a-3u", attachments=files)

