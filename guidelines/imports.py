@@ -13,6 +13,20 @@ Rules, in the order an HR officer asks about them:
   has the same address is linked to the new employee instead of creating a second account.
   An address that another employee still has in the database is refused, even when the same
   file gives that employee a new one: such swaps take two imports.
+- Privileged accounts are changed in the admin, never by an import. An account is privileged
+  when it is staff or superuser, is in one of the role groups (HR, Approvers, Auditors), or holds
+  a role permission (guidelines.manage, .approve, .audit) through any group or directly. A row
+  that would link a new employee to such an account, or change the e-mail address or the first
+  or last name of an existing employee whose account is privileged, is an error (so the whole file
+  changes nothing): an import that could re-address an approver or an administrator would let
+  whoever runs it take that account over with a password reset. The employee record of a
+  privileged employee (department, manager, dates, language) is updated like anyone's, and a
+  leaver's account is still deactivated once the end date is reached: an import can take access
+  away, never hand it over. Its username and address are never rewritten, not even lowercased.
+  The privileged accounts are checked again inside the transaction that applies the file.
+- When an import changes the e-mail address of an existing account, a security notice goes to
+  the old and the new address once the transaction has committed: the address was changed by
+  the HR import, when, and to contact HR or security if that was not expected.
 - Departments are matched by exact name and created when new. Managers are resolved by
   employee number, from the file or, failing that, from the database.
 - Leavers are rows with an end date. The user's active flag is left alone, with one exception:
@@ -25,31 +39,48 @@ Rules, in the order an HR officer asks about them:
 - A file with any error changes nothing and is answered with every problem found (row as in the
   file, the header being row 1; column; message). A correct file is applied in one transaction.
 - Every run, applied, dry run or rejected, is recorded once as an ImportRun (the table is
-  append-only); an applied run also writes an audit event.
+  append-only); an applied run also writes an audit event with the number of updated employees
+  per changed field, and a line in the security log (counts only). Refused privileged rows are
+  logged there too (row numbers, employee numbers and account ids, never addresses or names).
+- An applied run keeps every change as evidence: one ImportChange per created or updated
+  employee with {field: [old, new]} for email (and username when it was not the address),
+  first_name, last_name, is_active, department, manager_employee_number, start_date, end_date
+  and language. For a new employee the old values are null, except for an account without
+  employee record that was linked: that account's own values.
 
 Everything is loaded and compared in bulk, so the number of queries does not grow with the file.
 """
 
 import csv
 import io
+import json
 import logging
 import re
 import secrets
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
+from functools import cache, partial
+from itertools import chain, islice
 from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
+from django.contrib.auth.models import Permission
+from django.core import mail
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import DatabaseError, transaction
-from django.utils import timezone
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+from psycopg import sql
 
-from .models import AuditEvent, Department, Employee, ImportRun
+from .access import require_permission
+from .models import AuditEvent, Department, Employee, ImportChange, ImportRun
+from .security import security_event
 from .services import record_audit_event
 
 logger = logging.getLogger(__name__)
@@ -71,6 +102,11 @@ BATCH_SIZE = 1000
 MAX_LEVELS = 10  # of the org chart inserted level by level; see _managers_first
 MAX_STORED_ERRORS = 1000
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Accounts an import never links, renames or re-addresses (see the module docstring).
+ROLE_GROUPS = ("HR", "Approvers", "Auditors")
+ROLE_PERMISSIONS = ("manage", "approve", "audit")  # of the guidelines app
+USER_FIELDS = ("email", "username", "first_name", "last_name", "is_active")
+EMPLOYEE_FIELDS = ("department", "manager_employee_number", "start_date", "end_date", "language")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +114,8 @@ class RowError:
     row: int | None
     column: str
     message: str
+    # The row would have linked, renamed or re-addressed a privileged account (security log).
+    privileged_user: int | None = field(default=None, compare=False)
 
     def as_dict(self):
         return {"row": self.row, "column": self.column, "message": self.message}
@@ -128,6 +166,10 @@ class Current(NamedTuple):
 class Account(NamedTuple):
     user_id: int
     is_active: bool
+    username: str
+    email: str
+    first_name: str
+    last_name: str
 
 
 @dataclass
@@ -136,6 +178,10 @@ class Existing:
     employee_by_email: dict  # lowercased username or e-mail → employee number
     accounts: dict  # lowercased username or e-mail → Account, for users without an employee record
     departments: dict  # name → pk
+    privileged: frozenset = frozenset()  # ids of the users an import must not link, rename or re-address
+
+    def is_privileged(self, user_id):
+        return user_id in self.privileged
 
 
 @dataclass(slots=True)
@@ -147,6 +193,8 @@ class Change:
     is_active: bool
     user_changed: bool = True
     employee_changed: bool = True
+    fields: dict | None = None  # of an update: {field: [old, new]}; creates are diffed by created_fields()
+    privileged: bool = False  # an update of a privileged account: only is_active may change on the user
 
 
 @dataclass
@@ -159,6 +207,23 @@ class ImportPlan:
     leavers: int = 0
     not_in_file: int = 0
     new_departments: list = field(default_factory=list)
+    field_counts: Counter = field(default_factory=Counter)  # of the updates: field → employees changed
+
+    def changes(self):
+        """(employee number, action, {field: [old, new]}) for every update, then every create."""
+        for change in self.updates:
+            yield change.row.employee_number, ImportChange.Action.UPDATED, change.fields
+        for change in self.creates:
+            yield change.row.employee_number, ImportChange.Action.CREATED, created_fields(change, self.existing)
+
+    def linked_accounts(self):
+        """New employees linked to an existing account without employee record."""
+        return sum(change.user_id is not None for change in self.creates)
+
+    def changed_fields(self):
+        """{field: how many existing employees it changed}, in the order of the columns."""
+        order = {name: index for index, name in enumerate((*USER_FIELDS, *EMPLOYEE_FIELDS))}
+        return dict(sorted(self.field_counts.items(), key=lambda item: order[item[0]]))
 
     def counts(self):
         return {
@@ -180,6 +245,12 @@ class ImportResult:
     @property
     def counts(self):
         return self.plan.counts() if self.plan else {"rows": self.run.rows}
+
+    def changes(self, limit):
+        """The first `limit` changes (updates first) and how many there are in all."""
+        if self.plan is None:
+            return [], 0
+        return list(islice(self.plan.changes(), limit)), len(self.plan.updates) + len(self.plan.creates)
 
 
 @cache
@@ -273,8 +344,22 @@ def _check_header(header):
 # Validate -----------------------------------------------------------------------------------
 
 
+def privileged_user_ids():
+    """Ids of the users that are staff, superuser, in a role group or hold a role permission (one query)."""
+    User = get_user_model()
+    role_permissions = Permission.objects.filter(content_type__app_label="guidelines", codename__in=ROLE_PERMISSIONS)
+    in_role = User.groups.through.objects.filter(
+        Q(group__name__in=ROLE_GROUPS) | Q(group__permissions__in=role_permissions)
+    ).values("user_id")
+    granted = User.user_permissions.through.objects.filter(permission__in=role_permissions).values("user_id")
+    return frozenset(
+        User.objects.filter(Q(is_staff=True) | Q(is_superuser=True) | Q(pk__in=in_role) | Q(pk__in=granted))
+        .order_by().values_list("pk", flat=True)
+    )
+
+
 def load_existing():
-    """Every employee, unlinked account and department, in three queries."""
+    """Every employee, unlinked account, department and privileged account, in four queries."""
     User = get_user_model()
     employees, employee_by_email = {}, {}
     rows = (
@@ -290,13 +375,14 @@ def load_existing():
         employee_by_email[current.username.lower()] = number
         employee_by_email[current.email.lower()] = number
     accounts = {}
-    unlinked = User.objects.filter(employee__isnull=True).order_by().values_list("pk", "username", "email",
-                                                                                 "is_active")
-    for pk, username, email, is_active in unlinked.iterator(chunk_size=5000):
-        accounts[username.lower()] = accounts[email.lower()] = Account(pk, is_active)
+    unlinked = User.objects.filter(employee__isnull=True).order_by().values_list(
+        "pk", "is_active", "username", "email", "first_name", "last_name")
+    for values in unlinked.iterator(chunk_size=5000):
+        account = Account(*values)
+        accounts[account.username.lower()] = accounts[account.email.lower()] = account
     accounts.pop("", None)  # accounts without an e-mail address
     departments = dict(Department.objects.values_list("name", "pk"))
-    return Existing(employees, employee_by_email, accounts, departments)
+    return Existing(employees, employee_by_email, accounts, departments, privileged_user_ids())
 
 
 def validate(rows, *, existing=None):
@@ -330,6 +416,7 @@ def validate(rows, *, existing=None):
         email_error = _email_error(row, existing, row_of_email)
         if email_error:
             add(RowError(row.number, "email", email_error))
+        errors.extend(_privileged_errors(row, existing, check_email=not email_error))
 
         start_date = end_date = None
         for column in ("start_date", "end_date"):
@@ -374,6 +461,35 @@ def _email_error(row, existing, row_of_email):
         # Only a new employee may take over an unlinked account; this one has its own.
         return _("The e-mail address %(email)s belongs to another user account.") % {"email": email}
     return None
+
+
+def _privileged_errors(row, existing, *, check_email):
+    """A new employee must not be linked to a privileged account, nor an existing one's account renamed or
+    re-addressed (see the module docstring). The e-mail address is only checked when it is otherwise valid."""
+    current = existing.employees.get(row.employee_number)
+    if current is None:
+        account = existing.accounts.get(row.email)
+        if check_email and account is not None and existing.is_privileged(account.user_id):
+            return [RowError(row.number, "email", _(
+                "The e-mail address %(email)s belongs to a privileged account (staff, administrator, HR, approver "
+                "or auditor): an import cannot link it to an employee. Change privileged accounts in the admin."
+            ) % {"email": row.email}, privileged_user=account.user_id)]
+        return []
+    if not existing.is_privileged(current.user_id):
+        return []
+    errors = []
+    if check_email and row.email != current.email.lower():
+        errors.append(RowError(row.number, "email", _(
+            "Employee %(number)s has a privileged account (staff, administrator, HR, approver or auditor): an "
+            "import cannot change its e-mail address. Change privileged accounts in the admin."
+        ) % {"number": row.employee_number}, privileged_user=current.user_id))
+    for column in ("first_name", "last_name"):
+        if getattr(row, column) != getattr(current, column).strip():
+            errors.append(RowError(row.number, column, _(
+                "Employee %(number)s has a privileged account (staff, administrator, HR, approver or auditor): an "
+                "import cannot change its name. Change privileged accounts in the admin."
+            ) % {"number": row.employee_number}, privileged_user=current.user_id))
+    return errors
 
 
 def _manager_errors(rows, existing, row_of_number):
@@ -451,14 +567,21 @@ def plan_import(rows, *, existing=None, today=None):
             continue
 
         is_active = current.is_active and not has_left
-        user_changed = (row.email, row.email, row.first_name, row.last_name, is_active) != (
-            current.username, current.email, current.first_name, current.last_name, current.is_active)
-        employee_changed = (department, row.manager_employee_number or None, start_date, end_date,
-                            row.language) != (current.department, current.manager, current.start_date,
-                                              current.end_date, current.language)
-        if user_changed or employee_changed:
-            plan.updates.append(Change(row, current.user_id, start_date, end_date, is_active, user_changed,
-                                       employee_changed))
+        privileged = existing.is_privileged(current.user_id)
+        new_user = _account_values(row, is_active, current if privileged else None)
+        fields = _user_fields(current, new_user)
+        for name, old, new in (("department", current.department, department),
+                               ("manager_employee_number", current.manager, row.manager_employee_number or None),
+                               ("start_date", current.start_date, start_date), ("end_date", current.end_date, end_date),
+                               ("language", current.language, row.language)):
+            if old != new:
+                fields[name] = [_plain(old), _plain(new)]
+        if fields:
+            plan.updates.append(Change(row, current.user_id, start_date, end_date, is_active,
+                                       user_changed=not fields.keys().isdisjoint(USER_FIELDS),
+                                       employee_changed=not fields.keys().isdisjoint(EMPLOYEE_FIELDS),
+                                       fields=fields, privileged=privileged))
+            plan.field_counts.update(fields.keys())
         else:
             plan.unchanged += 1
         if end_date is not None and (end_date != current.end_date or is_active != current.is_active):
@@ -466,6 +589,145 @@ def plan_import(rows, *, existing=None, today=None):
     plan.not_in_file = len(existing.employees) - len(plan.updates) - plan.unchanged
     plan.new_departments = list(new_departments)
     return plan
+
+
+def _plain(value):
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _account_values(row, is_active, privileged=None):
+    """What the import writes to a user account. A privileged account (its Current or Account given) keeps
+    its username, address and names: only a leaver's deactivation reaches it."""
+    if privileged is not None:
+        return {"username": privileged.username, "email": privileged.email, "first_name": privileged.first_name,
+                "last_name": privileged.last_name, "is_active": is_active}
+    return {"username": row.email, "email": row.email, "first_name": row.first_name, "last_name": row.last_name,
+            "is_active": is_active}
+
+
+def _user_fields(old, new):
+    """{field: [old, new]} between an account as it is (Current or Account) and _account_values(). The
+    username is only listed when it was not simply the address (otherwise it repeats the email entry)."""
+    fields = {}
+    for name in USER_FIELDS:
+        before, after = getattr(old, name), new[name]
+        if before != after and (name != "username" or old.username != old.email):
+            fields[name] = [before, after]
+    return fields
+
+
+def created_fields(change, existing):
+    """{field: [old, new]} of a new employee: old is null, except for the account it was linked to."""
+    row = change.row
+    new_user = _account_values(row, change.is_active)
+    if change.user_id is not None:
+        fields = _user_fields(existing.accounts[row.email], new_user)
+    else:
+        fields = {name: [None, new_user[name]] for name in USER_FIELDS
+                  if name != "username" and new_user[name] not in ("", None)}
+    for name, new in (("department", row.department), ("manager_employee_number", row.manager_employee_number),
+                      ("start_date", change.start_date), ("end_date", change.end_date), ("language", row.language)):
+        if new not in ("", None):
+            fields[name] = [None, _plain(new)]
+    return fields
+
+
+class PrivilegedAccountsChanged(Exception):
+    """Between validating and applying, an account the file would link, rename or re-address became privileged."""
+
+    def __init__(self, errors):
+        super().__init__(errors)
+        self.errors = errors
+
+
+def _rewrites_account(change):
+    """Does applying the change link an existing account, or change its username, address or names?"""
+    if change.fields is None:  # a new employee: linking an account rewrites it
+        return change.user_id is not None
+    return not change.privileged and not change.fields.keys().isdisjoint(("email", "username", "first_name",
+                                                                           "last_name"))
+
+
+def _check_privileged_again(plan):
+    """The privileged accounts as the applying transaction sees them (one query): an account promoted since
+    the file was validated is refused with the same messages."""
+    privileged = privileged_user_ids()
+    if privileged == plan.existing.privileged:
+        return
+    now_existing = Existing(plan.existing.employees, plan.existing.employee_by_email, plan.existing.accounts,
+                            plan.existing.departments, privileged)
+    errors = [
+        error
+        for change in chain(plan.creates, plan.updates)
+        if change.user_id in privileged and _rewrites_account(change)
+        for error in _privileged_errors(change.row, now_existing, check_email=True)
+    ]
+    if errors:
+        raise PrivilegedAccountsChanged(errors)
+
+
+class AddressChange(NamedTuple):
+    employee_number: str
+    old: str
+    new: str
+    language: str
+
+
+def _address_changes(plan):
+    """Existing accounts whose e-mail address the plan changes (not just its case): they get a notice."""
+    for change in plan.updates:
+        email = change.fields.get("email")
+        if email and email[0] and email[0].lower() != email[1]:
+            yield AddressChange(change.row.employee_number, email[0], email[1], change.row.language)
+    for change in plan.creates:
+        if change.user_id is not None:
+            old = plan.existing.accounts[change.row.email].email
+            if old and old.lower() != change.row.email:
+                yield AddressChange(change.row.employee_number, old, change.row.email, change.row.language)
+
+
+def send_address_notices(changes, *, changed_at, run_id):
+    """Tell the old and the new address that the HR import changed an account's address (after the commit).
+
+    Each e-mail is sent on its own: one refused address must not keep the others from their notice."""
+    mailer = mail.mailers.default
+    sent = 0
+    try:
+        with mailer:
+            for change in changes:
+                for recipient in dict.fromkeys((change.old, change.new)):
+                    try:
+                        mailer.send_messages([address_notice(change, recipient, changed_at=changed_at,
+                                                                 run_id=run_id)])
+                        sent += 1
+                    except Exception:
+                        logger.exception("Address change notice for employee %s (import run #%s) failed",
+                                         change.employee_number, run_id)
+    except Exception:  # opening or closing the connection
+        logger.exception("Address change notices of import run #%s failed after %d sent", run_id, sent)
+    return sent
+
+
+def _one_line(value):
+    return " ".join(value.split())
+
+
+def address_notice(change, recipient, *, changed_at, run_id):
+    """The security notice for one address, in the employee's language (subject, text, HTML triplet).
+    The HTML is autoescaped; values from the file are put on one line so they cannot add lines of their
+    own to the plain text. Names are left out: whoever runs the import chooses them."""
+    context = {
+        "employee_number": _one_line(change.employee_number), "old_email": _one_line(change.old),
+        "new_email": _one_line(change.new), "changed_at": changed_at, "run_id": run_id,
+    }
+    with translation.override(change.language):
+        context["subject"] = " ".join(render_to_string("emails/address_changed_subject.txt", context).split())
+        text = render_to_string("emails/address_changed.txt", context)
+        html = render_to_string("emails/address_changed.html", context)
+    message = mail.EmailMultiAlternatives(subject=context["subject"], body=text, to=[recipient],
+                                          headers={"Auto-Submitted": "auto-generated"})
+    message.attach_alternative(html, "text/html")
+    return message
 
 
 def _unusable_password():
@@ -508,6 +770,7 @@ def apply_import(plan, *, by, source, started_at=None):
     now = timezone.now()
     existing = plan.existing
     with transaction.atomic():
+        _check_privileged_again(plan)
         department_ids = dict(existing.departments)
         created = Department.objects.bulk_create([Department(name=name) for name in plan.new_departments])
         department_ids.update((department.name, department.pk) for department in created)
@@ -523,12 +786,13 @@ def apply_import(plan, *, by, source, started_at=None):
         new_user_ids = {change.row.employee_number: user.pk
                         for change, user in zip(accountless, new_users, strict=True)}
         del accountless, new_users
-        # Existing accounts: matched on their id, so only these five columns change. The
-        # password is never written; it only satisfies NOT NULL for the INSERT part.
+        # Existing accounts: matched on their id, so only these five columns change (a privileged
+        # account keeps its own values but the active flag). The password is never written; it
+        # only satisfies NOT NULL for the INSERT part.
         _upsert(User, [
-            User(pk=change.user_id, username=change.row.email, email=change.row.email,
-                 first_name=change.row.first_name, last_name=change.row.last_name, is_active=change.is_active,
-                 password=UNUSABLE_PASSWORD_PREFIX, date_joined=now)
+            User(pk=change.user_id, password=UNUSABLE_PASSWORD_PREFIX, date_joined=now,
+                 **_account_values(change.row, change.is_active,
+                                   existing.employees[change.row.employee_number] if change.privileged else None))
             for change in (*plan.creates, *plan.updates)
             if change.user_id is not None and change.user_changed
         ], unique_fields=["pk"], update_fields=["username", "email", "first_name", "last_name", "is_active"])
@@ -560,9 +824,37 @@ def apply_import(plan, *, by, source, started_at=None):
 
         run = _record_run(ImportRun.Outcome.APPLIED, by=by, source=source, started_at=started_at or now,
                           counts=plan.counts())
+        _record_changes(run, plan.changes())
         record_audit_event(action=AuditEvent.Action.EMPLOYEES_IMPORTED, actor=by, import_run=run.pk,
-                           source=run.source, **plan.counts())
+                           source=run.source, **plan.counts(), changed_fields=plan.changed_fields(),
+                           linked_accounts=plan.linked_accounts())
+        address_changes = list(_address_changes(plan))
+        if address_changes:
+            transaction.on_commit(partial(send_address_notices, address_changes, changed_at=now, run_id=run.pk),
+                                  robust=True)
     return run
+
+
+def _can_copy():
+    return connection.vendor == "postgresql"
+
+
+def _record_changes(run, changes):
+    """The ImportChange rows of an applied run: one PostgreSQL COPY (five times faster than INSERT for
+    100,000 created employees), elsewhere bulk_create in batches. Either way the rows are streamed."""
+    if not _can_copy():
+        while batch := list(islice(changes, BATCH_SIZE)):
+            ImportChange.objects.bulk_create([
+                ImportChange(run=run, employee_number=number, action=action, fields=fields)
+                for number, action, fields in batch
+            ])
+        return
+    columns = [ImportChange._meta.get_field(name).column for name in ("run", "employee_number", "action", "fields")]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(ImportChange._meta.db_table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for number, action, fields in changes:
+            copy.write_row((run.pk, number, action, json.dumps(fields)))
 
 
 def _record_run(outcome, *, by, source, started_at, counts, errors=()):
@@ -586,8 +878,26 @@ def _record_run(outcome, *, by, source, started_at, counts, errors=()):
     )
 
 
-def run_import(file_bytes, *, source, by=None, dry_run=False):
-    """Parse, validate and plan the file, then apply it unless dry_run. Records the run either way."""
+def _log_privileged_refusal(errors, rows, *, by, request, run, dry_run):
+    """One security log line for the rows refused because they touch privileged accounts (no addresses)."""
+    refused = [error for error in errors if error.privileged_user is not None]
+    if not refused:
+        return
+    numbers = {row.number: row.employee_number for row in rows}
+    security_event("import_privileged_account_refused", request=request, user=by, outcome="denied", run=run.pk,
+                   dry_run=dry_run, rows=sorted({error.row for error in refused}),
+                   employee_numbers=sorted({numbers[error.row] for error in refused}),
+                   accounts=sorted({error.privileged_user for error in refused}))
+
+
+def run_import(file_bytes, *, source, by=None, dry_run=False, request=None):
+    """Parse, validate and plan the file, then apply it unless dry_run. Records the run either way.
+
+    `by` is the HR user importing (who needs guidelines.manage), or None for the server's operator
+    running the import_employees command. `request`, when given, only adds the client's address to the
+    security log."""
+    if by is not None:
+        require_permission(by, "guidelines.manage")
     started_at = timezone.now()
     try:
         rows = parse_csv(file_bytes)
@@ -601,6 +911,7 @@ def run_import(file_bytes, *, source, by=None, dry_run=False):
     if errors:
         run = _record_run(ImportRun.Outcome.REJECTED, by=by, source=source, started_at=started_at,
                           counts={"rows": len(rows)}, errors=errors)
+        _log_privileged_refusal(errors, rows, by=by, request=request, run=run, dry_run=dry_run)
         return ImportResult(run=run, plan=None, errors=errors)
 
     plan = plan_import(rows, existing=existing)
@@ -610,6 +921,11 @@ def run_import(file_bytes, *, source, by=None, dry_run=False):
         return ImportResult(run=run, plan=plan, errors=[])
     try:
         run = apply_import(plan, by=by, source=source, started_at=started_at)
+    except PrivilegedAccountsChanged as refused:
+        run = _record_run(ImportRun.Outcome.REJECTED, by=by, source=source, started_at=started_at,
+                          counts={"rows": len(rows)}, errors=refused.errors)
+        _log_privileged_refusal(refused.errors, rows, by=by, request=request, run=run, dry_run=dry_run)
+        return ImportResult(run=run, plan=None, errors=refused.errors)
     except DatabaseError:
         # E.g. another import or an admin created the same account in the meantime. The
         # transaction rolled back, so nothing changed; say so rather than answer with a 500.
@@ -619,6 +935,11 @@ def run_import(file_bytes, *, source, by=None, dry_run=False):
         run = _record_run(ImportRun.Outcome.REJECTED, by=by, source=source, started_at=started_at,
                           counts={"rows": len(rows)}, errors=errors)
         return ImportResult(run=run, plan=None, errors=errors)
+    counts = plan.counts()
+    security_event("employees_imported", request=request, user=by, outcome="success", run=run.pk,
+                   changed_fields=plan.changed_fields(), created=counts["created"], updated=counts["updated"],
+                   unchanged=counts["unchanged"], leavers=counts["leavers"],
+                   linked_accounts=plan.linked_accounts())
     return ImportResult(run=run, plan=plan, errors=[])
 
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from guidelines import imports
-from guidelines.models import AuditEvent, Department, Employee, ImportRun
+from guidelines.models import AuditEvent, Department, Employee, ImportChange, ImportRun
 from guidelines.views import hr_import
 
 User = get_user_model()
@@ -288,7 +288,74 @@ def test_an_applied_import_is_recorded_with_its_counts_and_an_audit_event(hilde)
     event = AuditEvent.objects.get(action=AuditEvent.Action.EMPLOYEES_IMPORTED)
     assert event.actor == hilde
     assert event.details["import_run"] == run_record.pk and event.details["created"] == 2
+    assert event.details["changed_fields"] == {} and event.details["linked_accounts"] == 0
     assert imports.last_applied_import() == run_record
+
+
+@pytest.mark.parametrize("copy", [True, False], ids=["COPY", "bulk_create"])
+def test_every_changed_field_of_every_employee_is_kept_old_and_new_with_counts_per_field(db, monkeypatch, copy):
+    yesterday = str(timezone.localdate() - timedelta(days=1))
+    run(csv_file([person("M1"), person("E1", manager_employee_number="M1"), person("E2"), person("E3")]))
+    if not copy:  # as on SQLite: INSERTs in batches
+        monkeypatch.setattr(imports, "_can_copy", lambda: False)
+        monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+
+    result = run(csv_file([
+        person("M1"),
+        person("E1", email="e1.new@example.com", last_name="Smit", manager_employee_number="", language="en"),
+        person("E2", department="Finance", end_date=yesterday),
+        person("E3", start_date=""),
+        person("N1", department="", start_date=""),
+    ]))
+
+    changes = {change.employee_number: (change.action, change.fields)
+               for change in ImportChange.objects.filter(run=result.run)}
+    assert changes == {
+        "E1": ("updated", {"email": ["e1@example.com", "e1.new@example.com"], "last_name": ["E1", "Smit"],
+                           "manager_employee_number": ["M1", None], "language": ["nl", "en"]}),
+        "E2": ("updated", {"is_active": [True, False], "department": ["Operations", "Finance"],
+                           "end_date": [None, yesterday]}),
+        "E3": ("updated", {"start_date": ["2024-01-15", None]}),
+        "N1": ("created", {"email": [None, "n1@example.com"], "first_name": [None, "Fien"], "last_name": [None, "N1"],
+                           "is_active": [None, True], "language": [None, "nl"]}),
+    }
+    expected = {"email": 1, "last_name": 1, "is_active": 1, "department": 1, "manager_employee_number": 1,
+                "start_date": 1, "end_date": 1, "language": 1}
+    assert result.plan.changed_fields() == expected
+    assert list(result.plan.changed_fields()) == ["email", "last_name", "is_active", "department",
+                                                  "manager_employee_number", "start_date", "end_date", "language"]
+    event = AuditEvent.objects.get(action=AuditEvent.Action.EMPLOYEES_IMPORTED, details__import_run=result.run.pk)
+    assert event.details["changed_fields"] == expected
+
+
+def test_a_notice_that_cannot_be_sent_keeps_neither_the_import_nor_the_other_notices_from_going_through(
+        db, monkeypatch, caplog, django_capture_on_commit_callbacks):
+    from django.core import mail
+
+    run(csv_file([person("E1"), person("E2")]))
+    build = imports.address_notice
+
+    def refuse_the_first(change, recipient, **kwargs):
+        if recipient == "e1@example.com":
+            raise OSError("connection reset")
+        return build(change, recipient, **kwargs)
+
+    monkeypatch.setattr(imports, "address_notice", refuse_the_first)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = run(csv_file([person("E1", email="e1.new@example.com"), person("E2", email="e2.new@example.com")]))
+
+    assert result.errors == [] and result.counts["updated"] == 2
+    assert sorted(message.to[0] for message in mail.outbox) == ["e1.new@example.com", "e2.new@example.com",
+                                                               "e2@example.com"]
+    assert "Address change notice for employee E1" in caplog.text
+
+
+def test_dry_runs_and_rejected_files_keep_no_changes(alice):
+    run(csv_file([person("E1")]), dry_run=True)
+    run(csv_file([person("E1", language="fr")]))
+
+    assert not ImportChange.objects.exists()
 
 
 # Rejected files -----------------------------------------------------------------------------
@@ -324,6 +391,10 @@ BAD_FILES = {
                                    "belongs to employee E0001"),
     "existing employee taking another account's e-mail": (
         lines(H, "E0002,nina@example.com,Bob,Example,,,,,en"), 2, "email", "belongs to another user account"),
+    "an approver's new address": (lines(H, "E0002,e1@example.com,Bob,Example,,,,,en"), 2, "email",
+                                  "Employee E0002 has a privileged account"),
+    "an approver's new name": (lines(H, "E0002,bob@example.com,Robert,Example,,,,,en"), 2, "first_name",
+                               "an import cannot change its name"),
     "invalid e-mail": (lines(H, GOOD.replace("e1@example.com", "e1.example.com")), 2, "email", "not a valid"),
     "missing e-mail": (lines(H, GOOD.replace("e1@example.com", "")), 2, "email", "required"),
     "impossible date": (lines(H, GOOD.replace("2024-01-01", "2024-02-30")), 2, "start_date", "not a date"),
@@ -443,8 +514,22 @@ def test_command_imports_a_good_file_and_prints_a_summary(db, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Imported hr-export.csv" in out
     assert "5 rows: 5 created, 0 updated, 0 unchanged, 0 leavers; 0 employees in the database are not in" in out
+    assert "per field" not in out
     run_record = ImportRun.objects.get()
     assert run_record.by is None and run_record.source == "hr-export.csv"
+    assert ImportChange.objects.filter(run=run_record, action="created").count() == 5
+
+
+def test_command_summary_lists_changes_per_field_in_column_order(db, tmp_path, capsys):
+    path = tmp_path / "hr-export.csv"
+    path.write_bytes(csv_file([person("E1"), person("E2")]))
+    call_command("import_employees", str(path))
+    capsys.readouterr()
+    path.write_bytes(csv_file([person("E1", department="Legal", language="en"), person("E2", department="Legal")]))
+
+    call_command("import_employees", str(path), "--dry-run")
+
+    assert capsys.readouterr().out.rstrip().endswith("Updated employees per field: department 2, language 1.")
 
 
 def test_command_dry_run_reports_and_changes_nothing(db, tmp_path, capsys):
@@ -599,13 +684,17 @@ def test_bad_uploads_get_a_form_error_and_400(client_as, hilde, data, message):
     assert not ImportRun.objects.exists()
 
 
-def test_files_over_the_size_limit_are_refused(client_as, hilde, monkeypatch):
-    monkeypatch.setattr(hr_import, "MAX_UPLOAD_MB", 0)
+def test_files_over_the_size_limit_are_refused(client_as, hilde, settings):
+    content = csv_file([person("E1")])
+    # Within the body limit by the multipart envelope only: the form refuses the file itself.
+    settings.IMPORT_MAX_BYTES = len(content) - 1
+    settings.UPLOAD_LIMITS = {**settings.UPLOAD_LIMITS, "guidelines:hr_import": len(content) + 4096}
 
-    response = client_as(hilde).post(URL, upload(csv_file([person("E1")])))
+    response = client_as(hilde).post(URL, upload(content))
 
     assert response.status_code == 400
-    assert "The file is larger than 0 MB." in response.content.decode()
+    assert "The file is larger than" in response.content.decode()
+    assert not ImportRun.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -618,6 +707,35 @@ def test_junk_files_are_answered_with_400_never_500(client_as, hilde, content):
     assert response.status_code == 400
     assert 'role="alert"' in response.content.decode()
     assert ImportRun.objects.get().outcome == ImportRun.Outcome.REJECTED
+
+
+def test_the_result_page_lists_the_first_changes_and_counts_the_rest(client_as, hilde, monkeypatch):
+    monkeypatch.setattr(hr_import, "CHANGES_SHOWN", 2)
+
+    response = client_as(hilde).post(URL, upload(csv_file(team(5)), dry_run=False))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert f"Changes per employee (kept as evidence with import run #{ImportRun.objects.get().pk})" in page
+    assert page.count("<td>created</td><td><code>email</code></td>") == 2
+    assert "… and the changes of 3 more employees." in page
+    assert ImportChange.objects.count() == 5
+
+
+def test_the_result_page_shows_updates_first_with_counts_per_field(client_as, hilde):
+    run(csv_file([person("E1"), person("E2")]))
+
+    response = client_as(hilde).post(URL, upload(csv_file([person("E1"), person("E2", end_date="2020-01-01",
+                                                                                 start_date="2019-01-01"),
+                                                           person("N1")])))
+
+    page = response.content.decode()
+    assert "Updated employees per changed field" in page
+    assert "<tr><th scope=\"row\"><code>is_active</code></th><td>1</td></tr>" in page
+    first_update = page.index("<td>E2</td><td>updated</td>")
+    assert first_update < page.index("<td>N1</td><td>created</td>")
+    assert "<td>E2</td><td>updated</td><td><code>is_active</code></td><td>yes</td><td>no</td>" in page
+    assert "more employee" not in page
 
 
 def test_the_page_lists_the_five_most_recent_imports(client_as, hilde):

@@ -44,6 +44,10 @@ class Command(BaseCommand):
             f"{counts['unchanged']} unchanged, {counts['leavers']} leavers; {counts['not_in_file']} employees "
             f"in the database are not in the file (left unchanged)."
         )
+        changed_fields = result.plan.changed_fields()
+        if changed_fields:
+            summary += " Updated employees per field: " + ", ".join(
+                f"{name} {count}" for name, count in changed_fields.items()) + "."
         if dry_run:
             self.stdout.write(f"Dry run of {path.name}, nothing was changed. Applying it would give {summary}")
         else:
