@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,19 @@ def collectstatic_build_environment():
     return dict(word.split("=", 1) for word in words if re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", word))
 
 
+def database_url(name):
+    return urllib.parse.urlsplit(service_environment(name)["DATABASE_URL"])
+
+
+def migrate_steps():
+    """The migrate service's command as a list of commands, one per `&&`-joined step (or the one command)."""
+    command = SERVICES["migrate"]["command"]
+    if command[:2] == ["sh", "-c"]:
+        assert len(command) == 3, command
+        return [shlex.split(step.strip().removeprefix("exec ")) for step in command[2].split("&&")]
+    return [command]
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -169,8 +183,9 @@ def test_settings_from_the_compose_environment_point_at_the_compose_services():
     assert values["DEBUG"] is False
     assert values["DATABASE_ENGINE"] == "django.db.backends.postgresql"
     assert values["DATABASE_HOST"] == "postgres"
+    # web (like worker and beat) logs in as the application role, not as the owner of the tables.
     assert (values["DATABASE_PORT"], values["DATABASE_NAME"], values["DATABASE_USER"]) == (5432, "guidelines",
-                                                                                            "guidelines")
+                                                                                            "guidelines_app")
     assert values["CELERY_BROKER_URL"] == "redis://redis:6379/0"
     assert values["CACHE_BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     assert values["CACHE_LOCATION"] == "redis://redis:6379/1"
@@ -239,12 +254,52 @@ def test_web_worker_beat_and_migrate_share_one_image_and_one_environment():
         service = SERVICES[name]
         assert service.get("build") == first["build"], name
         assert service.get("image") == first["image"], name
-        assert service["environment"] == shared, name
+        if name == "migrate":  # the same, but for the database credentials
+            assert {**service["environment"], "DATABASE_URL": shared["DATABASE_URL"]} == shared
+        else:
+            assert service["environment"] == shared, name
     assert "command" not in first  # web runs the image's CMD: gunicorn
     worker = SERVICES["worker"]["command"]
     assert worker == ["celery", "-A", "intranet", "worker", "--loglevel=INFO", "--concurrency=2", "-Q", "celery,email"]
-    assert SERVICES["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    assert migrate_steps()[0] == ["python", "manage.py", "migrate", "--noinput"]
     assert SERVICES["migrate"]["restart"] == "no"
+
+
+def test_only_migrate_connects_as_the_owner_and_then_grants_the_application_role():
+    """web, worker and beat log in as a role that owns nothing (so cannot disable the evidence triggers);
+    migrate logs in as the owner, migrates, and then runs grant_app_role for exactly that role."""
+    postgres = service_environment("postgres")
+    owner = database_url("migrate")
+    assert (owner.username, owner.password) == (postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"])
+    app = database_url("web")
+    assert app.username and app.username != owner.username
+    for name in ("web", "worker", "beat"):
+        url = database_url(name)
+        assert url.username == app.username, f"{name} must log in as the application role"
+        assert url.password == app.password, name
+        assert (url.hostname, url.port, url.path) == (owner.hostname, owner.port, owner.path), name
+
+    # The command runs the steps in order and stops at the first failure (sh -c 'a && exec b'), so the
+    # services that wait for migrate never start on a half-granted database.
+    command = SERVICES["migrate"]["command"]
+    assert command[:2] == ["sh", "-c"] and " && exec " in command[2] and ";" not in command[2]
+    assert migrate_steps() == [["python", "manage.py", "migrate", "--noinput"],
+                               ["python", "manage.py", "grant_app_role", app.username]]
+    assert (BASE_DIR / "guidelines" / "management" / "commands" / "grant_app_role.py").exists()
+
+    # PostgreSQL creates the role on its first start, with the password web, worker and beat use.
+    assert (postgres["GUIDELINES_APP_USER"], postgres["GUIDELINES_APP_PASSWORD"]) == (app.username, app.password)
+    mounts = [volume.split(":") for volume in SERVICES["postgres"]["volumes"] if volume.startswith("./")]
+    scripts = [(source, target) for source, target, *mode in mounts
+               if target.startswith("/docker-entrypoint-initdb.d/") and mode == ["ro"]]
+    assert len(scripts) == 1, mounts
+    source, target = scripts[0]
+    assert target.endswith(".sh") and Path(source).name == Path(target).name
+    script = (BASE_DIR / source).read_text()
+    assert script.startswith("#!/bin/bash\n")
+    for needed in ("GUIDELINES_APP_USER", "GUIDELINES_APP_PASSWORD", "CREATE ROLE", "NOSUPERUSER", "ON_ERROR_STOP=1"):
+        assert needed in script, needed
+    # tests/test_db_privileges.py runs this script against a real PostgreSQL.
 
 
 def test_services_wait_for_migrations_and_for_healthy_postgres_and_redis():
@@ -274,8 +329,8 @@ def test_compose_backing_services_are_configured_as_the_settings_expect():
     postgres_env = service_environment("postgres")
     assert (postgres_env["POSTGRES_USER"], postgres_env["POSTGRES_PASSWORD"], postgres_env["POSTGRES_DB"]) == (
         "guidelines", "guidelines", "guidelines")
-    volume = SERVICES["postgres"]["volumes"][0].split(":")[0]
-    assert volume in COMPOSE["volumes"]
+    volume, target = SERVICES["postgres"]["volumes"][0].split(":")
+    assert volume in COMPOSE["volumes"] and target == "/var/lib/postgresql/data"
 
     assert SERVICES["redis"]["image"] == "redis:7"
     redis_command = " ".join(SERVICES["redis"]["command"])
