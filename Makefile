@@ -3,6 +3,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/guidelines
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# `manage.py check --deploy` with production settings: DEBUG off, a fresh random key, a real host name.
+DEPLOY_CHECK_ENV = DEBUG=0 SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')" \
+	ALLOWED_HOSTS=intranet.example.nl CSRF_TRUSTED_ORIGINS=https://intranet.example.nl \
+	SITE_URL=https://intranet.example.nl REDIS_URL=redis://127.0.0.1:6379/0 DATABASE_URL=$(TEST_DATABASE_URL) \
+	EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend EMAIL_HOST=smtp.example.nl
+
+# The settings default to production (DEBUG=0); the development targets run with DEBUG=1.
+run bench messages: export DEBUG ?= 1
 
 .PHONY: run test bench messages lint clean system-run system-test
 
@@ -30,6 +38,7 @@ run: system-run $(VENV)/.run-installed
 
 test: system-test $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
+	env $(DEPLOY_CHECK_ENV) $(PY) manage.py check --deploy --fail-level WARNING
 	bin/ensure-services
 	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_CONN_MAX_AGE=0 TEST_REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=memory:// \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)

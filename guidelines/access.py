@@ -3,16 +3,44 @@
 from functools import wraps
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.forms import AddEmailForm
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 
 class IntranetAccountAdapter(DefaultAccountAdapter):
+    """Accounts and their e-mail addresses come from the HR import.
+
+    Password reset: allauth sends the reset link to every *active* account with the address,
+    whether or not it has a usable password yet. That is how an imported employee (created with an
+    unusable password) sets a first password; leavers are inactive and get nothing
+    (ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS is off).
+    """
+
     def is_open_for_signup(self, request):
         # Accounts come from the HR import; nobody signs themselves up.
         return False
+
+    def pre_authenticate(self, request, **credentials):
+        """allauth refuses a sign-in once the failed attempts for the address or the client address
+        exceed ACCOUNT_RATE_LIMITS["login_failed"]: that lockout goes on the security log."""
+        try:
+            super().pre_authenticate(request, **credentials)
+        except ValidationError:
+            from .security import security_event
+
+            attempted = credentials.get("email") or credentials.get("username") or ""
+            security_event("login_locked", request=request, outcome="denied", attempted_login=attempted)
+            raise
+
+
+class NoAddEmailForm(AddEmailForm):
+    """ACCOUNT_FORMS["add_email"]: nobody adds an address; HR's import sets the one address."""
+
+    def clean_email(self):
+        raise ValidationError(_("E-mail addresses come from HR. Please contact HR to change yours."))
 
 
 class IntranetSocialAccountAdapter(DefaultSocialAccountAdapter):
@@ -81,12 +109,30 @@ def manager_required(view):
 # The service layer asks the same questions, whatever calls it (view, admin action, command) ---------
 
 PERMISSION_MESSAGES = {
-    "guidelines.manage": _lazy("You do not have permission to manage guidelines."),
-    "guidelines.approve": _lazy("You do not have permission to approve versions."),
+    "guidelines.manage": gettext_lazy("You do not have permission to manage guidelines."),
+    "guidelines.approve": gettext_lazy("You do not have permission to approve versions."),
 }
 
 
 def require_permission(user, perm):
     """Raise PermissionDenied unless `user` holds `perm` (nobody acts anonymously on evidence)."""
     if user is None or not user.is_active or not user.has_perm(perm):
-        raise PermissionDenied(PERMISSION_MESSAGES.get(perm, _lazy("You do not have access to this page.")))
+        raise PermissionDenied(PERMISSION_MESSAGES.get(perm, gettext_lazy("You do not have access to this page.")))
+
+
+def require_evidence_reader(user):
+    """HR and auditors read everyone's evidence (dashboards, auditor packs, any certificate)."""
+    if user is None or not user.is_active or not is_hr_or_auditor(user):
+        raise PermissionDenied(gettext_lazy("Only HR and auditors may see everyone's evidence."))
+
+
+def may_read_acknowledgement(user, acknowledgement):
+    """The employee who acknowledged, HR and auditors."""
+    if user is None or not user.is_active:
+        return False
+    return acknowledgement.employee.user_id == user.pk or is_hr_or_auditor(user)
+
+
+def require_acknowledgement_reader(user, acknowledgement):
+    if not may_read_acknowledgement(user, acknowledgement):
+        raise PermissionDenied(gettext_lazy("You can only download certificates of your own acknowledgements."))

@@ -11,8 +11,11 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from django.conf import settings
+
 logger = logging.getLogger("security")
 
+LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 SECRET_MARKERS = ("password", "passwd", "secret", "token", "session", "csrf", "key", "cookie", "authorization")
 
 
@@ -32,7 +35,15 @@ def _clean(value):
 
 
 def client_address(request):
-    return request.META.get("REMOTE_ADDR", "") if request is not None else ""
+    """The client's address as the rate limits see it: behind TRUSTED_PROXY_COUNT proxies, the entry
+    of X-Forwarded-For that the outermost trusted proxy added; otherwise the connection's address."""
+    if request is None:
+        return ""
+    proxies = getattr(settings, "ALLAUTH_TRUSTED_PROXY_COUNT", 0)
+    forwarded = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    if proxies and len(forwarded) >= proxies:
+        return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR", "")
 
 
 def security_event(event, *, request=None, user=None, outcome="success", **details):
@@ -51,5 +62,28 @@ def security_event(event, *, request=None, user=None, outcome="success", **detai
         "path": request.path if request is not None else "",
         "details": _clean(details),
     }
-    logger.info(json.dumps(entry, ensure_ascii=False, sort_keys=False))
+    # JSON escapes \n and \r; the other characters that some readers take for a line break are escaped too.
+    logger.info(json.dumps(entry, ensure_ascii=False, sort_keys=False).translate(LINE_BREAKS))
+    if request is not None:
+        # What this request has logged: SecurityLogMiddleware does not log a refusal a second time.
+        request._security_outcomes = (*getattr(request, "_security_outcomes", ()), outcome)
     return entry
+
+
+# Sign-in events (connected in apps.GuidelinesConfig.ready). Django's user_login_failed hands over the
+# submitted credentials with the password masked; only the login name is taken from them, never more.
+
+LOGIN_FIELDS = ("email", "username", "login")
+
+
+def on_login(sender, request, user, **kwargs):
+    security_event("login", request=request, user=user, backend=getattr(user, "backend", ""))
+
+
+def on_login_failed(sender, credentials, request=None, **kwargs):
+    attempted = next((credentials[name] for name in LOGIN_FIELDS if credentials.get(name)), "")
+    security_event("login_failed", request=request, outcome="failure", attempted_login=attempted)
+
+
+def on_logout(sender, request, user, **kwargs):
+    security_event("logout", request=request, user=user)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from django.core.checks.security.base import _check_secret_key as _secret_key_is_strong
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -60,9 +61,25 @@ def envdatabase(name, default):
     return config
 
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me-in-production-0123456789")
-DEBUG = envbool("DEBUG", "1")
+# DEBUG is off unless asked for: `make run`, bin/run-dev and the tests (tests/environment.py) set
+# DEBUG=1. Without it the instance is production and refuses to start on an unsafe configuration.
+DEBUG = envbool("DEBUG", "0")
+DEV_SECRET_KEY = "dev-only-insecure-key-change-me-in-production-0123456789"
+SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY if DEBUG else "")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+if not DEBUG:
+    # Django's own rule (the check --deploy warning security.W009), enforced at start-up, and never
+    # the development key.
+    if not _secret_key_is_strong(SECRET_KEY) or SECRET_KEY.startswith("dev-only"):
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set to a random value of 50+ characters (at least 5 different ones, not "
+            "starting with 'django-insecure-' or 'dev-only') when DEBUG=0; e.g. "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(64))'."
+        )
+    if any("*" in host for host in ALLOWED_HOSTS):
+        raise ImproperlyConfigured(
+            f"ALLOWED_HOSTS must name the site's host names when DEBUG=0, not a wildcard; got {ALLOWED_HOSTS!r}."
+        )
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 SITE_URL = os.environ.get("SITE_URL", "http://localhost:8000").rstrip("/")
 
@@ -83,17 +100,24 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Below WhiteNoise: every response except a static file is `Cache-Control: no-store` when personal.
+    "guidelines.middleware.PrivateCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Logs every 403 and 429 (with the user, who is known from here on).
+    "guidelines.middleware.SecurityLogMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "guidelines.middleware.EmployeeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Refuses an oversized upload before anything reads the body (CSRF reads it in process_view);
+    # last, so that its 413 page still passes through the header middleware above.
+    "guidelines.middleware.UploadLimitMiddleware",
 ]
 
 ROOT_URLCONF = "intranet.urls"
@@ -141,6 +165,28 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_SESSION_REMEMBER = False
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 SOCIALACCOUNT_ADAPTER = "guidelines.access.IntranetSocialAccountAdapter"
+# E-mail addresses come from HR only: intranet/urls.py answers 404 on allauth's e-mail management
+# pages, and this form refuses to add one should anything still reach it.
+ACCOUNT_FORMS = {"add_email": "guidelines.access.NoAddEmailForm"}
+# A password reset for an address without an active account sends nothing (leavers get no mail).
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
+# The one sign-in (the admin's too, see intranet/urls.py) is rate limited by allauth in the cache:
+# per client address and per e-mail address. A per-process cache counts per process; production
+# sets REDIS_URL so that every web process shares the counts.
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "change_password": "5/m/user",
+    "reauthenticate": "10/m/user",
+    "signup": "20/m/ip",
+}
+# Behind N reverse proxies, the client address is the N-th entry from the right of X-Forwarded-For
+# (used by the rate limits and the security log); 0 (direct) uses the connection's address.
+ALLAUTH_TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", "0")
+if ALLAUTH_TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
 
 LANGUAGE_CODE = "nl"
 LANGUAGES = [("nl", "Nederlands"), ("en", "English")]
@@ -322,13 +368,54 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "1")
     SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "1")
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    if SECRET_KEY.startswith("dev-only") or len(SECRET_KEY) < 50:
-        raise ImproperlyConfigured("SECRET_KEY must be set to a random value of 50+ characters when DEBUG=0.")
 
+# Uploads: the request body is refused with 413 before it is read when Content-Length exceeds the
+# limit of the page (guidelines.middleware.UploadLimitMiddleware). Above 2.5 MB an uploaded file
+# streams to a temporary file instead of memory; other form data may not exceed 2.5 MB (Django's
+# defaults, explicit here).
+IMPORT_MAX_BYTES = envint("IMPORT_MAX_BYTES", str(32 * 1024 * 1024))
+VERIFY_MAX_BYTES = envint("VERIFY_MAX_BYTES", str(50 * 1024 * 1024))
+for _name in ("IMPORT_MAX_BYTES", "VERIFY_MAX_BYTES"):
+    if globals()[_name] < 1024:
+        raise ImproperlyConfigured(f"{_name} must be a number of bytes of at least 1024, got {globals()[_name]}.")
+UPLOAD_LIMITS = {"guidelines:hr_import": IMPORT_MAX_BYTES, "guidelines:report_verify": VERIFY_MAX_BYTES}
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+# Reports, per user: (requests, window in seconds), from "N/SECONDS". "generate": auditor packs made
+# (each verifies the whole evidence chain and renders every employee row). "download": certificates
+# (made on the first request, served from then on) and downloads of finished reports.
+def envrate(name, default):
+    value = os.environ.get(name, default)
+    limit, _, window = value.partition("/")
+    if not (limit.strip().isdigit() and window.strip().isdigit() and int(limit) > 0 and int(window) > 0):
+        raise ImproperlyConfigured(f"{name} must be REQUESTS/SECONDS such as 10/3600, got {value!r}.")
+    return int(limit), int(window)
+
+
+REPORT_RATE_LIMITS = {"generate": envrate("REPORT_RATE_GENERATE", "10/3600"),
+                      "download": envrate("REPORT_RATE_DOWNLOAD", "60/600")}
+
+# Logging. The `security` logger (guidelines/security.py) writes one JSON object per line to its own
+# handlers: stderr and, with SECURITY_LOG_FILE, that file (reopened when logrotate moves it).
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+SECURITY_LOG_FILE = os.environ.get("SECURITY_LOG_FILE", "")
+_security_handlers = {"security_stderr": {"class": "logging.StreamHandler", "formatter": "message"}}
+if SECURITY_LOG_FILE:
+    if not Path(SECURITY_LOG_FILE).parent.is_dir():
+        raise ImproperlyConfigured(f"SECURITY_LOG_FILE must be in an existing folder, got {SECURITY_LOG_FILE!r}.")
+    _security_handlers["security_file"] = {
+        "class": "logging.handlers.WatchedFileHandler", "filename": SECURITY_LOG_FILE, "formatter": "message",
+        "encoding": "utf-8",
+    }
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "formatters": {"message": {"format": "%(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler"}, **_security_handlers},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "security": {"handlers": list(_security_handlers), "level": "INFO", "propagate": False},
+    },
 }

@@ -1,7 +1,14 @@
+from allauth.account import views as account_views
 from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpResponse
-from django.urls import include, path
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
+from django.urls import include, path, re_path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.i18n import set_language
 
 
@@ -10,8 +17,49 @@ def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
+# One sign-in for everyone: the admin has no login form of its own. Its login page sends the browser
+# to allauth's (rate limited, security logged) with ?next=, its logout is allauth's, and so is the
+# password change.
+@never_cache
+@login_not_required
+def admin_login(request, extra_context=None):
+    target = request.GET.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        target = reverse("admin:index")
+    if not request.user.is_authenticated:
+        return redirect_to_login(target, reverse("account_login"))
+    if admin.site.has_permission(request):
+        return redirect(target)
+    # Signed in, but not staff: allauth would send them straight back here.
+    raise PermissionDenied(_("You are signed in, but the administration is only for HR and administrators."))
+
+
+def admin_logout(request, extra_context=None):
+    return account_views.logout(request)
+
+
+def admin_password_change(request, extra_context=None):
+    return redirect("account_change_password")
+
+
+admin.site.login = admin_login
+admin.site.logout = admin_logout
+admin.site.password_change = admin_password_change
+
+
+@login_not_required
+def email_addresses_come_from_hr(request, **kwargs):
+    raise Http404(_("E-mail addresses come from HR. Please contact HR to change yours."))
+
+
 urlpatterns = [
     path("", include("guidelines.urls")),
+    # allauth's e-mail management (add, remove, make primary, confirm) does not exist here: the
+    # address is the one in the HR data. These come before allauth's own patterns.
+    path("accounts/email/", email_addresses_come_from_hr),
+    path("accounts/confirm-email/", email_addresses_come_from_hr),
+    re_path(r"^accounts/confirm-email/(?P<key>[-:\w]+)/$", email_addresses_come_from_hr),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     # The sign-in page offers the language switch too, so it must work before login.

@@ -17,7 +17,9 @@ from django.views.decorators.http import require_GET
 from .. import dashboards, reminders
 from ..access import dashboard_required, manager_required
 from ..dashboards import NO_DEPARTMENT, Status
+from ..dashboards import csv_cell as _cell  # one defusing for every CSV
 from ..models import Employee, Guideline, Version
+from ..security import security_event
 
 PAGE_SIZE = 50
 EXPORT_CHUNK_ROWS = 2000
@@ -142,6 +144,7 @@ def guideline_dashboard(request, slug):
     rows = dashboards.employee_list(version, day, **filters)
     context = _status_context(request, version, summary, filters, rows)
     context.update(guideline=guideline, versions=versions, day=day)
+    security_event("dashboard_view", request=request, guideline=guideline.slug, version=version.number, filters=filters)
     return render(request, "guidelines/dashboards/guideline.html", context)
 
 
@@ -150,11 +153,6 @@ class Echo:
 
     def write(self, value):
         return value
-
-
-def _cell(text):
-    """Text from the HR system, defused: a spreadsheet would run a cell starting with = + - @ as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _csv_lines(rows, major):
@@ -193,6 +191,7 @@ def export(request, slug):
     response = StreamingHttpResponse(_csv_lines(rows, version.major), content_type="text/csv; charset=utf-8")
     filename = f"{guideline.slug}-{version.number}-{day.isoformat()}.csv"
     response["Content-Disposition"] = content_disposition_header(True, filename)
+    security_event("export", request=request, guideline=guideline.slug, version=version.number, filters=filters)
     return response
 
 
@@ -221,4 +220,5 @@ def team(request):
     rows = dashboards.employee_list(version, day, reports, **filters)
     context.update(_status_context(request, version, summary, filters, rows))
     context.update(guideline=version.guideline, rows=[{"version": v, "counts": counts[v.pk]} for v in current])
+    security_event("team_view", request=request, guideline=version.guideline.slug, filters=filters)
     return render(request, "guidelines/dashboards/team.html", context)
