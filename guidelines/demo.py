@@ -223,9 +223,11 @@ def seed_scale(*, employees, versions, seed=11, acknowledged=0.9):
     password = make_password(DEMO_PASSWORD)
     author, _ = User.objects.get_or_create(username="scale-author@example.com",
                                            defaults={"email": "scale-author@example.com"})
+    Group.objects.get(name="HR").user_set.add(author)
+    author = User.objects.get(pk=author.pk)  # fresh permission cache
     approver, _ = User.objects.get_or_create(username="scale-approver@example.com",
                                              defaults={"email": "scale-approver@example.com"})
-    approver.user_permissions.add(*Group.objects.get(name="Approvers").permissions.all())
+    Group.objects.get(name="Approvers").user_set.add(approver)
     approver = User.objects.get(pk=approver.pk)  # fresh permission cache
     departments = [Department.objects.get_or_create(name=f"Scale department {i:02d}")[0] for i in range(20)]
     first_number = Employee.objects.filter(employee_number__startswith="S").count() + 1

@@ -154,6 +154,27 @@ def test_services_refuse_hr_approving_and_nobody_acts_anonymously(hilde, guideli
         publishing.publish_version(version=draft, by=None, material=True)
 
 
+def test_services_refuse_importing_auditor_packs_and_certificates_to_those_without_the_role(
+        alice, bob, hilde, arjen, version_1, web_meta, settings, tmp_path):
+    from guidelines import imports, report_jobs
+    from guidelines.models import ImportRun, Report
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    header = ",".join(imports.COLUMNS) + "\n"
+    with pytest.raises(PermissionDenied):  # an approver is not HR
+        imports.run_import(header.encode(), source="people.csv", by=bob.user)
+    assert not ImportRun.objects.exists()
+    with pytest.raises(PermissionDenied):  # an employee reads only their own evidence
+        report_jobs.start_audit_pack(user=alice.user, guideline_slug=version_1.guideline.slug)
+    ack, _ = services.acknowledge(employee=bob, version=version_1, language="en", meta=web_meta)
+    with pytest.raises(PermissionDenied):
+        report_jobs.certificate(acknowledgement=ack, user=alice.user, language="en")
+    assert not Report.objects.exists()
+    # The people who may: the employee who acknowledged, HR and auditors.
+    assert report_jobs.certificate(acknowledgement=ack, user=bob.user, language="en").status == "done"
+    assert report_jobs.start_audit_pack(user=arjen, guideline_slug=version_1.guideline.slug).pk
+
+
 # Finding 5: the slug is sealed; admin changes are evidence ---------------------------------------
 
 
