@@ -1,158 +1,26 @@
-"""Who is in scope of a guideline version on a day, and where each of them stands.
+"""The figures of the dashboards, the team page and the CSV export: counts per status and
+department, the trend, the filtered employee list.
 
-The dashboards, the team page and the CSV export take their figures from these functions only.
-Everything is computed in SQL: the employees are LEFT JOINed to the acknowledgement and the
-due-date extension that count (at most one of each per employee), so the counts, the department
-breakdown and the trend come from one GROUP BY, and a page runs the same few queries for ten
-employees or a hundred thousand.
+Who is in scope and in which status comes from guidelines.status (`in_scope`, `with_status`).
+Everything is computed in SQL: the counts, the department breakdown and the trend come from one
+GROUP BY, and a page runs the same few queries for ten employees or a hundred thousand.
 """
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
-from django.db import models
-from django.db.models import Case, Count, DateField, Exists, F, FilteredRelation, OuterRef, Q, Subquery, Value, When
-from django.db.models.functions import Cast, Coalesce, Concat, TruncDate
+from django.db.models import Count, Q, Value
+from django.db.models.functions import Concat, TruncDate
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
-from .models import Acknowledgement, Department, DueDateExtension, Employee, Exemption
+from .models import Department
+from .status import Status, in_scope, with_status
 
 NO_DEPARTMENT = "none"
 SORTS = {
     "name": ("user__last_name", "user__first_name", "employee_number"),
     "due_date": ("due_date", "user__last_name", "user__first_name", "employee_number"),
 }
-
-
-class Status(models.TextChoices):
-    ACKNOWLEDGED = "acknowledged", _("acknowledged")
-    PENDING = "pending", _("pending")
-    OVERDUE = "overdue", _("overdue")
-    EXEMPT = "exempt", _("exempt")
-
-
-def moment_of(day):
-    """The moment acknowledgements count until: None (no limit) for today, else the end of `day`."""
-    if day == timezone.localdate():
-        return None
-    return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
-
-
-# Scope and status ---------------------------------------------------------------------------
-
-
-def in_scope(version, day, employees=None):
-    """Employees employed on `day` and in the guideline's audience; nobody once the guideline is retired.
-
-    `employees` narrows the population first, e.g. to a manager's direct reports.
-    """
-    guideline = version.guideline
-    employees = Employee.objects.all() if employees is None else employees
-    if guideline.retired_at is not None:
-        return employees.none()
-    employees = employees.employed_on(day)
-    if not guideline.audience_everyone:
-        # A subquery rather than the audience joins: someone in two audience groups is one row, not two.
-        employees = employees.filter(pk__in=Employee.objects.in_audience_of(guideline).values("pk"))
-    return employees
-
-
-def valid_acknowledgements(version, day):
-    """Acknowledgements of the version's major version that count on `day`.
-
-    Any minor version counts (editorial versions carry acknowledgements over); with a
-    re-acknowledgement interval, only those younger than the interval.
-    """
-    guideline, moment = version.guideline, moment_of(day)
-    acks = Acknowledgement.objects.filter(guideline=guideline.pk, major=version.major)
-    if moment is not None:
-        acks = acks.filter(acknowledged_at__lt=moment)
-    if guideline.reacknowledge_days:
-        since = (moment or timezone.now()) - timedelta(days=guideline.reacknowledge_days)
-        acks = acks.filter(acknowledged_at__gt=since)
-    return acks
-
-
-def _counting_acknowledgement(version, day):
-    """The join condition for the one acknowledgement per employee that counts on `day`.
-
-    Without a re-acknowledgement interval every acknowledgement stays valid, so the first one
-    (cycle 1, unique per employee) counts. With an interval it is the latest valid one.
-    """
-    if not version.guideline.reacknowledge_days:
-        moment = moment_of(day)
-        first = Q(acknowledgements__guideline=version.guideline_id, acknowledgements__major=version.major,
-                  acknowledgements__cycle=1)
-        return first if moment is None else first & Q(acknowledgements__acknowledged_at__lt=moment)
-    valid = valid_acknowledgements(version, day)
-    later = valid.filter(employee=OuterRef("employee"), cycle__gt=OuterRef("cycle"))
-    return Q(acknowledgements__in=Subquery(valid.exclude(Exists(later)).values("pk")))
-
-
-def _latest_extension(version):
-    """The join condition for the due-date extension that counts: the latest one for the major version."""
-    extensions = DueDateExtension.objects.filter(guideline=version.guideline_id, major=version.major)
-    later = extensions.filter(
-        Q(granted_at__gt=OuterRef("granted_at")) | Q(granted_at=OuterRef("granted_at"), pk__gt=OuterRef("pk")),
-        employee=OuterRef("employee"),
-    )
-    return Q(extensions__in=Subquery(extensions.exclude(Exists(later)).values("pk")))
-
-
-def with_status(employees, version, day, status=""):
-    """Annotate `ack` and `extension` (LEFT JOINs, at most one row each), `acknowledged_at`,
-    `due_date` and `status`. With `status`, keep only the employees in that status.
-
-    Status: exempt (an exemption from the guideline is active on `day`), else acknowledged, else
-    overdue (`day` is after the due date), else pending. The due date is the latest extension for
-    the major version, else the publication date (or a joiner's later start date) plus the
-    guideline's due period, as in services.due_date_for.
-    """
-    guideline = version.guideline
-    published_on = timezone.localdate(version.published_at)
-    due_period = timedelta(days=guideline.due_days)
-    employees = employees.annotate(
-        ack=FilteredRelation("acknowledgements", condition=_counting_acknowledgement(version, day)),
-        extension=FilteredRelation("extensions", condition=_latest_extension(version)),
-        acknowledged_at=F("ack__acknowledged_at"),
-        due_date=Coalesce(
-            "extension__due_date",
-            Case(
-                When(start_date__gt=published_on, then=Cast(F("start_date") + due_period, DateField())),
-                default=Value(published_on + due_period),
-            ),
-        ),
-    )
-    # An uncorrelated `id IN (...)`, not a correlated EXISTS: PostgreSQL hashes the few exemptions
-    # once per query, and estimates its cost per query rather than per employee (an estimate of
-    # millions sends the planner into JIT compilation that takes longer than the count).
-    exempt = Q(pk__in=Exemption.objects.active_on(day).filter(guideline=guideline.pk).values("employee_id"))
-    # Overdue: `day` is after the due date. The conditions compare the due date's inputs rather than
-    # the computed date, whose selectivity the planner cannot estimate (it then expects one row
-    # and probes the acknowledgements once per employee).
-    joiner = Q(start_date__gt=published_on)
-    overdue = Q(extension__due_date__lt=day) | Q(joiner, extension__isnull=True, start_date__lt=day - due_period)
-    pending = Q(extension__due_date__gte=day) | Q(joiner, extension__isnull=True, start_date__gte=day - due_period)
-    if published_on + due_period < day:
-        overdue |= Q(~joiner, extension__isnull=True)
-    else:
-        pending |= Q(~joiner, extension__isnull=True)
-    if status:
-        # Filtering spells out the precedence, so the planner sees plain conditions, not a CASE.
-        condition = {
-            Status.EXEMPT: exempt,
-            Status.ACKNOWLEDGED: ~exempt & Q(ack__isnull=False),
-            Status.OVERDUE: ~exempt & Q(ack__isnull=True) & overdue,
-            Status.PENDING: ~exempt & Q(ack__isnull=True) & pending,
-        }[status]
-        return employees.filter(condition).annotate(status=Value(status))
-    return employees.annotate(status=Case(
-        When(exempt, then=Value(Status.EXEMPT)),
-        When(ack__isnull=False, then=Value(Status.ACKNOWLEDGED)),
-        When(overdue, then=Value(Status.OVERDUE)),
-        default=Value(Status.PENDING),
-    ))
 
 
 # Counts and trend -------------------------------------------------------------------------------

@@ -141,13 +141,6 @@ class Guideline(models.Model):
             return True
         return self.audience_groups.filter(user=employee.user_id).exists()
 
-    def due_date_for(self, employee, version):
-        """Due period counts from publication, or from the start date of a later joiner."""
-        start = timezone.localdate(version.published_at)
-        if employee.start_date and employee.start_date > start:
-            start = employee.start_date
-        return start + timedelta(days=self.due_days)
-
 
 class VersionQuerySet(models.QuerySet):
     def published(self):

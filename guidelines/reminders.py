@@ -42,11 +42,11 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.html import escape
 
-from . import dashboards, services
+from . import services
 from .access import require_permission
-from .dashboards import Status
 from .models import AuditEvent, Employee, NotificationItem, NotificationLog, Version, VersionText
 from .services import record_audit_event
+from .status import Status, in_scope, period_start, with_status
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +99,11 @@ def current_versions():
 def _outstanding_parts(versions, day, employees=None, statuses=OUTSTANDING):
     """Per version and status one query of in-scope employees in that status, ready for a UNION.
 
-    Acknowledgements count up to now: `day` is today or later (dashboards.moment_of), so
+    Acknowledgements count up to now: `day` is today or later (status.moment_of), so
     someone who acknowledged after planning is never reminded.
     """
     return [
-        dashboards.with_status(dashboards.in_scope(version, day, employees), version, day, status)
+        with_status(in_scope(version, day, employees), version, day, status)
         .annotate(version_pk=Value(version.pk))
         .values("pk", "version_pk", "status", "due_date")
         .order_by()
@@ -157,12 +157,6 @@ def _last_notified(employee_ids, versions, kinds, field="day"):
         if moment is not None and (key not in latest or moment > latest[key]):
             latest[key] = moment
     return latest
-
-
-def _period_start(version, employee):
-    """Where the due period and the cadence start: publication, or a later joiner's start date."""
-    published_on = timezone.localdate(version.published_at)
-    return max(published_on, employee.start_date) if employee.start_date else published_on
 
 
 # Planning ------------------------------------------------------------------------------------------
@@ -222,7 +216,7 @@ def plan_nudge(version, by, *, enqueue):
 def plan_announcement(version, *, enqueue):
     """Everyone in the audience of a newly published version hears about it (in batches)."""
     day = timezone.localdate()
-    ids = dashboards.in_scope(version, day).order_by("pk").values_list("pk", flat=True)
+    ids = in_scope(version, day).order_by("pk").values_list("pk", flat=True)
     count = 0
     for batch in batched(ids.iterator(chunk_size=5000), settings.REMINDER_BATCH_SIZE):
         count += len(batch)
@@ -273,7 +267,7 @@ def compose_digests(employee_ids, day, *, kind=Kind.REMINDER, version=None):
             wanted = version is not None and any(row[0] == version.pk for row in outstanding)
         else:
             wanted = any(
-                reminder_due(period_start=_period_start(by_pk[version_pk], employee), day=day,
+                reminder_due(period_start=period_start(by_pk[version_pk], employee), day=day,
                              last_notified=last.get((pk, version_pk)))
                 for version_pk, _status, _due in outstanding
             )
@@ -309,10 +303,10 @@ def compose_announcements(version, employee_ids, day):
     if version.status != Version.Status.PUBLISHED or version.guideline.retired_at:
         return []
     employees = _employees(employee_ids)
-    scoped = dashboards.in_scope(version, day, Employee.objects.filter(pk__in=employees))
+    scoped = in_scope(version, day, Employee.objects.filter(pk__in=employees))
     statuses = {
         row["pk"]: (row["status"], row["due_date"])
-        for row in dashboards.with_status(scoped, version, day).values("pk", "status", "due_date")
+        for row in with_status(scoped, version, day).values("pk", "status", "due_date")
     }
     return [
         Draft(employees[pk], Kind.ANNOUNCEMENT, f"announcement:{version.pk}:{pk}", "announcement",

@@ -26,9 +26,9 @@ from django.utils.translation import gettext as _
 
 from . import pdf, reports
 from .access import require_acknowledgement_reader, require_evidence_reader
-from .dashboards import Status
 from .models import AuditEvent, Report
 from .services import record_audit_event
+from .status import Status
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: easy to read out and type
 GENERATOR = "Guidelines evidence reports 1.0"

@@ -8,7 +8,7 @@ reconstructed exactly. The population is today's HR data read with its start and
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q
@@ -16,7 +16,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import dashboards
-from .dashboards import Status
 from .models import (
     AuditEvent,
     Department,
@@ -29,6 +28,7 @@ from .models import (
     NotificationLog,
     Version,
 )
+from .status import Status, end_of_day, in_scope, with_status
 
 ALL_VERSIONS = "all"
 
@@ -45,7 +45,7 @@ class PackRequest:
     @property
     def moment(self):
         """The end of the as-of day."""
-        return timezone.make_aware(datetime.combine(self.as_of + timedelta(days=1), time.min))
+        return end_of_day(self.as_of)
 
     def parameters(self):
         return {"guideline": self.guideline.slug, "version": self.version_choice,
@@ -71,7 +71,7 @@ def parse_request(*, guideline_slug, version="", department="", as_of="", langua
     if day > today:
         raise ValidationError(_("The as-of date lies in the future; a report can only show what has happened."),
                               code="as_of")
-    moment = timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+    moment = end_of_day(day)
     released = list(guideline.versions.filter(published_at__lt=moment).order_by("major", "minor"))
     if not released:
         raise ValidationError(
@@ -104,9 +104,9 @@ def parse_request(*, guideline_slug, version="", department="", as_of="", langua
                                                                                else None)).first()
         if chosen_department is None:
             raise ValidationError(_("There is no department %(name)s.") % {"name": department}, code="department")
-        in_scope = dashboards.in_scope(versions[-1], day, Employee.objects.filter(department=chosen_department))
+        population = in_scope(versions[-1], day, Employee.objects.filter(department=chosen_department))
         if not guideline.audience_everyone and not guideline.audience_departments.filter(
-                pk=chosen_department.pk).exists() and not in_scope.exists():
+                pk=chosen_department.pk).exists() and not population.exists():
             raise ValidationError(_("The department %(name)s is not in the audience of %(title)s.")
                                   % {"name": chosen_department.name, "title": guideline.title}, code="department")
     return PackRequest(guideline, versions, chosen_department, day, language, choice)
@@ -119,13 +119,13 @@ def population(request, version):
     employees = Employee.objects.all()
     if request.department:
         employees = employees.filter(department=request.department)
-    return dashboards.in_scope(version, request.as_of, employees)
+    return in_scope(version, request.as_of, employees)
 
 
 def employee_rows(request, version):
     """Every in-scope employee with status and the acknowledgement that counts, as dicts, streamed,
     ordered by department, name and number."""
-    rows = dashboards.with_status(population(request, version), version, request.as_of).values(
+    rows = with_status(population(request, version), version, request.as_of).values(
         "employee_number", "user__first_name", "user__last_name", "department__name", "status", "due_date",
         "ack__acknowledged_at", "ack__version__major", "ack__version__minor", "ack__language", "ack__channel",
         "ack__content_hash", "ack__sequence", "pk",
@@ -177,7 +177,7 @@ def version_sections(request):
 def outstanding(request, version):
     """Pending and overdue employees (as of the day) with due dates and every e-mail that reminded them."""
     rows = list(
-        dashboards.with_status(population(request, version), version, request.as_of)
+        with_status(population(request, version), version, request.as_of)
         .filter(status__in=[Status.PENDING, Status.OVERDUE])
         .select_related("user", "department")
         .order_by("department__name", "user__last_name", "user__first_name", "employee_number")

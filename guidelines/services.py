@@ -13,7 +13,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from . import chain
+from . import chain, status
 from .access import require_permission
 from .models import (
     Acknowledgement,
@@ -70,7 +70,7 @@ def extend_due_date(*, employee, version, by, due_date, reason):
     require_permission(by, "guidelines.manage")
     if not reason.strip():
         raise ValidationError(_("An extension needs a reason."))
-    if due_date <= due_date_for(employee=employee, version=version):
+    if due_date <= status.due_date(employee, version):
         raise ValidationError(_("The new due date must be later than the current one."))
     with transaction.atomic():
         extension = DueDateExtension.objects.create(employee=employee, guideline=version.guideline,
@@ -80,31 +80,6 @@ def extend_due_date(*, employee, version, by, due_date, reason):
                            version=version, employee_number=employee.employee_number,
                            due_date=str(due_date), reason=extension.reason)
     return extension
-
-
-def extended_due_dates(*, employee, versions):
-    """{version pk: extended due date} for the employee's extensions of these versions (one query)."""
-    by_key = {(v.guideline_id, v.major): v.pk for v in versions}
-    extended = {}
-    for extension in DueDateExtension.objects.filter(
-        employee=employee, guideline__in={v.guideline_id for v in versions}
-    ).order_by("granted_at"):
-        version_pk = by_key.get((extension.guideline_id, extension.major))
-        if version_pk:
-            extended[version_pk] = extension.due_date
-    return extended
-
-
-def due_date_for(*, employee, version):
-    """The guideline's due date for this employee, or the latest extension of it."""
-    extension = (
-        DueDateExtension.objects.filter(employee=employee, guideline=version.guideline_id, major=version.major)
-        .order_by("-granted_at")
-        .first()
-    )
-    if extension:
-        return extension.due_date
-    return version.guideline.due_date_for(employee, version)
 
 
 # Acknowledging --------------------------------------------------------------------------

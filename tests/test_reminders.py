@@ -261,7 +261,8 @@ def test_the_announcement_tells_who_must_act_and_who_need_not(version, alice, da
     assert by_recipient["alice@example.com"].subject == "Updated: Social media guideline (version 1.1)"
     assert "do not need to acknowledge again" in by_recipient["alice@example.com"].body
     assert by_recipient["daan@example.com"].subject.startswith("Nieuw: Richtlijn sociale media (versie 1.1)")
-    assert "uiterlijk 16 maart 2027" in by_recipient["daan@example.com"].body
+    # The editorial 1.1 does not move the due date: it counts from 1.0's publication on 1 March.
+    assert "uiterlijk 15 maart 2027" in by_recipient["daan@example.com"].body
 
 
 def test_an_announcement_of_a_version_that_is_no_longer_current_is_dropped(version, alice, guideline, hilde, bob):

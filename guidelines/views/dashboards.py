@@ -16,10 +16,11 @@ from django.views.decorators.http import require_GET
 
 from .. import dashboards, reminders
 from ..access import dashboard_required, manager_required
-from ..dashboards import NO_DEPARTMENT, Status
+from ..dashboards import NO_DEPARTMENT
 from ..dashboards import csv_cell as _cell  # one defusing for every CSV
 from ..models import Employee, Guideline, Version
 from ..security import security_event
+from ..status import Status
 
 PAGE_SIZE = 50
 EXPORT_CHUNK_ROWS = 2000

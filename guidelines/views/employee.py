@@ -10,11 +10,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import services
+from .. import services, status
 from ..access import employee_required, is_hr_or_auditor
 from ..content import diff_blocks
 from ..forms import AcknowledgeForm
-from ..models import Acknowledgement, Exemption, Guideline, Version, VersionText
+from ..models import Acknowledgement, Guideline, Version, VersionText
 
 
 def _auth_method(request):
@@ -82,29 +82,14 @@ def _readable_by(request, guideline):
     return is_hr_or_auditor(request.user)
 
 
-def _latest_acknowledgement(employee, guideline):
-    ack = (
-        Acknowledgement.objects.for_employee(employee)
-        .filter(guideline=guideline)
-        .only("guideline_id", "version_id", "major", "cycle", "acknowledged_at")
-        .order_by("-sequence")
-        .first()
-    )
-    if ack:
-        ack.guideline = guideline
-    return ack
-
-
 def _detail_context(request, guideline, versions, version, language, form=None):
     employee = request.employee
     current = _current(versions)
-    ack = previous_ack = None
+    ack = previous_ack = standing = None
     if employee and current:
-        latest = _latest_acknowledgement(employee, guideline)
-        if latest and latest.major == current.major and latest.is_valid_on(timezone.now()):
-            ack = latest
-        else:
-            previous_ack = latest
+        standing = status.standings(employee, [current], audience={guideline.pk})[current.pk]
+        ack = standing.acknowledgement
+        previous_ack = None if ack else standing.latest_acknowledgement
     by_pk = {v.pk: v for v in versions}
     for known in (ack, previous_ack):
         if known:
@@ -118,14 +103,7 @@ def _detail_context(request, guideline, versions, version, language, form=None):
     if compare_with:
         old_text = _text_in(texts, compare_with, language)
         changes = {"since": compare_with, "blocks": diff_blocks(old_text.body, text.body)}
-    can_acknowledge = (
-        employee is not None
-        and version == current
-        and ack is None
-        and guideline.retired_at is None
-        and guideline.includes(employee)
-        and employee.is_employed_on(timezone.localdate())
-    )
+    can_acknowledge = standing is not None and version == current and standing.may_acknowledge
     if can_acknowledge and form is None:
         via = request.GET.get("via", "")
         form = AcknowledgeForm(initial={"version": version.pk, "language": text.language, "via": via[:200]})
@@ -139,7 +117,7 @@ def _detail_context(request, guideline, versions, version, language, form=None):
         "languages": [(t.language, t.get_language_display()) for t in texts if t.version_id == version.pk],
         "ack": ack,
         "previous_ack": previous_ack,
-        "due_date": services.due_date_for(employee=employee, version=current) if employee and current else None,
+        "due_date": standing.due_date if standing else None,
         "changes": changes,
         "form": form if can_acknowledge else None,
     }
@@ -166,42 +144,29 @@ def home(request):
     versions = {}
     for text in current_texts:
         versions.setdefault(text.version_id, (text.version, {}))[1][text.language] = text
-    acks = {
-        (ack.guideline_id, ack.major): ack
-        for ack in Acknowledgement.objects.for_employee(employee)
-        .filter(guideline__in={v.guideline_id for v, _ in versions.values()},
-                major__in={v.major for v, _ in versions.values()})
-        .select_related("version")
-        .only("guideline_id", "major", "cycle", "acknowledged_at", "version__major", "version__minor")
-        .order_by("cycle")
-    }
-    extended = services.extended_due_dates(employee=employee, versions=[v for v, _ in versions.values()])
-    today, now = timezone.localdate(), timezone.now()
-    exempt_from = set(
-        Exemption.objects.active_on(today).filter(employee=employee).values_list("guideline_id", flat=True)
-    )
+    # Every guideline listed is the employee's (Guideline.objects.for_employee above).
+    standings = status.standings(employee, [version for version, _ in versions.values()],
+                                 audience={version.guideline_id for version, _ in versions.values()})
     pending, done, exempt = [], [], []
     for version, texts in versions.values():
+        standing = standings[version.pk]
         item = {
             "guideline": version.guideline,
             "version": version,
             "text": texts.get(request.LANGUAGE_CODE) or texts[version.leading_language],
-            "due_date": extended.get(version.pk) or version.guideline.due_date_for(employee, version),
+            "due_date": standing.due_date,
         }
-        ack = acks.get((version.guideline_id, version.major))
-        if ack:
-            ack.guideline = version.guideline
-        if ack and ack.is_valid_on(now):
-            done.append({**item, "ack": ack})
-        elif version.guideline_id in exempt_from:
+        if standing.status == status.Status.ACKNOWLEDGED:
+            done.append({**item, "ack": standing.acknowledgement})
+        elif standing.status == status.Status.EXEMPT:
             exempt.append(item)
-        else:
-            item["overdue"] = item["due_date"] < today
+        elif standing.status is not None:  # not before a joiner's first day
+            item["overdue"] = standing.overdue
             pending.append(item)
     pending.sort(key=lambda item: item["due_date"])
     done.sort(key=lambda item: item["text"].title)
     return render(request, "guidelines/home.html",
-                  {"pending": pending, "done": done, "exempt": exempt, "today": today})
+                  {"pending": pending, "done": done, "exempt": exempt, "today": timezone.localdate()})
 
 
 @require_GET

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from guidelines import services
+from guidelines import services, status
 from guidelines.models import AuditEvent, DueDateExtension, Exemption, Guideline, Version
 
 from ..factories import make_draft
@@ -268,7 +268,7 @@ def test_hr_extends_a_due_date_and_the_employee_sees_it(client_as, hilde, alice,
     assert client.post(url, {"employee_number": "E0001", "due_date": later.isoformat(),
                              "reason": "Parental leave"}).status_code == 302
     assert DueDateExtension.objects.get().due_date == later
-    assert services.due_date_for(employee=alice, version=version_1) == later
+    assert status.due_date(alice, version_1) == later
     assert f"Please acknowledge by {later.day} {later:%B %Y}" in client_as(alice).get("/").content.decode()
 
 
