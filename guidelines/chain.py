@@ -5,8 +5,13 @@ Canonical text of a language variant: the Markdown source, Unicode NFC, line end
 one final "\\n". Its content hash is the SHA-256 of the UTF-8 bytes, in lowercase hex.
 
 Seal of an acknowledgement: SHA-256 (lowercase hex) of the UTF-8 bytes of the JSON array
-of SEALED_FIELDS, in that order, serialised with `json.dumps(values, ensure_ascii=False,
-separators=(",", ":"))`. Timestamps are UTC ISO 8601 with microseconds ("2026-01-31T09:15:00.123456Z"),
+of the fields of its seal format (SEAL_FORMATS[ack.seal_format]), in that order, serialised with
+`json.dumps(values, ensure_ascii=False, separators=(",", ":"))`. Format 1 is SEALED_FIELDS. A later
+format (a quiz score, SSO claims) is added to SEAL_FORMATS and becomes CURRENT_SEAL_FORMAT; records
+keep the format they were sealed with, and verification computes each record's seal with its own
+format. Every format after 1 starts its array with the format number, so the format is sealed too
+(for format 1 it is implied: a record claiming another format no longer matches its seal).
+Timestamps are UTC ISO 8601 with microseconds ("2026-01-31T09:15:00.123456Z"),
 empty values are "". Each seal covers `previous_seal`, so changing, removing or inserting any
 record breaks every later seal. The first record's previous seal is GENESIS_SEAL.
 
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC
 
 GENESIS_SEAL = "0" * 64
+CURRENT_SEAL_FORMAT = 1
 
 SEALED_FIELDS = (
     "sequence",
@@ -44,6 +50,13 @@ SEALED_FIELDS = (
     "manager_employee_number",
     "manager_name",
 )
+
+
+SEAL_FORMATS = {1: SEALED_FIELDS}
+
+
+class UnknownSealFormat(ValueError):
+    """A record names a seal format this code does not know (tampering, or older code than the data)."""
 
 
 def canonical_text(markdown_source):
@@ -75,7 +88,11 @@ def _timestamp(value):
 
 
 def sealed_values(ack, *, guideline_slug, version_number):
+    seal_format = getattr(ack, "seal_format", None) or CURRENT_SEAL_FORMAT
+    if seal_format not in SEAL_FORMATS:
+        raise UnknownSealFormat(f"record {ack.sequence} names seal format {seal_format}, which is unknown")
     fields = {
+        "seal_format": seal_format,
         "sequence": ack.sequence,
         "previous_seal": ack.previous_seal,
         "employee_number": ack.employee_number,
@@ -96,7 +113,7 @@ def sealed_values(ack, *, guideline_slug, version_number):
         "manager_employee_number": ack.manager_employee_number,
         "manager_name": ack.manager_name,
     }
-    return [fields[name] for name in SEALED_FIELDS]
+    return [fields[name] for name in SEAL_FORMATS[seal_format]]
 
 
 def compute_seal(ack, *, guideline_slug, version_number):
@@ -134,7 +151,10 @@ def verify_chain(acks, *, expected_head=None):
                 False, checked, ack.sequence - 1, previous_seal, ack.sequence,
                 f"record {ack.sequence} does not link to record {ack.sequence - 1}",
             )
-        seal = compute_seal(ack, guideline_slug=ack.guideline_slug, version_number=ack.version_number)
+        try:
+            seal = compute_seal(ack, guideline_slug=ack.guideline_slug, version_number=ack.version_number)
+        except UnknownSealFormat as unknown:
+            return ChainVerification(False, checked, ack.sequence - 1, previous_seal, ack.sequence, str(unknown))
         if seal != ack.seal:
             return ChainVerification(
                 False, checked, ack.sequence - 1, previous_seal, ack.sequence,

@@ -13,7 +13,7 @@ from django.db.models import Max
 from django.utils import timezone
 from psycopg import sql
 
-from . import publishing, services
+from . import chain, publishing, services
 from .models import Acknowledgement, Department, Employee, Guideline, Reading, Version, VersionText
 
 DEMO_TEXTS = Path(__file__).resolve().parent / "fixtures" / "demo-guidelines"
@@ -188,7 +188,7 @@ def _scale_history(staff, version, *, share, rng):
             ip_address=rng.choice(addresses),
             user_agent=USER_AGENT, employee_number=person.number, employee_name=person.name,
             department_name=person.department, manager_employee_number=person.manager_number,
-            manager_name=person.manager_name,
+            manager_name=person.manager_name, seal_format=chain.CURRENT_SEAL_FORMAT,
         ))
     return acks, readings
 

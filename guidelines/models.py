@@ -7,6 +7,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .chain import CURRENT_SEAL_FORMAT
+
 LANGUAGE_CHOICES = [("nl", _("Dutch")), ("en", _("English"))]
 REQUIRED_LANGUAGES = ("nl", "en")
 
@@ -315,6 +317,9 @@ class Acknowledgement(models.Model):
     sequence = models.PositiveBigIntegerField(_("record number"), unique=True)
     previous_seal = models.CharField(max_length=64)
     seal = models.CharField(max_length=64, unique=True)
+    # Which fields the seal covers (chain.SEAL_FORMATS): a later change of the sealed fields adds a
+    # format instead of breaking the seals already on record.
+    seal_format = models.PositiveSmallIntegerField(_("seal format"), default=CURRENT_SEAL_FORMAT, editable=False)
 
     objects = AppendOnlyQuerySet.as_manager()
 

@@ -5,6 +5,8 @@ from django.db import connection
 from guidelines import chain, services
 from guidelines.models import Acknowledgement, AuditEvent, ChainHead
 
+from .factories import publish
+
 
 def test_canonical_text_ignores_line_endings_and_trailing_spaces():
     assert chain.content_hash("# Title\r\n\r\nText  \r\n\n") == chain.content_hash("# Title\n\nText\n")
@@ -109,3 +111,38 @@ def test_seal_covers_every_documented_field(alice, version_1, web_meta):
         setattr(changed, field, "x")
         assert chain.compute_seal(changed, guideline_slug="social-media", version_number="1.0") != original, field
     assert chain.compute_seal(ack, guideline_slug="social-media", version_number="1.1") != original
+
+
+# Seal formats ------------------------------------------------------------------------------------------
+
+
+def test_new_records_carry_the_current_seal_format(three_acks):
+    assert {ack.seal_format for ack in three_acks} == {chain.CURRENT_SEAL_FORMAT} == {1}
+    assert chain.SEAL_FORMATS[1] == chain.SEALED_FIELDS
+
+
+def test_a_record_claiming_an_unknown_seal_format_breaks_the_chain_there(three_acks):
+    _tamper("UPDATE guidelines_acknowledgement SET seal_format = 99 WHERE sequence = 2", [])
+    result = services.verify_evidence()
+    assert (result.intact, result.first_break_sequence) == (False, 2)
+    assert "seal format 99" in result.problem
+
+
+def test_a_later_seal_format_verifies_next_to_the_first_and_seals_its_own_number(
+        three_acks, bob, guideline, hilde, web_meta, monkeypatch):
+    # A format 2 as a future change would add it: its number first, then its fields.
+    monkeypatch.setitem(chain.SEAL_FORMATS, 2, ("seal_format", *chain.SEALED_FIELDS))
+    monkeypatch.setattr(chain, "CURRENT_SEAL_FORMAT", 2)
+    second = publish(guideline, author=hilde, approver=bob.user)
+    fourth = services.build_acknowledgement(employee=bob, version=second, text=second.texts.get(language="en"),
+                                            at=three_acks[-1].acknowledged_at, meta=web_meta)
+    fourth.seal_format = 2
+    services.append_seeded_acknowledgements([fourth])
+    stored = Acknowledgement.objects.get(sequence=4)
+    assert stored.seal_format == 2
+    assert chain.sealed_values(stored, guideline_slug="social-media", version_number="2.0")[0] == 2
+    assert services.verify_evidence().intact  # formats 1 and 2 side by side
+
+    _tamper("UPDATE guidelines_acknowledgement SET seal_format = 1 WHERE sequence = 4", [])
+    result = services.verify_evidence()
+    assert (result.intact, result.first_break_sequence) == (False, 4)

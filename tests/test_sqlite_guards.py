@@ -36,7 +36,10 @@ def demo_sqlite(tmp_path_factory):
         "UPDATE guidelines_auditevent SET action = 'x'",
         "UPDATE guidelines_versiontext SET body = 'rewritten'",
         "UPDATE guidelines_version SET major = 9",
+        "UPDATE guidelines_version SET approved_fingerprint = 'forged'",
         "DELETE FROM guidelines_version",
+        "UPDATE guidelines_guideline SET slug = 'renamed'",
+        "UPDATE guidelines_acknowledgement SET seal_format = 2",
     ],
 )
 def test_sqlite_refuses_changes_to_evidence(demo_sqlite, statement):
@@ -48,3 +51,47 @@ def test_sqlite_refuses_changes_to_evidence(demo_sqlite, statement):
 def test_sqlite_demo_chain_is_intact(demo_sqlite):
     count, head = demo_sqlite.execute("SELECT COUNT(*), MAX(sequence) FROM guidelines_acknowledgement").fetchone()
     assert count == head > 50
+
+
+# Every guard of the PostgreSQL schema has its SQLite counterpart after the whole migration history
+# (a table rebuild in a later migration once dropped the guards of earlier ones).
+EXPECTED_TRIGGERS = {
+    "guidelines_acknowledgement": {"no_update", "no_delete"},
+    "guidelines_reading": {"no_update", "no_delete"},
+    "guidelines_auditevent": {"no_update", "no_delete"},
+    "guidelines_duedateextension": {"no_update", "no_delete"},
+    "guidelines_importrun": {"no_update", "no_delete"},
+    "guidelines_importchange": {"no_update", "no_delete"},
+    "guidelines_notificationitem": {"no_update", "no_delete"},
+    "guidelines_notificationlog": {"no_delete"},
+    "guidelines_exemption": {"revoke_only", "no_delete"},
+    "guidelines_version": {"frozen", "no_delete"},
+    "guidelines_versiontext": {"frozen_insert", "frozen_update", "frozen_delete", "frozen_move"},
+    "guidelines_guideline": {"slug_frozen"},
+}
+
+
+def test_sqlite_has_every_evidence_guard(demo_sqlite):
+    found = {}
+    for name, table in demo_sqlite.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'"):
+        found.setdefault(table, set()).add(name.removeprefix(table + "_"))
+    assert found == EXPECTED_TRIGGERS
+
+
+def test_sqlite_refuses_changes_to_hr_evidence_and_the_log(demo_sqlite):
+    employee, user = demo_sqlite.execute("SELECT id, user_id FROM guidelines_employee LIMIT 1").fetchone()
+    now = "2027-01-01 00:00:00"
+    rows = {
+        "guidelines_exemption": ("(employee_id, guideline_id, reason, starts_on, granted_by_id, granted_at) "
+                                 f"VALUES ({employee}, 1, 'leave', '2027-01-01', {user}, '{now}')", "reason = 'x'"),
+        "guidelines_duedateextension": (
+            "(employee_id, guideline_id, major, due_date, reason, granted_by_id, granted_at) "
+            f"VALUES ({employee}, 1, 1, '2027-02-01', 'leave', {user}, '{now}')", "reason = 'x'"),
+    }
+    for table, (values, change) in rows.items():
+        demo_sqlite.execute(f"INSERT INTO {table} {values}")
+        with pytest.raises(sqlite3.DatabaseError):
+            demo_sqlite.execute(f"UPDATE {table} SET {change}")
+        with pytest.raises(sqlite3.DatabaseError):
+            demo_sqlite.execute(f"DELETE FROM {table}")
+    demo_sqlite.rollback()
