@@ -14,7 +14,17 @@ from django.utils import timezone
 from psycopg import sql
 
 from . import chain, publishing, services
-from .models import Acknowledgement, Department, Employee, Guideline, Reading, Version, VersionText
+from .models import (
+    BATCH_ROWS,
+    LANGUAGES,
+    Acknowledgement,
+    Department,
+    Employee,
+    Guideline,
+    Reading,
+    Version,
+    VersionText,
+)
 
 DEMO_TEXTS = Path(__file__).resolve().parent / "fixtures" / "demo-guidelines"
 DEMO_PASSWORD = "demo-password"
@@ -123,14 +133,14 @@ def load_demo(*, seed=7):
     guideline = Guideline.objects.create(slug="social-media", title="Social media guideline", owner=hr.user,
                                          due_days=30)
     v1_published = now - timedelta(days=190)
-    v1 = _create_version(guideline, {lang: demo_text(1, lang) for lang in ("nl", "en")},
+    v1 = _create_version(guideline, {lang: demo_text(1, lang) for lang in LANGUAGES},
                          author=hr.user, approver=manager.user, published_at=v1_published)
     joined_before_v2 = [e for e in staff if e.start_date < (now - timedelta(days=15)).date()]
     # Emma (the demo employee) acknowledged version 1 but not yet version 2, so she sees what changed.
     acks, readings = _history(joined_before_v2, v1, share=0.93, start=v1_published, spread_days=40, rng=rng,
                               always=[employee])
     v2_published = now - timedelta(days=12)
-    v2 = _create_version(guideline, {lang: demo_text(2, lang) for lang in ("nl", "en")},
+    v2 = _create_version(guideline, {lang: demo_text(2, lang) for lang in LANGUAGES},
                          author=hr.user, approver=manager.user, published_at=v2_published,
                          summaries=CHANGE_SUMMARIES)
     v2_candidates = [e for e in staff if e.pk != employee.pk]
@@ -140,24 +150,6 @@ def load_demo(*, seed=7):
     services.append_seeded_acknowledgements(all_acks)
     services.record_audit_event(action="demo_loaded", employees=len(staff), acknowledgements=len(all_acks))
     return True
-
-
-def copy_objects(objects, *, batch_size=5000):
-    """Insert unsaved model objects fast: PostgreSQL COPY, or bulk_create elsewhere."""
-    objects = list(objects)
-    if not objects:
-        return
-    model = type(objects[0])
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create(objects, batch_size=batch_size)
-        return
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(model._meta.db_table), sql.SQL(", ").join(sql.Identifier(f.column) for f in fields)
-    )
-    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
-        for obj in objects:
-            copy.write_row([getattr(obj, field.attname) for field in fields])
 
 
 def _scale_history(staff, version, *, share, rng):
@@ -199,7 +191,7 @@ def copy_rows(model, rows):
     if connection.vendor != "postgresql":
         model.objects.bulk_create(
             (model(**{field.attname: getattr(row, field.attname) for field in fields}) for row in rows),
-            batch_size=5000,
+            batch_size=BATCH_ROWS,
         )
         return
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
@@ -276,7 +268,7 @@ def seed_scale(*, employees, versions, seed=11, acknowledged=0.9):
     published = []
     for number in range(1, versions + 1):
         texts = {}
-        for language in ("nl", "en"):
+        for language in LANGUAGES:
             title, body = demo_text(2 if number > 1 else 1, language)
             texts[language] = (title, f"{body}\n\nRevision {number}.\n")
         published.append(_create_version(

@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import LANGUAGE_CHOICES, Employee, Guideline
+from .models import LANGUAGE_CHOICES, LANGUAGES, Employee, Guideline
 
 
 class AcknowledgeForm(forms.Form):
@@ -82,7 +82,7 @@ class DraftForm(forms.Form):
         return {
             language: (self.cleaned_data[f"title_{language}"].strip(), self.cleaned_data[f"body_{language}"],
                        self.cleaned_data[f"summary_{language}"].strip())
-            for language in ("nl", "en")
+            for language in LANGUAGES
         }
 
 

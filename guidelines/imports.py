@@ -79,7 +79,7 @@ from django.utils.translation import ngettext
 from psycopg import sql
 
 from .access import require_permission
-from .models import AuditEvent, Department, Employee, ImportChange, ImportRun
+from .models import BATCH_ROWS, LANGUAGES, AuditEvent, Department, Employee, ImportChange, ImportRun
 from .security import security_event
 from .services import record_audit_event
 
@@ -97,7 +97,6 @@ COLUMNS = (
     "language",
 )
 COLUMN_ORDER = {name: index for index, name in enumerate(COLUMNS)}
-LANGUAGES = ("nl", "en")
 BATCH_SIZE = 1000
 MAX_LEVELS = 10  # of the org chart inserted level by level; see _managers_first
 MAX_STORED_ERRORS = 1000
@@ -367,7 +366,7 @@ def load_existing():
         .values_list("employee_number", "pk", "user_id", "user__username", "user__email", "user__first_name",
                      "user__last_name", "user__is_active", "department__name", "manager__employee_number",
                      "start_date", "end_date", "language")
-        .iterator(chunk_size=5000)
+        .iterator(chunk_size=BATCH_ROWS)
     )
     for number, *values in rows:
         current = Current(*values)
@@ -377,7 +376,7 @@ def load_existing():
     accounts = {}
     unlinked = User.objects.filter(employee__isnull=True).order_by().values_list(
         "pk", "is_active", "username", "email", "first_name", "last_name")
-    for values in unlinked.iterator(chunk_size=5000):
+    for values in unlinked.iterator(chunk_size=BATCH_ROWS):
         account = Account(*values)
         accounts[account.username.lower()] = accounts[account.email.lower()] = account
     accounts.pop("", None)  # accounts without an e-mail address

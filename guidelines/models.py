@@ -10,7 +10,12 @@ from django.utils.translation import gettext_lazy as _
 from .chain import CURRENT_SEAL_FORMAT
 
 LANGUAGE_CHOICES = [("nl", _("Dutch")), ("en", _("English"))]
-REQUIRED_LANGUAGES = ("nl", "en")
+# The languages of every version's texts, the pages, the e-mails and the reports.
+LANGUAGES = tuple(code for code, _label in LANGUAGE_CHOICES)
+# Rows per round trip when streaming or bulk-writing large sets (employees, acknowledgements).
+BATCH_ROWS = 5000
+# Longest error text kept on a failed report or e-mail (the rest is in the worker's log).
+ERROR_TEXT_LIMIT = 2000
 
 
 class Department(models.Model):
@@ -71,10 +76,6 @@ class Employee(models.Model):
     @property
     def full_name(self):
         return self.user.get_full_name() or self.user.email
-
-    @property
-    def is_active(self):
-        return self.user.is_active
 
     def is_employed_on(self, day):
         started = self.start_date is None or self.start_date <= day

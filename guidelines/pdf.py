@@ -37,7 +37,7 @@ from django.utils.safestring import mark_safe
 
 from .security import security_event
 
-ROWS_PER_PAGE = 40
+ROWS_PER_PAGE = settings.REPORT_ROWS_PER_PAGE
 MONO_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
 # The only files a report may load (images, stylesheets): the project's own static assets. Relative
 # URLs in the report templates resolve against this folder.

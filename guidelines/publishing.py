@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from . import chain, tasks
 from .access import require_permission
 from .content import render_markdown
-from .models import REQUIRED_LANGUAGES, AuditEvent, Guideline, Version, VersionText
+from .models import LANGUAGES, AuditEvent, Guideline, Version, VersionText
 from .services import record_audit_event
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def _editors(version):
 
 def _check_texts_complete(version):
     texts = {text.language: text for text in version.texts.all()}
-    missing = [lang for lang in REQUIRED_LANGUAGES if lang not in texts or not texts[lang].body.strip()]
+    missing = [lang for lang in LANGUAGES if lang not in texts or not texts[lang].body.strip()]
     if missing:
         raise ValidationError(
             _("The text is missing or empty in: %(languages)s.") % {"languages": ", ".join(missing)}

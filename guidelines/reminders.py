@@ -44,7 +44,16 @@ from django.utils.html import escape
 
 from . import services
 from .access import require_permission
-from .models import AuditEvent, Employee, NotificationItem, NotificationLog, Version, VersionText
+from .models import (
+    BATCH_ROWS,
+    ERROR_TEXT_LIMIT,
+    AuditEvent,
+    Employee,
+    NotificationItem,
+    NotificationLog,
+    Version,
+    VersionText,
+)
 from .services import record_audit_event
 from .status import Status, in_scope, period_start, with_status
 
@@ -125,7 +134,7 @@ def outstanding_employee_ids(versions, day, statuses=OUTSTANDING, *, managers=Fa
     if not parts:
         return iter(())
     query = parts[0].union(*parts[1:]).order_by(column)
-    return (row[0] for row in query.iterator(chunk_size=5000))
+    return (row[0] for row in query.iterator(chunk_size=BATCH_ROWS))
 
 
 def outstanding_rows(versions, day, employees, statuses=OUTSTANDING):
@@ -218,7 +227,7 @@ def plan_announcement(version, *, enqueue):
     day = timezone.localdate()
     ids = in_scope(version, day).order_by("pk").values_list("pk", flat=True)
     count = 0
-    for batch in batched(ids.iterator(chunk_size=5000), settings.REMINDER_BATCH_SIZE):
+    for batch in batched(ids.iterator(chunk_size=BATCH_ROWS), settings.REMINDER_BATCH_SIZE):
         count += len(batch)
         enqueue(list(batch))
     record_audit_event(action=AuditEvent.Action.ANNOUNCEMENT_PLANNED, guideline=version.guideline,
@@ -414,7 +423,7 @@ def _mark_sent(pks):
 
 def _mark_failed(pks, error):
     NotificationLog.objects.filter(pk__in=pks).update(
-        status=NotificationLog.Status.FAILED, attempts=F("attempts") + 1, last_error=error[:2000]
+        status=NotificationLog.Status.FAILED, attempts=F("attempts") + 1, last_error=error[:ERROR_TEXT_LIMIT]
     )
 
 
@@ -422,7 +431,7 @@ def record_attempt(claimed_by, keys, error):
     """A temporary failure: the claims stay open for the retry, with the error for HR to see."""
     NotificationLog.objects.filter(
         idempotency_key__in=keys, claimed_by=claimed_by, status=NotificationLog.Status.CLAIMED
-    ).update(attempts=F("attempts") + 1, last_error=error[:2000])
+    ).update(attempts=F("attempts") + 1, last_error=error[:ERROR_TEXT_LIMIT])
 
 
 def give_up(claimed_by, keys, error):

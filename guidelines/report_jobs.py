@@ -24,9 +24,9 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from . import pdf, reports
+from . import imports, pdf, reports
 from .access import require_acknowledgement_reader, require_evidence_reader
-from .models import AuditEvent, Report
+from .models import ERROR_TEXT_LIMIT, AuditEvent, Report
 from .services import record_audit_event
 from .status import Status
 
@@ -193,7 +193,7 @@ def prepare(report):
             "department": request.department, "population": sum(s.summary.counts.in_scope for s in sections),
             "audience": ", ".join(sorted([d.name for d in request.guideline.audience_departments.all()]
                                          + [g.name for g in request.guideline.audience_groups.all()])),
-            "last_import": reports.last_import(), "chain": chain, "statuses": Status.choices,
+            "last_import": imports.last_applied_import(), "chain": chain, "statuses": Status.choices,
         }
         back_context = {
             "exemptions": reports.exemptions(request), "extensions": reports.extensions(request),
@@ -321,7 +321,7 @@ def _store(report, front, parts, *, outline=(), cleanup=None):
 
 
 def fail(report, error):
-    Report.objects.filter(pk=report.pk).update(status=Report.Status.FAILED, error=str(error)[:2000])
+    Report.objects.filter(pk=report.pk).update(status=Report.Status.FAILED, error=str(error)[:ERROR_TEXT_LIMIT])
     shutil.rmtree(work_dir(report), ignore_errors=True)
 
 

@@ -17,13 +17,13 @@ from django.utils.translation import gettext as _
 
 from . import dashboards
 from .models import (
-    AuditEvent,
+    BATCH_ROWS,
+    LANGUAGES,
     Department,
     DueDateExtension,
     Employee,
     Exemption,
     Guideline,
-    ImportRun,
     NotificationItem,
     NotificationLog,
     Version,
@@ -59,7 +59,7 @@ def parse_request(*, guideline_slug, version="", department="", as_of="", langua
     guideline = Guideline.objects.filter(slug=guideline_slug).first()
     if guideline is None:
         raise ValidationError(_("There is no guideline %(slug)s.") % {"slug": guideline_slug}, code="guideline")
-    if language not in ("nl", "en"):
+    if language not in LANGUAGES:
         raise ValidationError(_("The report language must be nl or en."), code="language")
     if as_of:
         try:
@@ -130,7 +130,7 @@ def employee_rows(request, version):
         "ack__acknowledged_at", "ack__version__major", "ack__version__minor", "ack__language", "ack__channel",
         "ack__content_hash", "ack__sequence", "pk",
     ).order_by("department__name", "user__last_name", "user__first_name", "employee_number")
-    return rows.iterator(chunk_size=5000)
+    return rows.iterator(chunk_size=BATCH_ROWS)
 
 
 def count_rows(request):
@@ -252,21 +252,9 @@ def reported_texts(request):
     return texts
 
 
-def last_import():
-    return ImportRun.objects.filter(outcome=ImportRun.Outcome.APPLIED).order_by("-started_at").first()
-
-
 def chain_check(by):
     """Verify the whole acknowledgement chain now (recorded as an audit event)."""
     from .services import verify_evidence
 
     return verify_evidence(actor=by)
-
-
-def nudges_and_approvals(request):
-    """Audit events about the guideline up to the day: approvals, publications, retirement, nudges."""
-    return list(AuditEvent.objects.filter(guideline=request.guideline, at__lt=request.moment, action__in=[
-        AuditEvent.Action.VERSION_APPROVED, AuditEvent.Action.VERSION_PUBLISHED, AuditEvent.Action.GUIDELINE_RETIRED,
-        AuditEvent.Action.NUDGE_REQUESTED,
-    ]).select_related("actor", "version").order_by("at"))
 

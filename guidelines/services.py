@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from . import chain, status
 from .access import require_permission
 from .models import (
+    BATCH_ROWS,
     Acknowledgement,
     AuditEvent,
     ChainHead,
@@ -272,7 +273,7 @@ def append_seeded_acknowledgements(acks, *, insert=None):
                 yield ack
 
         if insert is None:
-            Acknowledgement.objects.bulk_create(sealed(), batch_size=5000)
+            Acknowledgement.objects.bulk_create(sealed(), batch_size=BATCH_ROWS)
         else:
             insert(sealed())
         ChainHead.objects.filter(pk=1).update(**tail)
@@ -287,7 +288,7 @@ def chain_rows():
         Acknowledgement.objects.order_by("sequence")
         .annotate(guideline_slug=F("guideline__slug"), version_major=F("version__major"),
                   version_minor=F("version__minor"))
-        .iterator(chunk_size=5000)
+        .iterator(chunk_size=BATCH_ROWS)
     )
 
 

@@ -15,7 +15,7 @@ from ..access import hr_required
 from ..content import diff_blocks, render_markdown
 from ..forms import DraftForm, ExemptionForm, ExtensionForm, GuidelineForm, PublishForm, ReasonForm
 from ..models import (
-    REQUIRED_LANGUAGES,
+    LANGUAGES,
     Acknowledgement,
     DueDateExtension,
     Employee,
@@ -163,7 +163,7 @@ def _comparison(version):
         return None, {}
     old = {t.language: t.body for t in current.texts.all()}
     new = {t.language: t.body for t in version.texts.all()}
-    return current, {lang: diff_blocks(old.get(lang, ""), new.get(lang, "")) for lang in REQUIRED_LANGUAGES}
+    return current, {lang: diff_blocks(old.get(lang, ""), new.get(lang, "")) for lang in LANGUAGES}
 
 
 @hr_required
@@ -190,7 +190,7 @@ def draft_detail(request, pk):
     return render(request, "guidelines/hr/draft_detail.html", {
         "version": version,
         "guideline": version.guideline,
-        "texts": [(texts.get(lang), previews.get(lang, ""), diffs.get(lang)) for lang in REQUIRED_LANGUAGES],
+        "texts": [(texts.get(lang), previews.get(lang, ""), diffs.get(lang)) for lang in LANGUAGES],
         "current": current,
         "fingerprint": publishing.fingerprint_of(version, texts.values()),
         "may_approve": request.user.has_perm("guidelines.approve") and version.created_by_id != request.user.pk,
