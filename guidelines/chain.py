@@ -88,7 +88,7 @@ def _timestamp(value):
 
 
 def sealed_values(ack, *, guideline_slug, version_number):
-    seal_format = getattr(ack, "seal_format", None) or CURRENT_SEAL_FORMAT
+    seal_format = getattr(ack, "seal_format", CURRENT_SEAL_FORMAT)  # a stored 0 is unknown, not current
     if seal_format not in SEAL_FORMATS:
         raise UnknownSealFormat(f"record {ack.sequence} names seal format {seal_format}, which is unknown")
     fields = {

@@ -57,7 +57,7 @@ class Employee(models.Model):
         Department, on_delete=models.PROTECT, null=True, blank=True, related_name="employees"
     )
     manager = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reports"
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="direct_reports"
     )
     start_date = models.DateField(_("start date"), null=True, blank=True)
     end_date = models.DateField(_("end date"), null=True, blank=True)

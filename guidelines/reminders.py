@@ -239,7 +239,7 @@ def plan_announcement(version, *, enqueue):
 
 
 @dataclass
-class Draft:
+class OutgoingEmail:
     """An e-mail to claim and send: recipient, kind, key and what it is about."""
 
     recipient: Employee
@@ -267,7 +267,7 @@ def compose_digests(employee_ids, day, *, kind=Kind.REMINDER, version=None):
     rows = outstanding_rows(versions, day, Employee.objects.filter(pk__in=employees))
     by_pk = {v.pk: v for v in versions}
     last = _last_notified(list(employees), versions, [Kind.ANNOUNCEMENT, Kind.REMINDER, Kind.NUDGE])
-    drafts = []
+    outgoing = []
     for pk, employee in employees.items():
         outstanding = rows.get(pk)
         if not outstanding:
@@ -282,8 +282,8 @@ def compose_digests(employee_ids, day, *, kind=Kind.REMINDER, version=None):
             )
         if wanted:
             items = [(version_pk, pk, due, status) for version_pk, status, due in outstanding]
-            drafts.append(Draft(employee, kind, f"digest:{pk}:{day.isoformat()}", "reminder", items))
-    return drafts
+            outgoing.append(OutgoingEmail(employee, kind, f"digest:{pk}:{day.isoformat()}", "reminder", items))
+    return outgoing
 
 
 def compose_escalations(manager_ids, day):
@@ -300,7 +300,7 @@ def compose_escalations(manager_ids, day):
             if escalation_due(day=day, last_escalated=last.get((employee_pk, version_pk))):
                 items[manager_of[employee_pk]].append((version_pk, employee_pk, due, status))
     return [
-        Draft(managers[pk], Kind.ESCALATION, f"escalation:{pk}:{day.isoformat()}", "escalation", items[pk])
+        OutgoingEmail(managers[pk], Kind.ESCALATION, f"escalation:{pk}:{day.isoformat()}", "escalation", items[pk])
         for pk in managers
         if items[pk]
     ]
@@ -318,7 +318,7 @@ def compose_announcements(version, employee_ids, day):
         for row in with_status(scoped, version, day).values("pk", "status", "due_date")
     }
     return [
-        Draft(employees[pk], Kind.ANNOUNCEMENT, f"announcement:{version.pk}:{pk}", "announcement",
+        OutgoingEmail(employees[pk], Kind.ANNOUNCEMENT, f"announcement:{version.pk}:{pk}", "announcement",
               [(version.pk, pk, due, status)])
         for pk, (status, due) in statuses.items()
         if status != Status.EXEMPT
@@ -328,24 +328,25 @@ def compose_announcements(version, employee_ids, day):
 # Claiming and sending ----------------------------------------------------------------------------
 
 
-def claim(drafts, *, day, claimed_by, requested_by=None):
-    """Insert a log row per draft unless its key is taken; return (draft, log) for the rows this
+def claim(outgoing, *, day, claimed_by, requested_by=None):
+    """Insert a log row per outgoing e-mail unless its key is taken; return (outgoing e-mail, log) for the rows this
     task may send: the new ones, its own unsent ones (a redelivery) and abandoned ones."""
     now = timezone.now()
-    by_key = {draft.key: draft for draft in drafts}
+    by_key = {outgoing_email.key: outgoing_email for outgoing_email in outgoing}
     with transaction.atomic():
         # A retry composes again: whoever acknowledged since the first attempt needs no e-mail.
         NotificationLog.objects.filter(claimed_by=claimed_by, status=NotificationLog.Status.CLAIMED).exclude(
             idempotency_key__in=by_key
         ).update(status=NotificationLog.Status.CANCELLED)
-        if not drafts:
+        if not outgoing:
             return []
         NotificationLog.objects.bulk_create(
             [
-                NotificationLog(idempotency_key=draft.key, kind=draft.kind, recipient=draft.recipient,
-                                email=draft.recipient.user.email, language=draft.recipient.language, day=day,
-                                claimed_by=claimed_by, claimed_at=now, requested_by=requested_by)
-                for draft in drafts
+                NotificationLog(idempotency_key=outgoing_email.key, kind=outgoing_email.kind,
+                                recipient=outgoing_email.recipient, email=outgoing_email.recipient.user.email,
+                                language=outgoing_email.recipient.language, day=day, claimed_by=claimed_by,
+                                claimed_at=now, requested_by=requested_by)
+                for outgoing_email in outgoing
             ],
             ignore_conflicts=True,
         )
@@ -386,15 +387,15 @@ def deliver(claimed, *, day):
     """
     if not claimed:
         return 0
-    titles = _titles({version_pk for draft, _log in claimed for version_pk, *_ in draft.items})
-    names = _names({employee_pk for draft, _log in claimed if draft.kind == Kind.ESCALATION
-                    for _v, employee_pk, *_ in draft.items})
+    titles = _titles({version_pk for outgoing_email, _log in claimed for version_pk, *_ in outgoing_email.items})
+    names = _names({employee_pk for outgoing_email, _log in claimed if outgoing_email.kind == Kind.ESCALATION
+                    for _v, employee_pk, *_ in outgoing_email.items})
     sent, total, marked_at, rendered = [], 0, time.monotonic(), {}
     connection = mail.mailers.default
     try:
         with connection:
-            for draft, log in claimed:
-                message = build_message(draft, log, titles=titles, names=names, day=day, rendered=rendered)
+            for outgoing_email, log in claimed:
+                message = build_message(outgoing_email, log, titles=titles, names=names, day=day, rendered=rendered)
                 try:
                     connection.send_messages([message])
                 except (smtplib.SMTPException, OSError) as error:
@@ -498,14 +499,14 @@ NAME_PLACEHOLDER = "[[recipient-name]]"
 LINK_PLACEHOLDER = "[[recipient-link]]"
 
 
-def build_message(draft, log, *, titles, names, day, rendered=None):
+def build_message(outgoing_email, log, *, titles, names, day, rendered=None):
     """The e-mail in the recipient's language: subject, plain text and HTML from one template triplet.
 
     `rendered` is a dict shared by the messages of a batch; it keeps the renderings for reuse.
     """
     language = log.language
     items = []
-    for version_pk, employee_pk, due, status in draft.items:
+    for version_pk, employee_pk, due, status in outgoing_email.items:
         title, number, slug = titles[(version_pk, language)]
         items.append({
             "title": title, "number": number, "due_date": due, "overdue": status == Status.OVERDUE,
@@ -513,24 +514,25 @@ def build_message(draft, log, *, titles, names, day, rendered=None):
             "url": f"{settings.SITE_URL}{reverse('guidelines:detail', args=[slug])}?via={LINK_PLACEHOLDER}",
             "employee": names.get(employee_pk, ("", ""))[0], "employee_number": names.get(employee_pk, ("", ""))[1],
         })
-    if draft.kind == Kind.ESCALATION:
+    if outgoing_email.kind == Kind.ESCALATION:
         items.sort(key=lambda item: (item["employee"], item["title"]))
     else:
         items.sort(key=lambda item: (not item["overdue"], item["due_date"] or day, item["title"]))
-    key = (draft.template, draft.kind, language, tuple(tuple(sorted(item.items())) for item in items))
+    key = (outgoing_email.template, outgoing_email.kind, language, tuple(tuple(sorted(item.items())) for item in items))
     rendered = {} if rendered is None else rendered
     if key not in rendered:
         context = {
-            "items": items, "kind": draft.kind, "day": day, "greeting_name": NAME_PLACEHOLDER,
+            "items": items, "kind": outgoing_email.kind, "day": day, "greeting_name": NAME_PLACEHOLDER,
             "site_url": settings.SITE_URL, "home_url": f"{settings.SITE_URL}{reverse('guidelines:home')}",
             "team_url": f"{settings.SITE_URL}{reverse('guidelines:team')}",
         }
         with translation.override(language):
-            context["subject"] = " ".join(render_to_string(f"emails/{draft.template}_subject.txt", context).split())
-            rendered[key] = (context["subject"], render_to_string(f"emails/{draft.template}.txt", context),
-                             render_to_string(f"emails/{draft.template}.html", context))
+            template = f"emails/{outgoing_email.template}"
+            context["subject"] = " ".join(render_to_string(f"{template}_subject.txt", context).split())
+            rendered[key] = (context["subject"], render_to_string(f"{template}.txt", context),
+                             render_to_string(f"{template}.html", context))
     subject, text, html = rendered[key]
-    name = draft.recipient.user.first_name or draft.recipient.full_name
+    name = outgoing_email.recipient.user.first_name or outgoing_email.recipient.full_name
     link = services.email_link_token(log.pk)
     message = DigestEmail(
         subject=subject, body=text.replace(NAME_PLACEHOLDER, name).replace(LINK_PLACEHOLDER, link), to=[log.email],
@@ -545,13 +547,13 @@ def build_message(draft, log, *, titles, names, day, rendered=None):
 # Running a batch ---------------------------------------------------------------------------------
 
 
-def run_batch(drafts, *, day, claimed_by, requested_by=None):
+def run_batch(outgoing, *, day, claimed_by, requested_by=None):
     """Claim and send. Returns the number sent; raises TransientFailure for the task to retry."""
-    claimed = claim(drafts, day=day, claimed_by=claimed_by, requested_by=requested_by)
+    claimed = claim(outgoing, day=day, claimed_by=claimed_by, requested_by=requested_by)
     try:
         return deliver(claimed, day=day)
     except TransientFailure as failure:
-        record_attempt(claimed_by, [draft.key for draft, _log in claimed], str(failure))
+        record_attempt(claimed_by, [outgoing_email.key for outgoing_email, _log in claimed], str(failure))
         raise
 
 

@@ -99,11 +99,11 @@ def start_audit_pack(*, user, guideline_slug, version="", department="", as_of="
     `user` is HR or an auditor, or None for the server's operator running the audit_report command."""
     if user is not None:
         require_evidence_reader(user)
-    request = reports.parse_request(guideline_slug=guideline_slug, version=version, department=department,
+    pack = reports.parse_pack(guideline_slug=guideline_slug, version=version, department=department,
                                     as_of=as_of, language=language)
     return Report.objects.create(
         kind=Report.Kind.AUDIT_PACK, verification_code=new_code(), requested_by=user, language=language,
-        parameters=request.parameters(), guideline=request.guideline, rows=reports.count_rows(request),
+        parameters=pack.parameters(), guideline=pack.guideline, rows=reports.count_rows(pack),
     )
 
 
@@ -111,9 +111,9 @@ def in_background(report):
     return report.rows > settings.REPORT_BACKGROUND_ROWS
 
 
-def _request(report):
+def _pack_of(report):
     parameters = report.parameters
-    return reports.parse_request(
+    return reports.parse_pack(
         guideline_slug=parameters["guideline"], version=parameters["version"],
         department=parameters["department"] or "", as_of=parameters["as_of"], language=parameters["language"],
         today=timezone.localdate(report.requested_at),
@@ -158,13 +158,13 @@ def prepare(report):
     """Gather the evidence, write the table lines and the CSV, render the front and back parts.
     Returns the plan: the table chunks with their first pages (written last, as plan.json)."""
     Report.objects.filter(pk=report.pk).update(status=Report.Status.RUNNING)
-    request = _request(report)
+    pack = _pack_of(report)
     folder = work_dir(report)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    with translation.override(request.language):
+    with translation.override(pack.language):
         chain = reports.chain_check(report.requested_by)
-        sections = reports.version_sections(request)
+        sections = reports.version_sections(pack)
         counts = {}
         # One pass over the per-employee rows writes both the table lines and the embedded CSV.
         csv_buffer = io.StringIO()
@@ -172,10 +172,10 @@ def prepare(report):
         csv_writer.writerow(reports.CSV_COLUMNS)
         with open(folder / "employees.jsonl", "w") as lines:
             counts["employees"] = 0
-            for version in request.versions:
-                for row in reports.employee_rows(request, version):
+            for version in pack.versions:
+                for row in reports.employee_rows(pack, version):
                     lines.write(json.dumps(_employee_line(version, row)) + "\n")
-                    csv_writer.writerow(reports.csv_record(request, version, row))
+                    csv_writer.writerow(reports.csv_record(pack, version, row))
                     counts["employees"] += 1
         csv_text = csv_buffer.getvalue()
         with open(folder / "outstanding.jsonl", "w") as lines:
@@ -185,19 +185,19 @@ def prepare(report):
                     lines.write(json.dumps(_outstanding_line(row)) + "\n")
                     counts["outstanding"] += 1
         generated_by = _who(report.requested_by)
-        title = _("Auditor pack: %(title)s") % {"title": request.guideline.title}
+        title = _("Auditor pack: %(title)s") % {"title": pack.guideline.title}
         front_context = {
-            "guideline": request.guideline, "version_choice": request.version_choice, "sections": sections,
-            "owner": _who(request.guideline.owner), "as_of": request.as_of,
-            "as_of_is_today": request.as_of == timezone.localdate(report.requested_at),
-            "department": request.department, "population": sum(s.summary.counts.in_scope for s in sections),
-            "audience": ", ".join(sorted([d.name for d in request.guideline.audience_departments.all()]
-                                         + [g.name for g in request.guideline.audience_groups.all()])),
+            "guideline": pack.guideline, "version_choice": pack.version_choice, "sections": sections,
+            "owner": _who(pack.guideline.owner), "as_of": pack.as_of,
+            "as_of_is_today": pack.as_of == timezone.localdate(report.requested_at),
+            "department": pack.department, "population": sum(s.summary.counts.in_scope for s in sections),
+            "audience": ", ".join(sorted([d.name for d in pack.guideline.audience_departments.all()]
+                                         + [g.name for g in pack.guideline.audience_groups.all()])),
             "last_import": imports.last_applied_import(), "chain": chain, "statuses": Status.choices,
         }
         back_context = {
-            "exemptions": reports.exemptions(request), "extensions": reports.extensions(request),
-            "history": reports.version_history(request), "texts": reports.reported_texts(request), "chain": chain,
+            "exemptions": reports.exemptions(pack), "extensions": reports.extensions(pack),
+            "history": reports.version_history(pack), "texts": reports.reported_texts(pack), "chain": chain,
         }
 
         def context(section_title, total):
@@ -206,9 +206,9 @@ def prepare(report):
 
         # Pass 1: how many pages the front and back take (the total only changes digits in the footer).
         front_pages = len(pdf.render("reports/front.html", {**front_context, **context(title, 99999)},
-                                     language=request.language).pages)
+                                     language=pack.language).pages)
         back_pages = len(pdf.render("reports/back.html", {**back_context, **context(title, 99999)},
-                                    language=request.language).pages)
+                                    language=pack.language).pages)
         plan, page = {"chunks": [], "counts": counts}, front_pages + 1
         for table in ("employees", "outstanding"):
             for start, count in pdf.chunks(counts[table]):
@@ -229,14 +229,14 @@ def prepare(report):
             "csv_formula_cells": CSV_FORMULA_CELLS,
         }
         front = pdf.render("reports/front.html", {**front_context, **context(title, total)},
-                           language=request.language)
+                           language=pack.language)
         pdf.write_front(front, folder / "front.pdf", attachments=[
             ("acknowledgements.csv", csv_text.encode(), _("Per-employee acknowledgement data"), "Data"),
             ("manifest.json", json.dumps(manifest, indent=2).encode(), _("Filters, counts and chain head"),
              "Supplement"),
         ])
         back = pdf.render("reports/back.html", {**back_context, **context(title, total)},
-                          first_page=plan["back_first"], total_pages=total, language=request.language)
+                          first_page=plan["back_first"], total_pages=total, language=pack.language)
         back.write_pdf(folder / "back.pdf")
         (folder / "plan.json").write_text(json.dumps(plan))
     Report.objects.filter(pk=report.pk).update(progress_total=len(plan["chunks"]), pages=total,

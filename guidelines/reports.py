@@ -53,7 +53,7 @@ class PackRequest:
                 "as_of": self.as_of.isoformat(), "language": self.language}
 
 
-def parse_request(*, guideline_slug, version="", department="", as_of="", language="en", today=None):
+def parse_pack(*, guideline_slug, version="", department="", as_of="", language="en", today=None):
     """Check an auditor's choices; ValidationError with a message saying what is wrong."""
     today = today or timezone.localdate()
     guideline = Guideline.objects.filter(slug=guideline_slug).first()
@@ -115,17 +115,17 @@ def parse_request(*, guideline_slug, version="", department="", as_of="", langua
 # The evidence ---------------------------------------------------------------------------------------
 
 
-def population(request, version):
+def population(pack, version):
     employees = Employee.objects.all()
-    if request.department:
-        employees = employees.filter(department=request.department)
-    return in_scope(version, request.as_of, employees)
+    if pack.department:
+        employees = employees.filter(department=pack.department)
+    return in_scope(version, pack.as_of, employees)
 
 
-def employee_rows(request, version):
+def employee_rows(pack, version):
     """Every in-scope employee with status and the acknowledgement that counts, as dicts, streamed,
     ordered by department, name and number."""
-    rows = with_status(population(request, version), version, request.as_of).values(
+    rows = with_status(population(pack, version), version, pack.as_of).values(
         "employee_number", "user__first_name", "user__last_name", "department__name", "status", "due_date",
         "ack__acknowledged_at", "ack__version__major", "ack__version__minor", "ack__language", "ack__channel",
         "ack__content_hash", "ack__sequence", "pk",
@@ -133,8 +133,8 @@ def employee_rows(request, version):
     return rows.iterator(chunk_size=BATCH_ROWS)
 
 
-def count_rows(request):
-    return sum(population(request, version).count() for version in request.versions)
+def count_rows(pack):
+    return sum(population(pack, version).count() for version in pack.versions)
 
 
 CSV_COLUMNS = [
@@ -143,13 +143,13 @@ CSV_COLUMNS = [
 ]
 
 
-def csv_record(request, version, row):
+def csv_record(pack, version, row):
     """One row of employee_rows() as a line of the embedded CSV (CSV_COLUMNS), times in UTC. The text
     from the HR system is defused for spreadsheets like the dashboard export (dashboards.csv_cell)."""
     acknowledged = row["ack__acknowledged_at"]
     cell = dashboards.csv_cell
     return [
-        request.guideline.slug, version.major, cell(row["employee_number"]), cell(row["user__first_name"]),
+        pack.guideline.slug, version.major, cell(row["employee_number"]), cell(row["user__first_name"]),
         cell(row["user__last_name"]), cell(row["department__name"] or ""), row["status"], row["due_date"].isoformat(),
         f"{row['ack__version__major']}.{row['ack__version__minor']}" if acknowledged else "",
         row["ack__language"] or "", acknowledged.astimezone(timezone.UTC).isoformat() if acknowledged else "",
@@ -164,25 +164,25 @@ class VersionSection:
     outstanding: list = field(default_factory=list)
 
 
-def version_sections(request):
+def version_sections(pack):
     """Per reported version: the counts and departments as of the day, and the outstanding employees
     with their reminder history."""
     sections = []
-    for version in request.versions:
-        summary = dashboards.summary(version, request.as_of, population(request, version))
-        sections.append(VersionSection(version, summary, outstanding(request, version)))
+    for version in pack.versions:
+        summary = dashboards.summary(version, pack.as_of, population(pack, version))
+        sections.append(VersionSection(version, summary, outstanding(pack, version)))
     return sections
 
 
-def outstanding(request, version):
+def outstanding(pack, version):
     """Pending and overdue employees (as of the day) with due dates and every e-mail that reminded them."""
     rows = list(
-        with_status(population(request, version), version, request.as_of)
+        with_status(population(pack, version), version, pack.as_of)
         .filter(status__in=[Status.PENDING, Status.OVERDUE])
         .select_related("user", "department")
         .order_by("department__name", "user__last_name", "user__first_name", "employee_number")
     )
-    history = reminder_history([row.pk for row in rows], version, request.moment)
+    history = reminder_history([row.pk for row in rows], version, pack.moment)
     for row in rows:
         row.reminders = history.get(row.pk, [])
         row.overdue = row.status == Status.OVERDUE
@@ -209,45 +209,45 @@ def reminder_history(employee_ids, version, until):
     return history
 
 
-def exemptions(request):
+def exemptions(pack):
     """Exemptions granted by the end of the day (with whether each was still active then)."""
-    rows = list(Exemption.objects.filter(guideline=request.guideline, granted_at__lt=request.moment)
+    rows = list(Exemption.objects.filter(guideline=pack.guideline, granted_at__lt=pack.moment)
                 .select_related("employee__user", "granted_by", "revoked_by").order_by("granted_at"))
     for row in rows:
-        row.revoked_then = row.revoked_at is not None and row.revoked_at < request.moment
-    if request.department:
-        rows = [row for row in rows if row.employee.department_id == request.department.pk]
+        row.revoked_then = row.revoked_at is not None and row.revoked_at < pack.moment
+    if pack.department:
+        rows = [row for row in rows if row.employee.department_id == pack.department.pk]
     return rows
 
 
-def extensions(request):
-    majors = {version.major for version in request.versions}
-    rows = (DueDateExtension.objects.filter(guideline=request.guideline, major__in=majors,
-                                            granted_at__lt=request.moment)
+def extensions(pack):
+    majors = {version.major for version in pack.versions}
+    rows = (DueDateExtension.objects.filter(guideline=pack.guideline, major__in=majors,
+                                            granted_at__lt=pack.moment)
             .select_related("employee__user", "granted_by").order_by("granted_at"))
-    if request.department:
-        rows = rows.filter(employee__department=request.department)
+    if pack.department:
+        rows = rows.filter(employee__department=pack.department)
     return list(rows)
 
 
-def version_history(request):
+def version_history(pack):
     """Every version published by the end of the day, with approval and the material/editorial choice."""
-    versions = list(request.guideline.versions.filter(published_at__lt=request.moment)
+    versions = list(pack.guideline.versions.filter(published_at__lt=pack.moment)
                     .select_related("created_by", "approved_by", "published_by").prefetch_related("texts")
                     .order_by("major", "minor"))
     for version in versions:
         texts = {text.language: text for text in version.texts.all()}
-        version.text = texts.get(request.language) or next(iter(texts.values()))
+        version.text = texts.get(pack.language) or next(iter(texts.values()))
         version.hashes = sorted((text.language, text.content_hash) for text in texts.values())
     return versions
 
 
-def reported_texts(request):
+def reported_texts(pack):
     """The full text of each reported version in the report's language, with both variants' hashes."""
     texts = []
-    for version in request.versions:
+    for version in pack.versions:
         by_language = {text.language: text for text in version.texts.all()}
-        texts.append({"version": version, "text": by_language[request.language],
+        texts.append({"version": version, "text": by_language[pack.language],
                       "hashes": sorted((language, text.content_hash) for language, text in by_language.items())})
     return texts
 

@@ -1,4 +1,8 @@
-"""The write paths of the guidelines module: the only code that changes state."""
+"""Acknowledging and the evidence around it: exemptions and extensions, readings, the audit trail,
+the e-mail-link channel, sealing and verifying the chain.
+
+Other writes live with their subject: publishing.py (drafts, approval, publication, retirement),
+imports.py (the HR import), reminders.py (the notification log), report_jobs.py (reports)."""
 
 import ipaddress
 from dataclasses import dataclass

@@ -55,14 +55,14 @@ def nudge_version(version_id, user_id):
     )
 
 
-def _send(task, drafts, day, requested_by=None):
+def _send(task, outgoing, day, requested_by=None):
     """Claim and send under this task's id; on a temporary SMTP failure retry with backoff, and
     once retries are exhausted record the remaining e-mails as failed."""
     try:
-        return reminders.run_batch(drafts, day=day, claimed_by=task.request.id, requested_by=requested_by)
+        return reminders.run_batch(outgoing, day=day, claimed_by=task.request.id, requested_by=requested_by)
     except reminders.TransientFailure as failure:
         if task.request.retries >= settings.EMAIL_MAX_RETRIES:
-            reminders.give_up(task.request.id, [draft.key for draft in drafts], str(failure))
+            reminders.give_up(task.request.id, [outgoing_email.key for outgoing_email in outgoing], str(failure))
             return 0
         raise task.retry(countdown=reminders.retry_delay(task.request.retries), exc=failure,
                          max_retries=settings.EMAIL_MAX_RETRIES) from failure
@@ -78,8 +78,8 @@ def send_reminders(self, employee_ids, day):
 def send_nudges(self, employee_ids, day, version_id, user_id):
     day = _day(day)
     version = Version.objects.get(pk=version_id)
-    drafts = reminders.compose_digests(employee_ids, day, kind=NotificationLog.Kind.NUDGE, version=version)
-    return _send(self, drafts, day, requested_by=get_user_model().objects.filter(pk=user_id).first())
+    outgoing = reminders.compose_digests(employee_ids, day, kind=NotificationLog.Kind.NUDGE, version=version)
+    return _send(self, outgoing, day, requested_by=get_user_model().objects.filter(pk=user_id).first())
 
 
 @shared_task(bind=True, acks_late=True)

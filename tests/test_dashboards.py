@@ -453,7 +453,7 @@ def _grow(*, employees, versions, guideline, hilde, bob, web_meta, start):
             services.grant_exemption(employee=employee, guideline=guideline, by=hilde, reason="Leave")
     for _ in range(versions):
         version = publish(guideline, author=hilde, approver=bob.user)
-    for employee in list(bob.reports.all())[::2]:
+    for employee in list(bob.direct_reports.all())[::2]:
         acknowledge(employee, version, web_meta)
     return version
 
@@ -476,7 +476,7 @@ def test_pages_run_the_same_number_of_queries_at_two_sizes(
     small = _queries(client, urls[page])
 
     version = _grow(employees=50, versions=4, guideline=guideline, hilde=hilde, bob=bob, web_meta=web_meta, start=9)
-    services.extend_due_date(employee=bob.reports.first(), version=version, by=hilde,
+    services.extend_due_date(employee=bob.direct_reports.first(), version=version, by=hilde,
                              due_date=timezone.localdate() + timedelta(days=90), reason="Leave")
     second = make_guideline(hilde, slug="second")
     publish(second, author=hilde, approver=bob.user)
