@@ -64,10 +64,10 @@ def reminder_day(version):
     """The first working day on or after today that is at least day 3 of the cadence."""
     from django.utils import timezone
 
-    from guidelines import reminders
+    from guidelines import notifications
 
     day = max(timezone.localdate() + timedelta(days=1), timezone.localdate(version.published_at) + timedelta(days=3))
-    while not reminders.is_working_day(day):
+    while not notifications.is_working_day(day):
         day += timedelta(days=1)
     return day
 
@@ -77,14 +77,14 @@ def queries_per_batch(day):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext, override_settings
 
-    from guidelines import reminders
+    from guidelines import notifications
 
-    ids = list(reminders.outstanding_employee_ids(reminders.current_versions(), day))[:1500]
+    ids = list(notifications.outstanding_employee_ids(notifications.current_versions(), day))[:1500]
     counts = {}
     with override_settings(MAILERS={"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}):
         for size, batch in ((1000, ids[:1000]), (500, ids[1000:1500])):
             with CaptureQueriesContext(connection) as captured:
-                reminders.run_batch(reminders.compose_digests(batch, day), day=day, claimed_by=f"probe-{size}")
+                notifications.run_batch(notifications.compose_digests(batch, day), day=day, claimed_by=f"probe-{size}")
             counts[size] = len(captured)
     return counts
 
@@ -95,7 +95,7 @@ def main():
     with bench_django():
         from django.db import close_old_connections
 
-        from guidelines import reminders, tasks
+        from guidelines import notifications, tasks
         from guidelines.models import AuditEvent, NotificationLog
 
         guideline = dataset()
@@ -105,9 +105,9 @@ def main():
         log(f"measuring queries per batch for {day}")
         batch_queries = queries_per_batch(day)
         empty_the_log()
-        versions = reminders.current_versions()
-        pending = sum(1 for _ in reminders.outstanding_employee_ids(versions, day))
-        managers = sum(1 for _ in reminders.outstanding_employee_ids(versions, day, ("overdue",), managers=True))
+        versions = notifications.current_versions()
+        pending = sum(1 for _ in notifications.outstanding_employee_ids(versions, day))
+        managers = sum(1 for _ in notifications.outstanding_employee_ids(versions, day, ("overdue",), managers=True))
         log(f"{pending} pending employees, {managers} managers to escalate to; starting the worker")
         with tempfile.TemporaryDirectory(prefix="bench-mail-") as mail_dir:
             log_path = Path(mail_dir) / "worker.log"

@@ -1,4 +1,4 @@
-"""Celery entry points. They move ids between the broker and guidelines.reminders, nothing more.
+"""Celery entry points. They move ids between the broker and guidelines.notifications, nothing more.
 
 Every task here is safe to run twice (acks_late + reject_on_worker_lost redeliver after a crash):
 e-mails are claimed in the notification log before they are sent.
@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from . import reminders, report_jobs, services
+from . import notifications, report_jobs, services
 from .models import NotificationLog, Report, Version
 
 
@@ -30,7 +30,7 @@ def _day(value):
 def plan_reminders(day=None):
     """Beat's daily entry: hand out the reminder and escalation batches of the day."""
     day = _day(day)
-    plan = reminders.plan_cycle(
+    plan = notifications.plan_cycle(
         day,
         enqueue_reminders=lambda ids: send_reminders.delay(ids, day.isoformat()),
         enqueue_escalations=lambda ids: send_escalations.delay(ids, day.isoformat()),
@@ -42,14 +42,14 @@ def plan_reminders(day=None):
 def announce_version(version_id):
     """After a publication commits: batches of announcements to the audience."""
     version = Version.objects.select_related("guideline").get(pk=version_id)
-    return reminders.plan_announcement(version, enqueue=lambda ids: send_announcements.delay(version_id, ids))
+    return notifications.plan_announcement(version, enqueue=lambda ids: send_announcements.delay(version_id, ids))
 
 
 @shared_task(acks_late=True)
 def nudge_version(version_id, user_id):
     version = Version.objects.select_related("guideline").get(pk=version_id)
     user = get_user_model().objects.get(pk=user_id)
-    return reminders.plan_nudge(
+    return notifications.plan_nudge(
         version, user, enqueue=lambda ids: send_nudges.delay(ids, timezone.localdate().isoformat(), version_id,
                                                              user_id)
     )
@@ -59,40 +59,40 @@ def _send(task, outgoing, day, requested_by=None):
     """Claim and send under this task's id; on a temporary SMTP failure retry with backoff, and
     once retries are exhausted record the remaining e-mails as failed."""
     try:
-        return reminders.run_batch(outgoing, day=day, claimed_by=task.request.id, requested_by=requested_by)
-    except reminders.TransientFailure as failure:
+        return notifications.run_batch(outgoing, day=day, claimed_by=task.request.id, requested_by=requested_by)
+    except notifications.TransientFailure as failure:
         if task.request.retries >= settings.EMAIL_MAX_RETRIES:
-            reminders.give_up(task.request.id, [outgoing_email.key for outgoing_email in outgoing], str(failure))
+            notifications.give_up(task.request.id, [outgoing_email.key for outgoing_email in outgoing], str(failure))
             return 0
-        raise task.retry(countdown=reminders.retry_delay(task.request.retries), exc=failure,
+        raise task.retry(countdown=notifications.retry_delay(task.request.retries), exc=failure,
                          max_retries=settings.EMAIL_MAX_RETRIES) from failure
 
 
 @shared_task(bind=True, acks_late=True)
 def send_reminders(self, employee_ids, day):
     day = _day(day)
-    return _send(self, reminders.compose_digests(employee_ids, day), day)
+    return _send(self, notifications.compose_digests(employee_ids, day), day)
 
 
 @shared_task(bind=True, acks_late=True)
 def send_nudges(self, employee_ids, day, version_id, user_id):
     day = _day(day)
     version = Version.objects.get(pk=version_id)
-    outgoing = reminders.compose_digests(employee_ids, day, kind=NotificationLog.Kind.NUDGE, version=version)
+    outgoing = notifications.compose_digests(employee_ids, day, kind=NotificationLog.Kind.NUDGE, version=version)
     return _send(self, outgoing, day, requested_by=get_user_model().objects.filter(pk=user_id).first())
 
 
 @shared_task(bind=True, acks_late=True)
 def send_escalations(self, manager_ids, day):
     day = _day(day)
-    return _send(self, reminders.compose_escalations(manager_ids, day), day)
+    return _send(self, notifications.compose_escalations(manager_ids, day), day)
 
 
 @shared_task(bind=True, acks_late=True)
 def send_announcements(self, version_id, employee_ids):
     day = timezone.localdate()
     version = Version.objects.get(pk=version_id)
-    return _send(self, reminders.compose_announcements(version, employee_ids, day), day)
+    return _send(self, notifications.compose_announcements(version, employee_ids, day), day)
 
 
 # Reports: prepare once, render the table chunks in parallel, join them when the last one is done.

@@ -221,7 +221,7 @@ def envdates(name, default):
         raise ImproperlyConfigured(f"{name} must be ISO dates separated by commas, got {os.environ[name]!r}.") from None
 
 
-# Reminders (see guidelines/reminders.py): the cadence counts days from the start of the due period.
+# Reminders (see guidelines/notifications/): the cadence counts days from the start of the due period.
 REMINDER_DAYS, REMINDER_REPEAT_DAYS = envcadence("REMINDER_CADENCE", "3,7,+7")
 REMINDER_HOLIDAYS = envdates("REMINDER_HOLIDAYS", "")
 REMINDER_ESCALATION_REPEAT_DAYS = envint("REMINDER_ESCALATION_REPEAT_DAYS", "7")

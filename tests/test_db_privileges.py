@@ -26,7 +26,7 @@ from django.test import Client
 from django.urls import reverse
 from psycopg import errors, sql
 
-from guidelines import imports, publishing, reminders, report_jobs, services
+from guidelines import imports, notifications, publishing, report_jobs, services
 from guidelines.management.commands import grant_app_role
 from guidelines.models import (
     Acknowledgement,
@@ -383,12 +383,12 @@ def test_the_application_works_as_the_application_role(app_role, alice, bob, hil
 
         # Reminder e-mails: claimed (insert), sent (status update), and a failure recorded.
         day = date.today()
-        drafts = reminders.compose_digests([bob.pk, otto.pk], day, kind=NotificationLog.Kind.NUDGE,
+        drafts = notifications.compose_digests([bob.pk, otto.pk], day, kind=NotificationLog.Kind.NUDGE,
                                            version=version_2)
         assert drafts
-        claimed = reminders.claim(drafts, day=day, claimed_by="task-1")
-        reminders.deliver([pair for pair in claimed if pair[0].recipient != otto], day=day)
-        reminders.give_up("task-1", [d.key for d in drafts if d.recipient == otto], "550 no such mailbox")
+        claimed = notifications.claim(drafts, day=day, claimed_by="task-1")
+        notifications.deliver([pair for pair in claimed if pair[0].recipient != otto], day=day)
+        notifications.give_up("task-1", [d.key for d in drafts if d.recipient == otto], "550 no such mailbox")
         assert set(NotificationLog.objects.values_list("status", flat=True)) <= {"sent", "failed"}
 
         # Report bookkeeping as report_jobs does it (the PDF itself needs no database).

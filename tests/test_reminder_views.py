@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from kombu.exceptions import OperationalError
 
-from guidelines import reminders, tasks
+from guidelines import notifications, tasks
 from guidelines.models import NotificationLog
 
 pytestmark = pytest.mark.django_db
@@ -63,11 +63,11 @@ def test_a_broker_that_is_down_gives_a_clear_503(client_as, hilde, version_1):
 @pytest.fixture
 def logged(version_1, alice, bob, otto):
     day = date.today()
-    drafts = reminders.compose_digests([alice.pk, bob.pk, otto.pk], day, kind=NotificationLog.Kind.NUDGE,
+    drafts = notifications.compose_digests([alice.pk, bob.pk, otto.pk], day, kind=NotificationLog.Kind.NUDGE,
                                        version=version_1)
-    claimed = reminders.claim(drafts, day=day, claimed_by="t")
-    reminders.deliver([pair for pair in claimed if pair[0].recipient != otto], day=day)
-    reminders.give_up("t", [draft.key for draft in drafts if draft.recipient == otto],
+    claimed = notifications.claim(drafts, day=day, claimed_by="t")
+    notifications.deliver([pair for pair in claimed if pair[0].recipient != otto], day=day)
+    notifications.give_up("t", [draft.key for draft in drafts if draft.recipient == otto],
                       "SMTPRecipientsRefused: 550 No such mailbox")
     return drafts
 

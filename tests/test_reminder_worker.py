@@ -12,7 +12,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from guidelines import publishing, reminders, tasks
+from guidelines import notifications, publishing, tasks
 from guidelines.models import AuditEvent, Employee, NotificationLog
 
 from .factories import make_draft, make_employee, make_guideline
@@ -25,7 +25,7 @@ Status = NotificationLog.Status
 
 def next_working_day():
     day = timezone.localdate() + timedelta(days=1)
-    while not reminders.is_working_day(day):
+    while not notifications.is_working_day(day):
         day += timedelta(days=1)
     return day
 

@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from guidelines import reminders, services
+from guidelines import notifications, services
 from guidelines.models import AuditEvent, NotificationItem, NotificationLog
 
 from .factories import make_employee, make_guideline, publish
@@ -38,12 +38,12 @@ def run_cycle(day):
     """The day's cycle, as beat + worker run it, at 09:00 that day; returns the e-mails it sent."""
     before = len(mail.outbox)
     with time_machine.travel(at(day), tick=False):
-        reminders.plan_cycle(
+        notifications.plan_cycle(
             day,
-            enqueue_reminders=lambda ids: reminders.run_batch(
-                reminders.compose_digests(ids, day), day=day, claimed_by=str(uuid.uuid4())),
-            enqueue_escalations=lambda ids: reminders.run_batch(
-                reminders.compose_escalations(ids, day), day=day, claimed_by=str(uuid.uuid4())),
+            enqueue_reminders=lambda ids: notifications.run_batch(
+                notifications.compose_digests(ids, day), day=day, claimed_by=str(uuid.uuid4())),
+            enqueue_escalations=lambda ids: notifications.run_batch(
+                notifications.compose_escalations(ids, day), day=day, claimed_by=str(uuid.uuid4())),
         )
     return mail.outbox[before:]
 
@@ -79,19 +79,19 @@ EVERYONE = ["alice@example.com", "bob@example.com", "daan@example.com", "otto@ex
 
 
 def test_cadence_is_day_3_day_7_then_weekly():
-    assert [reminders.cadence_day(n) for n in (0, 2, 3, 6, 7, 13, 14, 20, 21, 35)] == [
+    assert [notifications.cadence_day(n) for n in (0, 2, 3, 6, 7, 13, 14, 20, 21, 35)] == [
         None, None, 3, 3, 7, 7, 14, 14, 21, 35
     ]
 
 
 def test_cadence_without_repeat_stops_after_the_last_day(settings):
     settings.REMINDER_DAYS, settings.REMINDER_REPEAT_DAYS = [2, 5], None
-    assert [reminders.cadence_day(n) for n in (1, 2, 5, 40)] == [None, 2, 5, 5]
+    assert [notifications.cadence_day(n) for n in (1, 2, 5, 40)] == [None, 2, 5, 5]
 
 
 def test_weekends_and_configured_holidays_are_not_working_days(settings):
     settings.REMINDER_HOLIDAYS = frozenset({date(2027, 4, 27)})  # King's Day
-    assert [reminders.is_working_day(day) for day in (
+    assert [notifications.is_working_day(day) for day in (
         date(2027, 4, 23), date(2027, 4, 24), date(2027, 4, 25), date(2027, 4, 26), date(2027, 4, 27)
     )] == [True, False, False, True, False]
 
@@ -202,7 +202,7 @@ def test_batches_have_a_fixed_query_budget(version, hilde, bob, settings):
 
     def queries(ids):
         with CaptureQueriesContext(connection) as captured:
-            reminders.run_batch(reminders.compose_digests(ids, date(2027, 3, 4)), day=date(2027, 3, 4),
+            notifications.run_batch(notifications.compose_digests(ids, date(2027, 3, 4)), day=date(2027, 3, 4),
                                 claimed_by=str(uuid.uuid4()))
         return len(captured)
 
@@ -212,7 +212,7 @@ def test_batches_have_a_fixed_query_budget(version, hilde, bob, settings):
     with time_machine.travel(at(date(2027, 3, 4)), tick=False):
         small, large = queries(ids[:3]), queries(ids[3:])
     # One more "mark sent" per 25 e-mails; nothing else grows with the batch.
-    assert large - small == len(ids[3:]) // reminders.MARK_SENT_EVERY
+    assert large - small == len(ids[3:]) // notifications.MARK_SENT_EVERY
     assert small <= 14
 
 
@@ -222,8 +222,8 @@ def test_batches_have_a_fixed_query_budget(version, hilde, bob, settings):
 def nudge(version, by, day):
     with time_machine.travel(at(day, 11), tick=False):
         before = len(mail.outbox)
-        reminders.plan_nudge(version, by, enqueue=lambda ids: reminders.run_batch(
-            reminders.compose_digests(ids, day, kind=Kind.NUDGE, version=version), day=day,
+        notifications.plan_nudge(version, by, enqueue=lambda ids: notifications.run_batch(
+            notifications.compose_digests(ids, day, kind=Kind.NUDGE, version=version), day=day,
             claimed_by=str(uuid.uuid4()), requested_by=by))
         return mail.outbox[before:]
 
@@ -252,9 +252,9 @@ def test_the_announcement_tells_who_must_act_and_who_need_not(version, alice, da
         services.acknowledge(employee=alice, version=version, language="en", meta=web_meta)
     editorial = published_on(date(2027, 3, 2), guideline, hilde, bob, material=False)
     with time_machine.travel(at(date(2027, 3, 2)), tick=False):
-        drafts = reminders.compose_announcements(editorial, [alice.pk, daan.pk], date(2027, 3, 2))
-        reminders.run_batch(drafts, day=date(2027, 3, 2), claimed_by="announce-1")
-        reminders.run_batch(reminders.compose_announcements(editorial, [alice.pk, daan.pk], date(2027, 3, 2)),
+        drafts = notifications.compose_announcements(editorial, [alice.pk, daan.pk], date(2027, 3, 2))
+        notifications.run_batch(drafts, day=date(2027, 3, 2), claimed_by="announce-1")
+        notifications.run_batch(notifications.compose_announcements(editorial, [alice.pk, daan.pk], date(2027, 3, 2)),
                             day=date(2027, 3, 2), claimed_by="announce-2")
     by_recipient = {m.to[0]: m for m in mail.outbox}
     assert sorted(by_recipient) == ["alice@example.com", "daan@example.com"] and len(mail.outbox) == 2
@@ -267,7 +267,7 @@ def test_the_announcement_tells_who_must_act_and_who_need_not(version, alice, da
 
 def test_an_announcement_of_a_version_that_is_no_longer_current_is_dropped(version, alice, guideline, hilde, bob):
     published_on(date(2027, 3, 2), guideline, hilde, bob)
-    assert reminders.compose_announcements(version, [alice.pk], date(2027, 3, 2)) == []
+    assert notifications.compose_announcements(version, [alice.pk], date(2027, 3, 2)) == []
 
 
 # Claims, retries and failures -------------------------------------------------------------------------
@@ -277,16 +277,16 @@ def test_a_temporary_smtp_failure_keeps_the_claims_for_the_retry_of_the_same_tas
     thursday = date(2027, 3, 4)
     with SMTPServer(refuse_first=1) as server, time_machine.travel(at(thursday), tick=False):
         settings.MAILERS = server.mailers()
-        drafts = reminders.compose_digests(_all_ids(), thursday)
-        with pytest.raises(reminders.TransientFailure, match="451"):
-            reminders.run_batch(drafts, day=thursday, claimed_by="task-1")
+        drafts = notifications.compose_digests(_all_ids(), thursday)
+        with pytest.raises(notifications.TransientFailure, match="451"):
+            notifications.run_batch(drafts, day=thursday, claimed_by="task-1")
         claimed = NotificationLog.objects.filter(status=Status.CLAIMED)
         assert claimed.count() == 4 and {log.attempts for log in claimed} == {1}
         assert "451" in claimed.first().last_error
         # A duplicate task (another id) leaves the claims alone; the retry (same id) sends them.
-        assert reminders.run_batch(reminders.compose_digests(_all_ids(), thursday), day=thursday,
+        assert notifications.run_batch(notifications.compose_digests(_all_ids(), thursday), day=thursday,
                                    claimed_by="task-2") == 0
-        assert reminders.run_batch(reminders.compose_digests(_all_ids(), thursday), day=thursday,
+        assert notifications.run_batch(notifications.compose_digests(_all_ids(), thursday), day=thursday,
                                    claimed_by="task-1") == 4
     assert sorted(server.handler.recipients()) == EVERYONE
     assert set(NotificationLog.objects.values_list("status", "attempts")) == {(Status.SENT, 2)}
@@ -301,12 +301,12 @@ def _all_ids():
 def test_claims_of_a_task_that_vanished_are_taken_over_after_the_lease(version):
     thursday = date(2027, 3, 4)
     with time_machine.travel(at(thursday), tick=False):
-        reminders.claim(reminders.compose_digests(_all_ids(), thursday), day=thursday, claimed_by="lost-task")
-    with time_machine.travel(at(thursday) + reminders.CLAIM_LEASE - timedelta(minutes=1), tick=False):
-        assert reminders.run_batch(reminders.compose_digests(_all_ids(), thursday), day=thursday,
+        notifications.claim(notifications.compose_digests(_all_ids(), thursday), day=thursday, claimed_by="lost-task")
+    with time_machine.travel(at(thursday) + notifications.CLAIM_LEASE - timedelta(minutes=1), tick=False):
+        assert notifications.run_batch(notifications.compose_digests(_all_ids(), thursday), day=thursday,
                                    claimed_by="other") == 0
-    with time_machine.travel(at(thursday) + reminders.CLAIM_LEASE + timedelta(minutes=1), tick=False):
-        assert reminders.run_batch(reminders.compose_digests(_all_ids(), thursday), day=thursday,
+    with time_machine.travel(at(thursday) + notifications.CLAIM_LEASE + timedelta(minutes=1), tick=False):
+        assert notifications.run_batch(notifications.compose_digests(_all_ids(), thursday), day=thursday,
                                    claimed_by="other") == 4
     assert recipients(mail.outbox) == EVERYONE
 
@@ -314,9 +314,9 @@ def test_claims_of_a_task_that_vanished_are_taken_over_after_the_lease(version):
 def test_a_retry_after_an_acknowledgement_cancels_that_claim(version, alice, web_meta):
     thursday = date(2027, 3, 4)
     with time_machine.travel(at(thursday), tick=False):
-        reminders.claim(reminders.compose_digests(_all_ids(), thursday), day=thursday, claimed_by="task-1")
+        notifications.claim(notifications.compose_digests(_all_ids(), thursday), day=thursday, claimed_by="task-1")
         services.acknowledge(employee=alice, version=version, language="en", meta=web_meta)
-        assert reminders.run_batch(reminders.compose_digests(_all_ids(), thursday), day=thursday,
+        assert notifications.run_batch(notifications.compose_digests(_all_ids(), thursday), day=thursday,
                                    claimed_by="task-1") == 3
     assert NotificationLog.objects.get(recipient=alice).status == Status.CANCELLED
     assert "alice@example.com" not in recipients(mail.outbox)
@@ -326,7 +326,7 @@ def test_an_address_the_server_refuses_for_good_is_recorded_as_failed_and_the_re
     thursday = date(2027, 3, 4)
     with SMTPServer(unknown={"bob@example.com"}) as server, time_machine.travel(at(thursday), tick=False):
         settings.MAILERS = server.mailers()
-        assert reminders.run_batch(reminders.compose_digests(_all_ids(), thursday), day=thursday,
+        assert notifications.run_batch(notifications.compose_digests(_all_ids(), thursday), day=thursday,
                                    claimed_by="t") == 3
     failed = NotificationLog.objects.get(status=Status.FAILED)
     assert failed.email == "bob@example.com" and "550" in failed.last_error
@@ -336,15 +336,15 @@ def test_an_address_the_server_refuses_for_good_is_recorded_as_failed_and_the_re
 def test_giving_up_marks_the_remaining_claims_failed(version):
     thursday = date(2027, 3, 4)
     with time_machine.travel(at(thursday), tick=False):
-        drafts = reminders.compose_digests(_all_ids(), thursday)
-        reminders.claim(drafts, day=thursday, claimed_by="t")
-    reminders.give_up("t", [draft.key for draft in drafts], "SMTPDataError: (451, 'try later')")
+        drafts = notifications.compose_digests(_all_ids(), thursday)
+        notifications.claim(drafts, day=thursday, claimed_by="t")
+    notifications.give_up("t", [draft.key for draft in drafts], "SMTPDataError: (451, 'try later')")
     assert set(NotificationLog.objects.values_list("status", flat=True)) == {Status.FAILED}
 
 
 def test_retry_delays_grow_and_stay_below_the_visibility_timeout(settings):
     settings.EMAIL_RETRY_BACKOFF, settings.EMAIL_RETRY_BACKOFF_MAX = 30, 600
-    delays = [reminders.retry_delay(n) for n in range(10)]
+    delays = [notifications.retry_delay(n) for n in range(10)]
     assert 15 <= delays[0] <= 30 and 240 <= delays[4] <= 480
     assert max(delays) <= 600 < settings.CELERY_VISIBILITY_TIMEOUT
 
@@ -408,8 +408,8 @@ def test_messages_over_smtp_decode_to_the_same_subject_text_and_html(version, da
     thursday = date(2027, 3, 4)
     with SMTPServer() as server, time_machine.travel(at(thursday), tick=False):
         settings.MAILERS = server.mailers()
-        drafts = [d for d in reminders.compose_announcements(version, [daan.pk], thursday)]
-        assert reminders.run_batch(drafts, day=thursday, claimed_by="t") == 1
+        drafts = [d for d in notifications.compose_announcements(version, [daan.pk], thursday)]
+        assert notifications.run_batch(drafts, day=thursday, claimed_by="t") == 1
     message = server.messages[0]
     assert str(make_header(decode_header(message["Subject"]))) == (
         "Nieuw: Richtlijn sociale media (versie 1.0) — graag bevestigen")

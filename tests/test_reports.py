@@ -21,7 +21,7 @@ from django.db import connection
 from django.urls import reverse
 from pypdf import PdfReader
 
-from guidelines import dashboards, reminders, report_jobs, services
+from guidelines import dashboards, notifications, report_jobs, services
 from guidelines.models import Acknowledgement, AuditEvent, NotificationLog, Report
 from guidelines.views import dashboards as dashboard_views
 
@@ -73,7 +73,7 @@ def scene(alice, bob, otto, hilde, web_meta):
         services.grant_exemption(employee=otto, guideline=guideline, by=hilde, reason="Long-term leave")
     thursday = date(2027, 3, 4)
     with time_machine.travel(at(thursday), tick=False):
-        reminders.run_batch(reminders.compose_digests([bob.pk], thursday), day=thursday, claimed_by="t")
+        notifications.run_batch(notifications.compose_digests([bob.pk], thursday), day=thursday, claimed_by="t")
     return {"guideline": guideline, "version": version, "ack": ack}
 
 

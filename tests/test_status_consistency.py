@@ -29,7 +29,7 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils import timezone
 
-from guidelines import dashboards, reminders, reports, services, status
+from guidelines import dashboards, notifications, reports, services, status
 from guidelines.models import Employee
 from guidelines.status import Status
 
@@ -190,7 +190,7 @@ def test_the_acknowledge_check_refuses_exactly_those_out_of_scope(scene, on_the_
 
 
 def test_the_reminder_planner_and_the_auditor_pack_agree(scene, on_the_day):
-    outstanding = reminders.outstanding_rows(versions(scene), DAY, Employee.objects.filter(pk__in=names(scene)))
+    outstanding = notifications.outstanding_rows(versions(scene), DAY, Employee.objects.filter(pk__in=names(scene)))
     planned = {(names(scene)[pk], version_pk): (state, due) for pk, items in outstanding.items()
                for version_pk, state, due in items}
     assert planned == {key: answer for key, answer in expected(scene).items()

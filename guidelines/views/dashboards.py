@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
-from .. import dashboards, reminders
+from .. import dashboards, notifications
 from ..access import dashboard_required, manager_required
 from ..dashboards import NO_DEPARTMENT
 from ..dashboards import csv_cell as _cell  # one defusing for every CSV
@@ -91,7 +91,7 @@ def _list_page(request, rows, summary, filters, version):
             counts = department.counts if department else dashboards.Counts()
         paginator.count = getattr(counts, filters["status"]) if filters["status"] else counts.in_scope
     page = paginator.get_page(request.GET.get("page"))
-    last_reminders = reminders.last_reminders(version, [employee.pk for employee in page])
+    last_reminders = notifications.last_reminders(version, [employee.pk for employee in page])
     for employee in page:
         employee.status_label, employee.status_badge = Status(employee.status).label, BADGES[employee.status]
         employee.last_reminder = last_reminders.get(employee.pk)

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import dashboards, reminders, tasks
+from .. import dashboards, notifications, tasks
 from ..access import hr_required
 from ..models import NotificationLog
 from .dashboards import _bad_filters, _guideline_or_404
@@ -79,6 +79,6 @@ def notification_log(request):
     return render(request, "guidelines/hr/notifications.html", {
         "form": form, "page": page, "summary": summary, "since": since,
         # A claim older than its lease is free for the next retry.
-        "stuck_after": timezone.now() - reminders.CLAIM_LEASE,
+        "stuck_after": timezone.now() - notifications.CLAIM_LEASE,
     })
 

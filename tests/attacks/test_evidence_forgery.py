@@ -129,7 +129,7 @@ def test_an_approver_cannot_publish_through_the_admin_action(client_as, bob, app
 
 @pytest.mark.parametrize("call", ["publish", "retire", "save_draft", "request_review", "exempt", "nudge"])
 def test_services_refuse_an_approver_without_the_hr_role(call, bob, alice, guideline, approved_draft):
-    from guidelines import reminders
+    from guidelines import notifications
 
     actions = {
         "publish": lambda: publishing.publish_version(version=approved_draft, by=bob.user, material=False),
@@ -138,7 +138,7 @@ def test_services_refuse_an_approver_without_the_hr_role(call, bob, alice, guide
                                                     texts={"en": ("T", "# Mine\n", "")}),
         "request_review": lambda: publishing.request_review(version=approved_draft, by=bob.user),
         "exempt": lambda: services.grant_exemption(employee=alice, guideline=guideline, by=bob.user, reason="x"),
-        "nudge": lambda: reminders.plan_nudge(approved_draft, bob.user, enqueue=lambda batch: None),
+        "nudge": lambda: notifications.plan_nudge(approved_draft, bob.user, enqueue=lambda batch: None),
     }
     with pytest.raises(PermissionDenied):
         actions[call]()

@@ -60,8 +60,8 @@ MODEL_POLICY = {
     # Evidence with one narrow, legitimate change: UPDATE of only the columns that change.
     # Revocation (services.revoke_exemption); a trigger allows it once and refuses DELETE.
     "guidelines.exemption": APPEND.with_update("revoked_by", "revoked_at"),
-    # Claiming, delivery and retries (reminders.claim, _mark_sent, _mark_failed, record_attempt); a trigger
-    # refuses DELETE. Who was notified, about what and when stays.
+    # Claiming, delivery and retries (notifications.delivery: claim, _mark_sent, _mark_failed,
+    # record_attempt); a trigger refuses DELETE. Who was notified, about what and when stays.
     "guidelines.notificationlog": APPEND.with_update(
         "status", "claimed_by", "claimed_at", "sent_at", "attempts", "last_error"),
     # Generation progress and the result (report_jobs). What was requested, by whom, and the code stay.

@@ -4,7 +4,7 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from guidelines import reminders
+from guidelines import notifications
 from guidelines.models import NotificationLog
 
 
@@ -49,17 +49,17 @@ class Command(BaseCommand):
                                   f"{len(draft.items)} item(s)")
             if not dry_run:
                 try:
-                    sent["count"] += reminders.run_batch(drafts, day=day, claimed_by=claimed_by)
-                except reminders.TransientFailure as failure:
+                    sent["count"] += notifications.run_batch(drafts, day=day, claimed_by=claimed_by)
+                except notifications.TransientFailure as failure:
                     raise CommandError(
                         f"The mail server failed: {failure}. Run the command again to send the rest; "
                         "nothing is sent twice."
                     ) from failure
 
-        plan = reminders.plan_cycle(
+        plan = notifications.plan_cycle(
             day,
-            enqueue_reminders=lambda ids: run(reminders.compose_digests(ids, day)),
-            enqueue_escalations=lambda ids: run(reminders.compose_escalations(ids, day)),
+            enqueue_reminders=lambda ids: run(notifications.compose_digests(ids, day)),
+            enqueue_escalations=lambda ids: run(notifications.compose_escalations(ids, day)),
             record=not dry_run,
         )
         if not plan.working_day:
