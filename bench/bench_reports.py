@@ -65,8 +65,9 @@ def one_size(rows):
     with bench_django():
         from django.contrib.auth import get_user_model
 
-        from guidelines import report_jobs, tasks
+        from guidelines import tasks
         from guidelines.models import Acknowledgement, Employee, Guideline, Report
+        from guidelines.reports import jobs
 
         guideline = Guideline.objects.filter(slug__startswith="scale-").first()
         if guideline is None or Employee.objects.count() < rows:
@@ -79,7 +80,7 @@ def one_size(rows):
         log_path = Path(media) / "worker.log"
         worker = start_worker([f"{prefix}celery"], log_path)
         try:
-            report = report_jobs.start_audit_pack(user=auditor, guideline_slug=guideline.slug, language="en")
+            report = jobs.start_audit_pack(user=auditor, guideline_slug=guideline.slug, language="en")
             started = time.perf_counter()
             tasks.generate_report.delay(report.pk)
             while Report.objects.get(pk=report.pk).status not in ("done", "failed"):
@@ -98,7 +99,7 @@ def one_size(rows):
         ack = Acknowledgement.objects.filter(guideline=guideline).first()
         for _ in range(10):
             before = time.perf_counter()
-            report_jobs.certificate(acknowledgement=ack, user=auditor, language="en")
+            jobs.certificate(acknowledgement=ack, user=auditor, language="en")
             certificate_runs.append(time.perf_counter() - before)
         print(json.dumps({
             "rows": report.rows, "pages": report.pages, "seconds": round(seconds, 1),

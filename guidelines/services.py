@@ -2,7 +2,7 @@
 the e-mail-link channel, sealing and verifying the chain.
 
 Other writes live with their subject: publishing.py (drafts, approval, publication, retirement),
-imports.py (the HR import), notifications/ (the notification log), report_jobs.py (reports)."""
+imports.py (the HR import), notifications/ (the notification log), reports/ (PDF reports)."""
 
 import ipaddress
 from dataclasses import dataclass

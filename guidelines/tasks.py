@@ -11,8 +11,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from . import notifications, report_jobs, services
+from . import notifications, services
 from .models import NotificationLog, Report, Version
+from .reports import jobs
 
 
 @shared_task(acks_late=True)
@@ -105,11 +106,11 @@ def generate_report(report_id):
         return
     try:
         # A redelivered task finds the plan (prepare writes it last) and only sends what is missing.
-        plan = report_jobs.plan_of(report) or report_jobs.prepare(report)
+        plan = jobs.plan_of(report) or jobs.prepare(report)
     except Exception as error:
-        report_jobs.fail(report, error)
+        jobs.fail(report, error)
         raise
-    missing = report_jobs.missing_chunks(report, plan)
+    missing = jobs.missing_chunks(report, plan)
     for index in missing:
         render_report_chunk.delay(report_id, index)
     if not missing:
@@ -122,9 +123,9 @@ def render_report_chunk(report_id, index):
     if report.status != Report.Status.RUNNING:
         return
     try:
-        last = report_jobs.render_chunk(report, index)
+        last = jobs.render_chunk(report, index)
     except Exception as error:
-        report_jobs.fail(report, error)
+        jobs.fail(report, error)
         raise
     if last:
         finish_report.delay(report_id)
@@ -135,7 +136,7 @@ def finish_report(report_id):
     report = Report.objects.get(pk=report_id)
     if report.status == Report.Status.RUNNING:
         try:
-            report_jobs.finish(report)
+            jobs.finish(report)
         except Exception as error:
-            report_jobs.fail(report, error)
+            jobs.fail(report, error)
             raise

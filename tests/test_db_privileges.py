@@ -26,7 +26,7 @@ from django.test import Client
 from django.urls import reverse
 from psycopg import errors, sql
 
-from guidelines import imports, notifications, publishing, report_jobs, services
+from guidelines import imports, notifications, publishing, services
 from guidelines.management.commands import grant_app_role
 from guidelines.models import (
     Acknowledgement,
@@ -40,6 +40,7 @@ from guidelines.models import (
     Reading,
     Report,
 )
+from guidelines.reports import jobs
 
 from .factories import PASSWORD, make_draft
 
@@ -391,7 +392,7 @@ def test_the_application_works_as_the_application_role(app_role, alice, bob, hil
         notifications.give_up("task-1", [d.key for d in drafts if d.recipient == otto], "550 no such mailbox")
         assert set(NotificationLog.objects.values_list("status", flat=True)) <= {"sent", "failed"}
 
-        # Report bookkeeping as report_jobs does it (the PDF itself needs no database).
+        # Report bookkeeping as reports.jobs does it (the PDF itself needs no database).
         report = Report.objects.create(kind=Report.Kind.AUDIT_PACK, verification_code="ROLE-TEST-1",
                                        requested_by=hilde, language="en", parameters={}, guideline=version_2.guideline)
         Report.objects.filter(pk=report.pk).update(status=Report.Status.RUNNING)
@@ -402,7 +403,7 @@ def test_the_application_works_as_the_application_role(app_role, alice, bob, hil
             locked.save(update_fields=["progress"])
         locked.status, locked.sha256, locked.size, locked.file = Report.Status.DONE, "0" * 64, 1, "x.pdf"
         locked.save(update_fields=["status", "sha256", "size", "file", "finished_at", "progress"])
-        report_jobs.fail(Report.objects.create(kind=Report.Kind.AUDIT_PACK, verification_code="ROLE-TEST-2",
+        jobs.fail(Report.objects.create(kind=Report.Kind.AUDIT_PACK, verification_code="ROLE-TEST-2",
                                                language="en"), RuntimeError("boom"))
 
         result = services.verify_evidence()
@@ -421,7 +422,7 @@ def test_certificates_work_as_the_application_role(app_role, alice, version_1, w
     settings.MEDIA_ROOT = tmp_path / "media"
     with django_connects_as(app_role):
         ack, _ = services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
-        report = report_jobs.certificate(acknowledgement=ack, user=alice.user, language="en")
+        report = jobs.certificate(acknowledgement=ack, user=alice.user, language="en")
         assert report.status == Report.Status.DONE and len(report.sha256) == 64
 
 

@@ -7,8 +7,9 @@ import subprocess
 import pytest
 from django.urls import reverse
 
-from guidelines import report_jobs, services
+from guidelines import services
 from guidelines.models import Report
+from guidelines.reports import jobs, verification
 
 from .factories import make_employee, make_guideline, publish
 from .smtp_server import SMTPServer
@@ -54,5 +55,5 @@ def test_a_large_pack_is_generated_in_the_background_with_progress(
     assert [re.search(r"Page (\d+) of (\d+)", p).groups() for p in pages] == [
         (str(n), str(len(pages))) for n in range(1, len(pages) + 1)]
     assert sum(len(re.findall(r"\bP\d{4}\b", p)) for p in pages if "Per-employee acknowledgements" in p) == 95
-    assert report_jobs.find_by_content(content)[0] == report  # the stored SHA-256 matches the download
-    assert not report_jobs.work_dir(report).exists()  # the parts are cleaned up
+    assert verification.find_by_content(content)[0] == report  # the stored SHA-256 matches the download
+    assert not jobs.work_dir(report).exists()  # the parts are cleaned up

@@ -21,8 +21,9 @@ from django.db import connection
 from django.urls import reverse
 from pypdf import PdfReader
 
-from guidelines import dashboards, notifications, report_jobs, services
+from guidelines import dashboards, notifications, services
 from guidelines.models import Acknowledgement, AuditEvent, NotificationLog, Report
+from guidelines.reports import jobs
 from guidelines.views import dashboards as dashboard_views
 
 from .factories import make_employee, make_guideline, publish
@@ -59,7 +60,7 @@ def words_of(path):
 
 
 def pdf_path(report):
-    return report_jobs.reports_dir() / report.file
+    return jobs.reports_dir() / report.file
 
 
 @pytest.fixture
@@ -79,8 +80,8 @@ def scene(alice, bob, otto, hilde, web_meta):
 
 def generate(user, *, at_day=date(2027, 3, 10), **choices):
     with time_machine.travel(at(at_day, 12), tick=False):
-        report = report_jobs.start_audit_pack(user=user, guideline_slug="social-media", **choices)
-        return report_jobs.generate_now(report)
+        report = jobs.start_audit_pack(user=user, guideline_slug="social-media", **choices)
+        return jobs.generate_now(report)
 
 
 def test_the_auditor_pack_holds_the_evidence(scene, arjen):
@@ -178,7 +179,7 @@ def test_generating_is_recorded_with_hash_and_code(scene, arjen):
 ])
 def test_bad_choices_are_refused_with_a_message_and_nothing_recorded(scene, arjen, choices, message):
     with time_machine.travel(at(date(2027, 3, 10)), tick=False), pytest.raises(Exception, match=message):
-        report_jobs.start_audit_pack(user=arjen, guideline_slug="social-media", **choices)
+        jobs.start_audit_pack(user=arjen, guideline_slug="social-media", **choices)
     assert not Report.objects.exists()
 
 
@@ -192,14 +193,14 @@ def test_a_department_outside_a_restricted_audience_is_refused(scene, arjen, hil
     guideline.save()
     guideline.audience_departments.set([Department.objects.get(name="Operations")])
     with time_machine.travel(at(date(2027, 3, 10)), tick=False), pytest.raises(ValidationError, match="not in the"):
-        report_jobs.start_audit_pack(user=arjen, guideline_slug="social-media", department="Finance")
+        jobs.start_audit_pack(user=arjen, guideline_slug="social-media", department="Finance")
 
 
 # The certificate -------------------------------------------------------------------------------------
 
 
 def test_the_certificate_is_one_page_with_the_acknowledgement(scene, alice):
-    report = report_jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
+    report = jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
     text = text_of(pdf_path(report))
     assert text.count("\f") == 1 and "Certificate of acknowledgement" in text
     assert scene["ack"].content_hash in text and scene["ack"].statement in text and report.verification_code in text
@@ -347,7 +348,7 @@ def test_with_a_configured_key_reports_are_pades_signed_and_say_so(scene, alice,
     from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko_certvalidator import ValidationContext
 
-    report = report_jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
+    report = jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
     assert "carries an electronic signature (PAdES)" in words_of(pdf_path(report))
     with open(pdf_path(report), "rb") as stream:
         signature = PdfFileReader(stream).embedded_signatures[0]
@@ -360,7 +361,7 @@ def test_with_a_configured_key_reports_are_pades_signed_and_say_so(scene, alice,
 
 
 def test_without_a_key_reports_say_they_are_unsigned(scene, alice):
-    report = report_jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
+    report = jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
     assert "not electronically signed" in words_of(pdf_path(report))
     assert PdfReader(pdf_path(report)).trailer["/Root"].get("/AcroForm") is None
 
@@ -415,15 +416,15 @@ def test_a_certificate_is_made_once_and_then_served_as_the_same_file(client_as, 
     with pikepdf.open(path) as document:
         assert str(document.docinfo["/Author"]) == "the intranet's evidence system"
     # Another language is another certificate; asking for it again is not.
-    dutch = report_jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="nl")
-    assert report_jobs.certificate(acknowledgement=scene["ack"], user=hilde, language="nl") == dutch != report
+    dutch = jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="nl")
+    assert jobs.certificate(acknowledgement=scene["ack"], user=hilde, language="nl") == dutch != report
     assert Report.objects.filter(kind=Report.Kind.CERTIFICATE).count() == 2
 
 
 def test_a_certificate_whose_file_is_gone_is_made_again(scene, alice):
-    first = report_jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
+    first = jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
     pdf_path(first).unlink()
-    second = report_jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
+    second = jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="en")
     assert second != first and pdf_path(second).is_file()
 
 
@@ -434,7 +435,7 @@ def test_simultaneous_first_requests_make_one_certificate(scene, alice, hilde):
     def ask(user):
         try:
             barrier.wait()
-            made.append(report_jobs.certificate(acknowledgement=scene["ack"], user=user, language="en").pk)
+            made.append(jobs.certificate(acknowledgement=scene["ack"], user=user, language="en").pk)
         except Exception as error:  # reported below
             errors.append(error)
         finally:

@@ -15,9 +15,10 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 from django.urls import reverse
 
-from guidelines import report_jobs, services
+from guidelines import services
 from guidelines.middleware import UploadLimitMiddleware
 from guidelines.models import ImportRun
+from guidelines.reports import jobs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
@@ -199,7 +200,7 @@ def test_the_upload_limit_boundaries(settings, method, path, length, status):
 def evidence(alice, arjen, version_1, web_meta, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     ack, _ = services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
-    report = report_jobs.certificate(acknowledgement=ack, user=arjen, language="en")
+    report = jobs.certificate(acknowledgement=ack, user=arjen, language="en")
     return {"ack": ack, "report": report, "slug": version_1.guideline.slug}
 
 

@@ -29,8 +29,9 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils import timezone
 
-from guidelines import dashboards, notifications, reports, services, status
+from guidelines import dashboards, notifications, services, status
 from guidelines.models import Employee
+from guidelines.reports import contents
 from guidelines.status import Status
 
 from .factories import make_employee, make_guideline, publish
@@ -198,7 +199,7 @@ def test_the_reminder_planner_and_the_auditor_pack_agree(scene, on_the_day):
 
     by_number = {person.employee_number: name for name, person in scene["people"].items()}
     for version in versions(scene):
-        pack = reports.parse_pack(guideline_slug=version.guideline.slug, as_of=DAY.isoformat())
+        pack = contents.parse_pack(guideline_slug=version.guideline.slug, as_of=DAY.isoformat())
         in_pack = {by_number[row["employee_number"]]: (row["status"], row["due_date"])
-                   for row in reports.employee_rows(pack, version) if row["employee_number"] in by_number}
+                   for row in contents.employee_rows(pack, version) if row["employee_number"] in by_number}
         assert in_pack == {name: answer for (name, pk), answer in expected(scene).items() if pk == version.pk}

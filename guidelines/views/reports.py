@@ -22,9 +22,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
-from .. import report_jobs, tasks
+from .. import tasks
 from ..access import dashboard_required, is_hr_or_auditor, require_acknowledgement_reader
 from ..models import Acknowledgement, AuditEvent, Department, Guideline, Report
+from ..reports import jobs, verification
 from ..security import security_event
 from ..services import record_audit_event
 
@@ -73,7 +74,7 @@ class PackForm(forms.Form):
 def _download(request, report):
     record_audit_event(action=AuditEvent.Action.REPORT_DOWNLOADED, actor=request.user, guideline=report.guideline,
                        code=report.verification_code, sha256=report.sha256)
-    path = report_jobs.reports_dir() / report.file
+    path = jobs.reports_dir() / report.file
     if not path.exists():
         raise Http404(_("The file of this report is no longer available; please generate it again."))
     return FileResponse(open(path, "rb"), as_attachment=True, content_type="application/pdf",
@@ -89,7 +90,7 @@ def audit_pack(request):
         if limited := _rate_limited(request, "generate"):
             return limited
         try:
-            report = report_jobs.start_audit_pack(
+            report = jobs.start_audit_pack(
                 user=request.user, guideline_slug=data["guideline"].slug, version=data["version"],
                 department=data["department"].name if data["department"] else "",
                 as_of=data["as_of"].isoformat() if data["as_of"] else "", language=data["language"],
@@ -97,14 +98,14 @@ def audit_pack(request):
         except ValidationError as error:
             form.add_error(None, error.messages[0])
         else:
-            if report_jobs.in_background(report):
+            if jobs.in_background(report):
                 try:
                     tasks.generate_report.delay(report.pk)
                 except Exception:  # the broker is down: the report is recorded as failed, with why
                     logger.exception("Could not queue report %s", report.pk)
-                    report_jobs.fail(report, _("The task queue is unavailable."))
+                    jobs.fail(report, _("The task queue is unavailable."))
                 return redirect("guidelines:report_status", code=report.verification_code)
-            report_jobs.generate_now(report)
+            jobs.generate_now(report)
             report.refresh_from_db()
             return _download(request, report)
     recent = Report.objects.filter(kind=Report.Kind.AUDIT_PACK).select_related("guideline", "requested_by")[:10]
@@ -146,7 +147,7 @@ def certificate(request, pk):
     if limited := _rate_limited(request, "download"):
         return limited
     # Made on the first request for this acknowledgement and language, the stored file after that.
-    report = report_jobs.certificate(acknowledgement=ack, user=request.user, language=request.LANGUAGE_CODE)
+    report = jobs.certificate(acknowledgement=ack, user=request.user, language=request.LANGUAGE_CODE)
     return _download(request, report)
 
 
@@ -165,16 +166,16 @@ def verify(request):
         upload, code = form.cleaned_data["file"], form.cleaned_data["code"].strip()
         if upload:
             # Hashed in chunks and opened from its temporary file: never the whole upload in memory.
-            if upload.size > settings.VERIFY_MAX_BYTES or not report_jobs.starts_like_a_pdf(upload):
+            if upload.size > settings.VERIFY_MAX_BYTES or not verification.starts_like_a_pdf(upload):
                 result, status = {"outcome": "not_pdf"}, 400
             else:
-                report, digest, claimed = report_jobs.find_by_upload(upload)
+                report, digest, claimed = verification.find_by_upload(upload)
                 claimed_report = (Report.objects.filter(verification_code=claimed).select_related("requested_by")
                                   .first() if claimed else None)
                 result = {"outcome": "genuine" if report else ("altered" if claimed_report else "unknown"),
                           "report": report or claimed_report, "digest": digest, "name": upload.name}
         elif code:
-            normalised = report_jobs.normalise_code(code)
+            normalised = jobs.normalise_code(code)
             report = Report.objects.filter(verification_code=normalised, status=Report.Status.DONE).select_related(
                 "requested_by", "guideline").first() if normalised else None
             result = {"outcome": "code_found" if report else "code_unknown", "report": report, "code": code}

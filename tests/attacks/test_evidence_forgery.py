@@ -156,8 +156,9 @@ def test_services_refuse_hr_approving_and_nobody_acts_anonymously(hilde, guideli
 
 def test_services_refuse_importing_auditor_packs_and_certificates_to_those_without_the_role(
         alice, bob, hilde, arjen, version_1, web_meta, settings, tmp_path):
-    from guidelines import imports, report_jobs
+    from guidelines import imports
     from guidelines.models import ImportRun, Report
+    from guidelines.reports import jobs
 
     settings.MEDIA_ROOT = tmp_path / "media"
     header = ",".join(imports.COLUMNS) + "\n"
@@ -165,14 +166,14 @@ def test_services_refuse_importing_auditor_packs_and_certificates_to_those_witho
         imports.run_import(header.encode(), source="people.csv", by=bob.user)
     assert not ImportRun.objects.exists()
     with pytest.raises(PermissionDenied):  # an employee reads only their own evidence
-        report_jobs.start_audit_pack(user=alice.user, guideline_slug=version_1.guideline.slug)
+        jobs.start_audit_pack(user=alice.user, guideline_slug=version_1.guideline.slug)
     ack, _ = services.acknowledge(employee=bob, version=version_1, language="en", meta=web_meta)
     with pytest.raises(PermissionDenied):
-        report_jobs.certificate(acknowledgement=ack, user=alice.user, language="en")
+        jobs.certificate(acknowledgement=ack, user=alice.user, language="en")
     assert not Report.objects.exists()
     # The people who may: the employee who acknowledged, HR and auditors.
-    assert report_jobs.certificate(acknowledgement=ack, user=bob.user, language="en").status == "done"
-    assert report_jobs.start_audit_pack(user=arjen, guideline_slug=version_1.guideline.slug).pk
+    assert jobs.certificate(acknowledgement=ack, user=bob.user, language="en").status == "done"
+    assert jobs.start_audit_pack(user=arjen, guideline_slug=version_1.guideline.slug).pk
 
 
 # Finding 5: the slug is sealed; admin changes are evidence ---------------------------------------

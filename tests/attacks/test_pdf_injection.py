@@ -20,8 +20,9 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 
-from guidelines import pdf, publishing, services
+from guidelines import publishing, services
 from guidelines.models import Guideline, Version, VersionText
+from guidelines.reports import rendering
 
 from ..factories import BODY, make_employee
 
@@ -218,7 +219,7 @@ def test_no_payload_reaches_the_network_or_the_file_system(
             f"<link rel=attachment href=\"{canary.url}/markdown-attachment\">\n")
     emma, ack = hostile_scene(hilde, bob, web_meta, name=name, title=title, body=body)
     if escaping == "broken":
-        monkeypatch.setattr(pdf, "css_string", naive_css_string)
+        monkeypatch.setattr(rendering, "css_string", naive_css_string)
     certificate = download_certificate(client_as(emma), ack, tmp_path)
     pack = download_pack(client_as(arjen), tmp_path)
 
@@ -269,7 +270,7 @@ NASTY = [
 
 @pytest.mark.parametrize("text", NASTY)
 def test_css_string_round_trips_and_never_writes_markup(text):
-    escaped = pdf.css_string(text)
+    escaped = rendering.css_string(text)
     inner = escaped[1:-1]
     assert escaped[0] == escaped[-1] == '"'
     for forbidden in ("<", ">", "&", '"', "'", "\n", "\r", "\x0c", "\t"):
@@ -284,14 +285,15 @@ def test_css_string_round_trips_and_never_writes_markup(text):
 
 
 def test_css_string_replaces_what_css_cannot_carry():
-    assert pdf.css_string("a\x00b") == '"a\\00fffdb"'
-    assert "\x00" not in pdf.css_string("\x00")
+    assert rendering.css_string("a\x00b") == '"a\\00fffdb"'
+    assert "\x00" not in rendering.css_string("\x00")
 
 
 def test_css_string_is_marked_safe_so_templates_need_no_safe_filter():
     from django.template import Context, Template
 
-    rendered = Template("<style>a{content: {{ value }}}</style>").render(Context({"value": pdf.css_string(PAYLOAD)}))
+    rendered = Template("<style>a{content: {{ value }}}</style>").render(
+        Context({"value": rendering.css_string(PAYLOAD)}))
     assert rendered.count("</style>") == 1 and "&quot;" not in rendered
 
 
@@ -302,12 +304,12 @@ def test_css_string_is_marked_safe_so_templates_need_no_safe_filter():
     "file:///etc/passwd",
     "file:///proc/self/environ",
     "file://localhost/etc/passwd",
-    pdf.STATIC_DIR.as_uri() + "/../intranet/settings.py",
-    pdf.STATIC_DIR.as_uri() + "/%2e%2e/intranet/settings.py",
-    pdf.STATIC_DIR.as_uri() + "/css/../../intranet/settings.py",
-    pdf.STATIC_DIR.as_uri() + "/css/missing.css",
-    pdf.STATIC_DIR.as_uri() + "/css",  # a folder
-    pdf.STATIC_DIR.as_uri() + "-evil/css/app.css",  # a sibling folder whose name starts the same
+    rendering.STATIC_DIR.as_uri() + "/../intranet/settings.py",
+    rendering.STATIC_DIR.as_uri() + "/%2e%2e/intranet/settings.py",
+    rendering.STATIC_DIR.as_uri() + "/css/../../intranet/settings.py",
+    rendering.STATIC_DIR.as_uri() + "/css/missing.css",
+    rendering.STATIC_DIR.as_uri() + "/css",  # a folder
+    rendering.STATIC_DIR.as_uri() + "-evil/css/app.css",  # a sibling folder whose name starts the same
     "file://evil.example/static/css/app.css",
     "http://127.0.0.1/",
     "https://example.com/style.css",
@@ -319,8 +321,8 @@ def test_css_string_is_marked_safe_so_templates_need_no_safe_filter():
     "css/app.css",  # not absolute
 ])
 def test_the_fetcher_refuses_everything_but_static_files_and_logs_it(url, security_log):
-    fetcher = pdf.url_fetcher("test")
-    with pytest.raises(pdf.FetchRefused):
+    fetcher = rendering.url_fetcher("test")
+    with pytest.raises(rendering.FetchRefused):
         fetcher.fetch(url)
     [entry] = security_log("pdf_fetch_refused")
     assert entry["outcome"] == "denied" and entry["details"]["document"] == "test"
@@ -328,21 +330,21 @@ def test_the_fetcher_refuses_everything_but_static_files_and_logs_it(url, securi
 
 
 def test_the_fetcher_refuses_the_network_without_connecting(canary, security_log):
-    with pytest.raises(pdf.FetchRefused):
-        pdf.url_fetcher().fetch(f"{canary.url}/probe")
+    with pytest.raises(rendering.FetchRefused):
+        rendering.url_fetcher().fetch(f"{canary.url}/probe")
     assert canary.requests == [] and len(security_log("pdf_fetch_refused")) == 1
 
 
 def test_the_fetcher_shortens_long_urls_in_the_log(security_log):
-    with pytest.raises(pdf.FetchRefused):
-        pdf.url_fetcher().fetch("data:text/plain," + "A" * 5000)
+    with pytest.raises(rendering.FetchRefused):
+        rendering.url_fetcher().fetch("data:text/plain," + "A" * 5000)
     [entry] = security_log("pdf_fetch_refused")
-    assert len(entry["details"]["url"]) == pdf.LOGGED_URL_LENGTH + 1 and entry["details"]["scheme"] == "data"
+    assert len(entry["details"]["url"]) == rendering.LOGGED_URL_LENGTH + 1 and entry["details"]["scheme"] == "data"
 
 
 def test_the_fetcher_serves_static_files(security_log):
-    response = pdf.url_fetcher().fetch(pdf.base_url() + "css/app.css")
-    assert response.read() == (pdf.STATIC_DIR / "css" / "app.css").read_bytes()
+    response = rendering.url_fetcher().fetch(rendering.base_url() + "css/app.css")
+    assert response.read() == (rendering.STATIC_DIR / "css" / "app.css").read_bytes()
     assert response.content_type == "text/css"
     assert security_log("pdf_fetch_refused") == []
 
@@ -352,10 +354,10 @@ def test_the_fetcher_does_not_follow_a_link_out_of_the_static_folder(tmp_path, m
     (static / "css").mkdir(parents=True)
     (static / "css" / "ok.css").write_text("p { color: red }")
     (static / "css" / "passwd.css").symlink_to("/etc/passwd")
-    monkeypatch.setattr(pdf, "STATIC_DIR", static)
-    assert pdf.url_fetcher().fetch(static.as_uri() + "/css/ok.css").read() == b"p { color: red }"
-    with pytest.raises(pdf.FetchRefused):
-        pdf.url_fetcher().fetch(static.as_uri() + "/css/passwd.css")
+    monkeypatch.setattr(rendering, "STATIC_DIR", static)
+    assert rendering.url_fetcher().fetch(static.as_uri() + "/css/ok.css").read() == b"p { color: red }"
+    with pytest.raises(rendering.FetchRefused):
+        rendering.url_fetcher().fetch(static.as_uri() + "/css/passwd.css")
     assert len(security_log("pdf_fetch_refused")) == 1
 
 
@@ -373,7 +375,7 @@ def test_weasyprint_loads_through_the_fetcher_only(canary, tmp_path, security_lo
         <object data="{canary.url}/object"></object><embed src="{canary.url}/embed">
         <a href="{canary.url}/just-a-link">a link</a></body></html>"""
     path = tmp_path / "probe.pdf"
-    pdf.html_document(markup, purpose="probe").write_pdf(path)
+    rendering.html_document(markup, purpose="probe").write_pdf(path)
     assert canary.requests == []
     assert embedded_files(path) == ([], [])
     assert PASSWD not in everything(path)

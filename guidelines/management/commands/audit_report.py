@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from guidelines import report_jobs
+from guidelines.reports import jobs
 
 
 class Command(BaseCommand):
@@ -30,12 +30,12 @@ class Command(BaseCommand):
         if not target.parent.is_dir():
             raise CommandError(f"The folder {target.parent} does not exist.")
         try:
-            report = report_jobs.start_audit_pack(user=None, guideline_slug=guideline, version=version,
+            report = jobs.start_audit_pack(user=None, guideline_slug=guideline, version=version,
                                                   department=department, as_of=as_of, language=language)
         except ValidationError as error:
             raise CommandError(error.messages[0]) from None
-        report = report_jobs.generate_now(report)
-        shutil.copyfile(report_jobs.reports_dir() / report.file, target)
+        report = jobs.generate_now(report)
+        shutil.copyfile(jobs.reports_dir() / report.file, target)
         self.stdout.write(self.style.SUCCESS(
             f"Wrote {target}: {report.pages} pages, {report.rows} employee rows, verification code "
             f"{report.verification_code}, SHA-256 {report.sha256}."

@@ -64,7 +64,7 @@ MODEL_POLICY = {
     # record_attempt); a trigger refuses DELETE. Who was notified, about what and when stays.
     "guidelines.notificationlog": APPEND.with_update(
         "status", "claimed_by", "claimed_at", "sent_at", "attempts", "last_error"),
-    # Generation progress and the result (report_jobs). What was requested, by whom, and the code stay.
+    # Generation progress and the result (reports.jobs). What was requested, by whom, and the code stay.
     "guidelines.report": APPEND.with_update(
         "status", "progress", "progress_total", "rows", "pages", "file", "size", "sha256", "finished_at", "error"),
     # The chain head: one row, made by migration 0002, moved forward by every acknowledgement under a

@@ -35,13 +35,13 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.safestring import mark_safe
 
-from .security import security_event
+from ..security import security_event
 
 ROWS_PER_PAGE = settings.REPORT_ROWS_PER_PAGE
 MONO_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
 # The only files a report may load (images, stylesheets): the project's own static assets. Relative
 # URLs in the report templates resolve against this folder.
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+STATIC_DIR = Path(settings.BASE_DIR) / "static"
 LOGGED_URL_LENGTH = 120
 
 

@@ -1,4 +1,4 @@
-"""Generating, storing and verifying PDF reports: the auditor pack in steps that can run on several
+"""Generating and storing PDF reports: the auditor pack in steps that can run on several
 workers (prepare → table chunks → finish), and the one-page certificate.
 
 prepare() gathers the evidence once and writes it to the report's work folder: the table lines,
@@ -24,11 +24,12 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from . import imports, pdf, reports
-from .access import require_acknowledgement_reader, require_evidence_reader
-from .models import ERROR_TEXT_LIMIT, AuditEvent, Report
-from .services import record_audit_event
-from .status import Status
+from .. import imports
+from ..access import require_acknowledgement_reader, require_evidence_reader
+from ..models import ERROR_TEXT_LIMIT, AuditEvent, Report
+from ..services import record_audit_event
+from ..status import Status
+from . import contents, rendering
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: easy to read out and type
 GENERATOR = "Guidelines evidence reports 1.0"
@@ -72,14 +73,14 @@ def _print_context(report, *, title, section_title, generated_by, total_pages):
         "description": _("Verification code %(code)s") % {"code": report.verification_code},
         "created_iso": generated_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "generated_at": generated_at, "generated_by": generated_by, "verify_url": verify_url(),
-        "qr": pdf.qr_svg(verify_url(report.verification_code)), "signed": pdf.signing_configured(),
+        "qr": rendering.qr_svg(verify_url(report.verification_code)), "signed": rendering.signing_configured(),
         # The running header and footer are CSS strings in the <style> block: escaped for CSS, not HTML.
         "css": {
-            "title": pdf.css_string(section_title), "code": pdf.css_string(_("Verification code %(code)s")
+            "title": rendering.css_string(section_title), "code": rendering.css_string(_("Verification code %(code)s")
                                                                           % {"code": report.verification_code}),
-            "generated": pdf.css_string(_("Generated %(at)s by %(by)s") % {
+            "generated": rendering.css_string(_("Generated %(at)s by %(by)s") % {
                 "at": generated_at.strftime("%Y-%m-%d %H:%M"), "by": generated_by}),
-            "page_before": pdf.css_string(before), "page_after": pdf.css_string(after),
+            "page_before": rendering.css_string(before), "page_after": rendering.css_string(after),
         },
     }
 
@@ -99,11 +100,11 @@ def start_audit_pack(*, user, guideline_slug, version="", department="", as_of="
     `user` is HR or an auditor, or None for the server's operator running the audit_report command."""
     if user is not None:
         require_evidence_reader(user)
-    pack = reports.parse_pack(guideline_slug=guideline_slug, version=version, department=department,
+    pack = contents.parse_pack(guideline_slug=guideline_slug, version=version, department=department,
                                     as_of=as_of, language=language)
     return Report.objects.create(
         kind=Report.Kind.AUDIT_PACK, verification_code=new_code(), requested_by=user, language=language,
-        parameters=pack.parameters(), guideline=pack.guideline, rows=reports.count_rows(pack),
+        parameters=pack.parameters(), guideline=pack.guideline, rows=contents.count_rows(pack),
     )
 
 
@@ -113,7 +114,7 @@ def in_background(report):
 
 def _pack_of(report):
     parameters = report.parameters
-    return reports.parse_pack(
+    return contents.parse_pack(
         guideline_slug=parameters["guideline"], version=parameters["version"],
         department=parameters["department"] or "", as_of=parameters["as_of"], language=parameters["language"],
         today=timezone.localdate(report.requested_at),
@@ -163,19 +164,19 @@ def prepare(report):
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     with translation.override(pack.language):
-        chain = reports.chain_check(report.requested_by)
-        sections = reports.version_sections(pack)
+        chain = contents.chain_check(report.requested_by)
+        sections = contents.version_sections(pack)
         counts = {}
         # One pass over the per-employee rows writes both the table lines and the embedded CSV.
         csv_buffer = io.StringIO()
         csv_writer = csv.writer(csv_buffer, lineterminator="\n")
-        csv_writer.writerow(reports.CSV_COLUMNS)
+        csv_writer.writerow(contents.CSV_COLUMNS)
         with open(folder / "employees.jsonl", "w") as lines:
             counts["employees"] = 0
             for version in pack.versions:
-                for row in reports.employee_rows(pack, version):
+                for row in contents.employee_rows(pack, version):
                     lines.write(json.dumps(_employee_line(version, row)) + "\n")
-                    csv_writer.writerow(reports.csv_record(pack, version, row))
+                    csv_writer.writerow(contents.csv_record(pack, version, row))
                     counts["employees"] += 1
         csv_text = csv_buffer.getvalue()
         with open(folder / "outstanding.jsonl", "w") as lines:
@@ -196,8 +197,8 @@ def prepare(report):
             "last_import": imports.last_applied_import(), "chain": chain, "statuses": Status.choices,
         }
         back_context = {
-            "exemptions": reports.exemptions(pack), "extensions": reports.extensions(pack),
-            "history": reports.version_history(pack), "texts": reports.reported_texts(pack), "chain": chain,
+            "exemptions": contents.exemptions(pack), "extensions": contents.extensions(pack),
+            "history": contents.version_history(pack), "texts": contents.reported_texts(pack), "chain": chain,
         }
 
         def context(section_title, total):
@@ -205,15 +206,15 @@ def prepare(report):
                                   total_pages=total)
 
         # Pass 1: how many pages the front and back take (the total only changes digits in the footer).
-        front_pages = len(pdf.render("reports/front.html", {**front_context, **context(title, 99999)},
+        front_pages = len(rendering.render("reports/front.html", {**front_context, **context(title, 99999)},
                                      language=pack.language).pages)
-        back_pages = len(pdf.render("reports/back.html", {**back_context, **context(title, 99999)},
+        back_pages = len(rendering.render("reports/back.html", {**back_context, **context(title, 99999)},
                                     language=pack.language).pages)
         plan, page = {"chunks": [], "counts": counts}, front_pages + 1
         for table in ("employees", "outstanding"):
-            for start, count in pdf.chunks(counts[table]):
+            for start, count in rendering.chunks(counts[table]):
                 plan["chunks"].append({"table": table, "start": start, "count": count, "first_page": page})
-                page += pdf.page_count(count)
+                page += rendering.page_count(count)
         total = page - 1 + back_pages
         plan.update(front_pages=front_pages, back_first=page, total=total)
 
@@ -228,14 +229,14 @@ def prepare(report):
             "csv_sha256": hashlib.sha256(csv_text.encode()).hexdigest(), "pages": total,
             "csv_formula_cells": CSV_FORMULA_CELLS,
         }
-        front = pdf.render("reports/front.html", {**front_context, **context(title, total)},
+        front = rendering.render("reports/front.html", {**front_context, **context(title, total)},
                            language=pack.language)
-        pdf.write_front(front, folder / "front.pdf", attachments=[
+        rendering.write_front(front, folder / "front.pdf", attachments=[
             ("acknowledgements.csv", csv_text.encode(), _("Per-employee acknowledgement data"), "Data"),
             ("manifest.json", json.dumps(manifest, indent=2).encode(), _("Filters, counts and chain head"),
              "Supplement"),
         ])
-        back = pdf.render("reports/back.html", {**back_context, **context(title, total)},
+        back = rendering.render("reports/back.html", {**back_context, **context(title, total)},
                           first_page=plan["back_first"], total_pages=total, language=pack.language)
         back.write_pdf(folder / "back.pdf")
         (folder / "plan.json").write_text(json.dumps(plan))
@@ -263,7 +264,7 @@ def render_chunk(report, index):
         title = _("Auditor pack: %(title)s") % {"title": report.guideline.title}
         context = _print_context(report, title=title, section_title=f"{title} · {section}",
                                  generated_by=_who(report.requested_by), total_pages=plan["total"])
-        document = pdf.table_document(heading=heading, widths=widths, rows=rows, context=context,
+        document = rendering.table_document(heading=heading, widths=widths, rows=rows, context=context,
                                       first_page=chunk["first_page"], total_pages=plan["total"],
                                       language=report.language)
     part = folder / f"part-{index:05d}.pdf"
@@ -301,11 +302,11 @@ def _store(report, front, parts, *, outline=(), cleanup=None):
     target = reports_dir() / f"{report.kind}-{report.verification_code}.pdf"
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_suffix(".tmp")
-    pdf.assemble(front, parts, temporary, outline=outline)
-    if pdf.signing_configured():
+    rendering.assemble(front, parts, temporary, outline=outline)
+    if rendering.signing_configured():
         unsigned = target.with_suffix(".unsigned")
         temporary.replace(unsigned)
-        pdf.sign(unsigned, temporary)
+        rendering.sign(unsigned, temporary)
         unsigned.unlink()
     digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
     temporary.replace(target)
@@ -411,7 +412,7 @@ def _render_certificate(report, ack, language, folder):
             "ack": ack, "title": text.title if text else ack.guideline.title, "orientation": "portrait",
             "utc": ack.acknowledged_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         }
-        document = pdf.render("reports/certificate.html", context, total_pages=1, language=language)
+        document = rendering.render("reports/certificate.html", context, total_pages=1, language=language)
         if len(document.pages) != 1:
             raise RuntimeError(f"the certificate took {len(document.pages)} pages")
         record = {field: str(getattr(ack, field)) for field in (
@@ -420,59 +421,6 @@ def _render_certificate(report, ack, language, folder):
         record.update(guideline=ack.guideline.slug, version=ack.version.number,
                       acknowledged_at_utc=ack.acknowledged_at.astimezone(UTC).isoformat(),
                       verification_code=report.verification_code, generator=GENERATOR)
-        pdf.write_front(document, folder / "front.pdf", attachments=[
+        rendering.write_front(document, folder / "front.pdf", attachments=[
             ("acknowledgement.json", json.dumps(record, indent=2).encode(), _("The acknowledgement record"), "Data"),
         ])
-
-
-# Verification -------------------------------------------------------------------------------------------
-
-
-def find_by_content(content):
-    """(report or None, digest, claimed code): the report whose SHA-256 matches the bytes, and the
-    verification code the file claims in its metadata (to tell a tampered copy from a stranger)."""
-    return _find(hashlib.sha256(content).hexdigest(), lambda: io.BytesIO(content))
-
-
-def find_by_upload(upload):
-    """find_by_content() for an uploaded file, without reading it into memory: the SHA-256 is
-    computed over its chunks, and pikepdf opens the temporary file on disk (large uploads) or the
-    small in-memory upload itself to read the claimed code."""
-    digest = hashlib.sha256()
-    for chunk in upload.chunks():
-        digest.update(chunk)
-
-    def source():
-        if hasattr(upload, "temporary_file_path"):
-            return upload.temporary_file_path()
-        upload.seek(0)
-        return upload
-
-    return _find(digest.hexdigest(), source)
-
-
-def starts_like_a_pdf(upload):
-    upload.seek(0)
-    header = upload.read(5)
-    upload.seek(0)
-    return header == b"%PDF-"
-
-
-def _find(digest, source):
-    report = Report.objects.filter(sha256=digest, status=Report.Status.DONE).select_related(
-        "requested_by", "guideline").first()
-    claimed = None
-    if report is None:
-        claimed = _claimed_code(source())
-    return report, digest, claimed
-
-
-def _claimed_code(source):
-    """The verification code in the document information of a PDF (a path or a binary file object)."""
-    import pikepdf
-
-    try:
-        with pikepdf.open(source) as document:
-            return normalise_code(str(document.docinfo.get("/Keywords", "")))
-    except Exception:  # not a PDF, or damaged beyond reading: there is no claim to report
-        return None

@@ -1,5 +1,5 @@
 """What an auditor pack and a certificate contain: the choices an auditor makes, checked, and the
-evidence gathered for them. Rendering to PDF is guidelines/pdf.py; nothing here writes.
+evidence gathered for them. Rendering to PDF is rendering.py; nothing here writes.
 
 "As of" a day means the state at the end of that day (Europe/Amsterdam): acknowledgements,
 exemptions, extensions and reminders are append-only with their moments, so the past is
@@ -15,8 +15,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import dashboards
-from .models import (
+from .. import dashboards
+from ..models import (
     BATCH_ROWS,
     LANGUAGES,
     Department,
@@ -28,7 +28,7 @@ from .models import (
     NotificationLog,
     Version,
 )
-from .status import Status, end_of_day, in_scope, with_status
+from ..status import Status, end_of_day, in_scope, with_status
 
 ALL_VERSIONS = "all"
 
@@ -254,7 +254,7 @@ def reported_texts(pack):
 
 def chain_check(by):
     """Verify the whole acknowledgement chain now (recorded as an audit event)."""
-    from .services import verify_evidence
+    from ..services import verify_evidence
 
     return verify_evidence(actor=by)
 

@@ -1,0 +1,62 @@
+"""Checking a PDF someone holds against the reports on record: by its bytes (SHA-256) or its code.
+
+A genuine file matches a recorded report byte for byte. A file that claims a verification code in
+its metadata but does not match is reported as altered (it names the report it claims to be);
+anything else is unknown.
+"""
+
+import hashlib
+import io
+
+from ..models import Report
+from .jobs import normalise_code
+
+
+def find_by_content(content):
+    """(report or None, digest, claimed code): the report whose SHA-256 matches the bytes, and the
+    verification code the file claims in its metadata (to tell a tampered copy from a stranger)."""
+    return _find(hashlib.sha256(content).hexdigest(), lambda: io.BytesIO(content))
+
+
+def find_by_upload(upload):
+    """find_by_content() for an uploaded file, without reading it into memory: the SHA-256 is
+    computed over its chunks, and pikepdf opens the temporary file on disk (large uploads) or the
+    small in-memory upload itself to read the claimed code."""
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+
+    def source():
+        if hasattr(upload, "temporary_file_path"):
+            return upload.temporary_file_path()
+        upload.seek(0)
+        return upload
+
+    return _find(digest.hexdigest(), source)
+
+
+def starts_like_a_pdf(upload):
+    upload.seek(0)
+    header = upload.read(5)
+    upload.seek(0)
+    return header == b"%PDF-"
+
+
+def _find(digest, source):
+    report = Report.objects.filter(sha256=digest, status=Report.Status.DONE).select_related(
+        "requested_by", "guideline").first()
+    claimed = None
+    if report is None:
+        claimed = _claimed_code(source())
+    return report, digest, claimed
+
+
+def _claimed_code(source):
+    """The verification code in the document information of a PDF (a path or a binary file object)."""
+    import pikepdf
+
+    try:
+        with pikepdf.open(source) as document:
+            return normalise_code(str(document.docinfo.get("/Keywords", "")))
+    except Exception:  # not a PDF, or damaged beyond reading: there is no claim to report
+        return None
