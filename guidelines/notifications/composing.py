@@ -8,6 +8,7 @@ from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, parseaddr
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core import mail
@@ -30,6 +31,16 @@ from .outstanding import current_versions, last_notified, outstanding_rows
 Kind = NotificationLog.Kind
 
 
+class Owed(NamedTuple):
+    """What an e-mail is about: one employee's outstanding version (the recipient's own, or for an
+    escalation one of the manager's direct reports)."""
+
+    version_pk: int
+    employee_pk: int
+    due_date: object
+    status: str
+
+
 @dataclass
 class OutgoingEmail:
     """An e-mail to claim and send: recipient, kind, key and what it is about."""
@@ -38,7 +49,7 @@ class OutgoingEmail:
     kind: str
     key: str
     template: str
-    items: list  # of (version pk, employee pk, due date, status)
+    items: list  # of Owed
 
 
 def _employees(ids):
@@ -65,15 +76,15 @@ def compose_digests(employee_ids, day, *, kind=Kind.REMINDER, version=None):
         if not outstanding:
             continue
         if kind == Kind.NUDGE:
-            wanted = version is not None and any(row[0] == version.pk for row in outstanding)
+            wanted = version is not None and any(owed.version_pk == version.pk for owed in outstanding)
         else:
             wanted = any(
-                reminder_due(period_start=period_start(by_pk[version_pk], employee), day=day,
-                             last_notified=last.get((pk, version_pk)))
-                for version_pk, _status, _due in outstanding
+                reminder_due(period_start=period_start(by_pk[owed.version_pk], employee), day=day,
+                             last_notified=last.get((pk, owed.version_pk)))
+                for owed in outstanding
             )
         if wanted:
-            items = [(version_pk, pk, due, status) for version_pk, status, due in outstanding]
+            items = [Owed(owed.version_pk, pk, owed.due_date, owed.status) for owed in outstanding]
             outgoing.append(OutgoingEmail(employee, kind, f"digest:{pk}:{day.isoformat()}", "reminder", items))
     return outgoing
 
@@ -88,9 +99,9 @@ def compose_escalations(manager_ids, day):
     manager_of = dict(reports.filter(pk__in=list(rows)).values_list("pk", "manager_id"))
     items = defaultdict(list)
     for employee_pk, outstanding in rows.items():
-        for version_pk, status, due in outstanding:
-            if escalation_due(day=day, last_escalated=last.get((employee_pk, version_pk))):
-                items[manager_of[employee_pk]].append((version_pk, employee_pk, due, status))
+        for owed in outstanding:
+            if escalation_due(day=day, last_escalated=last.get((employee_pk, owed.version_pk))):
+                items[manager_of[employee_pk]].append(Owed(owed.version_pk, employee_pk, owed.due_date, owed.status))
     return [
         OutgoingEmail(managers[pk], Kind.ESCALATION, f"escalation:{pk}:{day.isoformat()}", "escalation", items[pk])
         for pk in managers
@@ -111,7 +122,7 @@ def compose_announcements(version, employee_ids, day):
     }
     return [
         OutgoingEmail(employees[pk], Kind.ANNOUNCEMENT, f"announcement:{version.pk}:{pk}", "announcement",
-              [(version.pk, pk, due, status)])
+              [Owed(version.pk, pk, due, status)])
         for pk, (status, due) in statuses.items()
         if status != Status.EXEMPT
     ]

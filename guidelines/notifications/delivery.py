@@ -58,10 +58,11 @@ def claim(outgoing, *, day, claimed_by, requested_by=None):
             NotificationItem.objects.filter(notification__in=logs).values_list("notification_id", flat=True)
         )
         NotificationItem.objects.bulk_create(
-            NotificationItem(notification=log, version_id=version_pk, employee_id=employee_pk, due_date=due)
+            NotificationItem(notification=log, version_id=owed.version_pk, employee_id=owed.employee_pk,
+                             due_date=owed.due_date)
             for log in logs
             if log.pk not in with_items
-            for version_pk, employee_pk, due, _status in by_key[log.idempotency_key].items
+            for owed in by_key[log.idempotency_key].items
         )
     return [(by_key[log.idempotency_key], log) for log in logs]
 
@@ -87,9 +88,9 @@ def deliver(claimed, *, day):
     """
     if not claimed:
         return 0
-    titles = version_titles({version_pk for outgoing_email, _log in claimed for version_pk, *_ in outgoing_email.items})
-    names = employee_names({employee_pk for outgoing_email, _log in claimed if outgoing_email.kind == Kind.ESCALATION
-                    for _v, employee_pk, *_ in outgoing_email.items})
+    titles = version_titles({owed.version_pk for outgoing_email, _log in claimed for owed in outgoing_email.items})
+    names = employee_names({owed.employee_pk for outgoing_email, _log in claimed
+                            if outgoing_email.kind == Kind.ESCALATION for owed in outgoing_email.items})
     sent, total, marked_at, rendered = [], 0, time.monotonic(), {}
     connection = mail.mailers.default
     try:

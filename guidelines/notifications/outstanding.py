@@ -3,6 +3,7 @@
 The statuses come from guidelines.status; this module only asks for the outstanding ones."""
 
 from collections import defaultdict
+from typing import NamedTuple
 
 from django.db.models import Value
 
@@ -15,6 +16,14 @@ from ..models import (
 from ..status import Status, in_scope, with_status
 
 Kind = NotificationLog.Kind
+
+
+class Outstanding(NamedTuple):
+    """One version an employee still owes, with its status and due date."""
+
+    version_pk: int
+    status: str
+    due_date: object
 
 
 OUTSTANDING = (Status.PENDING, Status.OVERDUE)
@@ -65,7 +74,7 @@ def outstanding_rows(versions, day, employees, statuses=OUTSTANDING):
     rows = defaultdict(list)
     if parts:
         for row in parts[0].union(*parts[1:], all=True).order_by():
-            rows[row["pk"]].append((row["version_pk"], row["status"], row["due_date"]))
+            rows[row["pk"]].append(Outstanding(row["version_pk"], row["status"], row["due_date"]))
     return rows
 
 
