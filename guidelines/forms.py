@@ -1,9 +1,14 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.validators import FileExtensionValidator
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import LANGUAGE_CHOICES, LANGUAGES, Employee, Guideline
+from .dashboards import NO_DEPARTMENT
+from .models import LANGUAGE_CHOICES, LANGUAGES, Department, Employee, Guideline, NotificationLog
+from .status import Status
 
 
 class AcknowledgeForm(forms.Form):
@@ -121,3 +126,72 @@ class ExtensionForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
 
     clean_employee_number = ExemptionForm.clean_employee_number
+
+
+# Filters and uploads of the dashboards, the e-mail log, the reports and the import ------------------
+
+
+class ListFilterForm(forms.Form):
+    status = forms.ChoiceField(label=_("Status"), choices=[("", "")] + Status.choices, required=False)
+    department = forms.RegexField(
+        label=_("Department"), regex=rf"^(\d{{1,9}}|{NO_DEPARTMENT})$", required=False,
+        error_messages={"invalid": _("Choose a department from the list.")},
+    )
+    search = forms.CharField(label=_("Search"), max_length=100, required=False)
+    sort = forms.ChoiceField(
+        label=_("Sort by"), required=False,
+        choices=[("name", _("name")), ("due_date", _("due date"))],
+    )
+
+    def clean_sort(self):
+        return self.cleaned_data["sort"] or "name"
+
+
+class LogFilterForm(forms.Form):
+    status = forms.ChoiceField(label=_("Status"), required=False,
+                               choices=[("", _("all"))] + NotificationLog.Status.choices)
+    kind = forms.ChoiceField(label=_("Kind"), required=False,
+                             choices=[("", _("all"))] + NotificationLog.Kind.choices)
+
+
+class PackForm(forms.Form):
+    guideline = forms.ModelChoiceField(label=_("Guideline"), queryset=Guideline.objects.order_by("title"),
+                                       to_field_name="slug", empty_label=None)
+    version = forms.CharField(label=_("Version"), required=False, max_length=20,
+                              help_text=_('A number such as 2.0, "all", or empty for the current one.'))
+    department = forms.ModelChoiceField(label=_("Department"), queryset=Department.objects.order_by("name"),
+                                        required=False, empty_label=_("all departments"))
+    as_of = forms.DateField(label=_("As of"), required=False,
+                            widget=forms.DateInput(attrs={"type": "date"}),
+                            help_text=_("The state at the end of this day; empty: now."))
+    language = forms.ChoiceField(label=_("Language"), choices=settings.LANGUAGES)
+
+
+class VerifyForm(forms.Form):
+    code = forms.CharField(label=_("Verification code"), required=False, max_length=20)
+    file = forms.FileField(label=_("PDF file"), required=False)
+
+
+class EmployeeImportForm(forms.Form):
+    file = forms.FileField(
+        label=_("CSV file from the HR system"),
+        validators=[FileExtensionValidator(["csv"], message=_("Choose a .csv file."))],
+        error_messages={
+            "required": _("Choose a CSV file to upload."),
+            "empty": _("The file is empty."),
+            "invalid": _("Choose a CSV file to upload."),
+        },
+    )
+    dry_run = forms.BooleanField(
+        label=_("Dry run only: show what would change, change nothing"), required=False, initial=True
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        # The middleware refuses a larger body before it is read; this catches a multipart body whose
+        # Content-Length was within the limit only by a boundary's width.
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            raise forms.ValidationError(
+                _("The file is larger than %(size)s.") % {"size": filesizeformat(settings.IMPORT_MAX_BYTES)})
+        return upload
+

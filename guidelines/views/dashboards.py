@@ -4,20 +4,18 @@ manager's direct reports stand on the current guidelines. The figures come from 
 import csv
 import re
 
-from django import forms
 from django.core.paginator import Paginator
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
 from .. import dashboards, notifications
 from ..access import dashboard_required, manager_required
-from ..dashboards import NO_DEPARTMENT
 from ..dashboards import csv_cell as _cell  # one defusing for every CSV
+from ..forms import ListFilterForm
 from ..models import Employee, Guideline, Version
 from ..security import security_event
 from ..status import Status
@@ -25,22 +23,6 @@ from ..status import Status
 PAGE_SIZE = 50
 EXPORT_CHUNK_ROWS = 2000
 BADGES = {Status.ACKNOWLEDGED: "ok", Status.PENDING: "todo", Status.OVERDUE: "overdue", Status.EXEMPT: "muted"}
-
-
-class ListFilterForm(forms.Form):
-    status = forms.ChoiceField(label=gettext_lazy("Status"), choices=[("", "")] + Status.choices, required=False)
-    department = forms.RegexField(
-        label=gettext_lazy("Department"), regex=rf"^(\d{{1,9}}|{NO_DEPARTMENT})$", required=False,
-        error_messages={"invalid": gettext_lazy("Choose a department from the list.")},
-    )
-    search = forms.CharField(label=gettext_lazy("Search"), max_length=100, required=False)
-    sort = forms.ChoiceField(
-        label=gettext_lazy("Sort by"), required=False,
-        choices=[("name", gettext_lazy("name")), ("due_date", gettext_lazy("due date"))],
-    )
-
-    def clean_sort(self):
-        return self.cleaned_data["sort"] or "name"
 
 
 def _bad_filters(request, form):

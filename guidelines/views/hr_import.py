@@ -1,8 +1,6 @@
 """HR: import employees from the HR system's CSV export (a dry run first, then the real thing)."""
 
-from django import forms
 from django.conf import settings
-from django.core.validators import FileExtensionValidator
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
@@ -10,37 +8,11 @@ from django.views.decorators.http import require_http_methods
 
 from .. import imports
 from ..access import hr_required
+from ..forms import EmployeeImportForm
 from ..models import ImportChange, ImportRun
 
 RECENT_RUNS = 5
 CHANGES_SHOWN = 200  # employees whose changes the result page lists field by field
-
-
-class EmployeeImportForm(forms.Form):
-    file = forms.FileField(
-        label=_("CSV file from the HR system"),
-        validators=[FileExtensionValidator(["csv"], message=_("Choose a .csv file."))],
-        error_messages={
-            "required": _("Choose a CSV file to upload."),
-            "empty": _("The file is empty."),
-            "invalid": _("Choose a CSV file to upload."),
-        },
-    )
-    dry_run = forms.BooleanField(
-        label=_("Dry run only: show what would change, change nothing"), required=False, initial=True
-    )
-
-    def clean_file(self):
-        upload = self.cleaned_data["file"]
-        # The middleware refuses a larger body before it is read; this catches a multipart body whose
-        # Content-Length was within the limit only by a boundary's width.
-        if upload.size > settings.IMPORT_MAX_BYTES:
-            raise forms.ValidationError(_("The file is larger than %(size)s.") % {"size": upload_limit()})
-        return upload
-
-
-def upload_limit():
-    return filesizeformat(settings.IMPORT_MAX_BYTES)
 
 
 @require_http_methods(["GET", "POST"])
@@ -75,7 +47,7 @@ def employee_import(request):
         "errors_shown": result.errors[: imports.MAX_STORED_ERRORS] if result else [],
         "errors_hidden": max(0, len(result.errors) - imports.MAX_STORED_ERRORS) if result else 0,
         "recent_runs": list(recent_runs),
-        "max_upload": upload_limit(),
+        "max_upload": filesizeformat(settings.IMPORT_MAX_BYTES),
         "last_applied": imports.last_applied_import(),
     }
     return render(request, "guidelines/hr/import.html", context, status=status)

@@ -3,18 +3,17 @@
 import logging
 from datetime import timedelta
 
-from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import dashboards, notifications, tasks
 from ..access import hr_required
+from ..forms import LogFilterForm
 from ..models import NotificationLog
 from .dashboards import _bad_filters, _guideline_or_404
 
@@ -49,13 +48,6 @@ def nudge(request, slug):
         "Anyone who already received a reminder today is not e-mailed again."
     ) % {"count": counts.pending + counts.overdue, "number": current.number})
     return redirect("guidelines:dashboard_guideline", slug=guideline.slug)
-
-
-class LogFilterForm(forms.Form):
-    status = forms.ChoiceField(label=gettext_lazy("Status"), required=False,
-                               choices=[("", gettext_lazy("all"))] + NotificationLog.Status.choices)
-    kind = forms.ChoiceField(label=gettext_lazy("Kind"), required=False,
-                             choices=[("", gettext_lazy("all"))] + NotificationLog.Kind.choices)
 
 
 @require_GET

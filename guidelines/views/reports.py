@@ -11,7 +11,6 @@ import math
 import time
 from datetime import timedelta
 
-from django import forms
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -19,12 +18,12 @@ from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import tasks
 from ..access import dashboard_required, is_hr_or_auditor, require_acknowledgement_reader
-from ..models import Acknowledgement, AuditEvent, Department, Guideline, Report
+from ..forms import PackForm, VerifyForm
+from ..models import Acknowledgement, AuditEvent, Report
 from ..reports import jobs, verification
 from ..security import security_event
 from ..services import record_audit_event
@@ -58,17 +57,7 @@ def _rate_limited(request, bucket):
     return response
 
 
-class PackForm(forms.Form):
-    guideline = forms.ModelChoiceField(label=gettext_lazy("Guideline"), queryset=Guideline.objects.order_by("title"),
-                                       to_field_name="slug", empty_label=None)
-    version = forms.CharField(label=gettext_lazy("Version"), required=False, max_length=20,
-                              help_text=gettext_lazy('A number such as 2.0, "all", or empty for the current one.'))
-    department = forms.ModelChoiceField(label=gettext_lazy("Department"), queryset=Department.objects.order_by("name"),
-                                        required=False, empty_label=gettext_lazy("all departments"))
-    as_of = forms.DateField(label=gettext_lazy("As of"), required=False,
-                            widget=forms.DateInput(attrs={"type": "date"}),
-                            help_text=gettext_lazy("The state at the end of this day; empty: now."))
-    language = forms.ChoiceField(label=gettext_lazy("Language"), choices=[("nl", "Nederlands"), ("en", "English")])
+
 
 
 def _download(request, report):
@@ -149,11 +138,6 @@ def certificate(request, pk):
     # Made on the first request for this acknowledgement and language, the stored file after that.
     report = jobs.certificate(acknowledgement=ack, user=request.user, language=request.LANGUAGE_CODE)
     return _download(request, report)
-
-
-class VerifyForm(forms.Form):
-    code = forms.CharField(label=gettext_lazy("Verification code"), required=False, max_length=20)
-    file = forms.FileField(label=gettext_lazy("PDF file"), required=False)
 
 
 @require_http_methods(["GET", "POST"])
