@@ -2,7 +2,6 @@
 manager's direct reports stand on the current guidelines. The figures come from dashboards.py."""
 
 import csv
-import re
 
 from django.core.paginator import Paginator
 from django.http import Http404, StreamingHttpResponse
@@ -19,41 +18,11 @@ from ..forms import ListFilterForm
 from ..models import Employee, Guideline, Version
 from ..security import security_event
 from ..status import Status
+from .lookups import filters_or_400, guideline_or_404, released_version_or_404
 
 PAGE_SIZE = 50
 EXPORT_CHUNK_ROWS = 2000
 BADGES = {Status.ACKNOWLEDGED: "ok", Status.PENDING: "todo", Status.OVERDUE: "overdue", Status.EXEMPT: "muted"}
-
-
-def _bad_filters(request, form):
-    """A 400 page that says which filter is wrong."""
-    problems = "; ".join(f"{form.fields[name].label}: {' '.join(errors)}" for name, errors in form.errors.items())
-    message = _("The list cannot be filtered that way (%(problems)s).") % {"problems": problems}
-    return render(request, "400.html", {"message": message}, status=400)
-
-
-def _guideline_or_404(slug):
-    guideline = Guideline.objects.filter(slug=slug).first()
-    if guideline is None:
-        raise Http404(_("There is no guideline at this address."))
-    return guideline
-
-
-def _version_or_404(guideline, number):
-    """The released version numbered `number`, or by default the current one (the latest once retired)."""
-    versions = list(guideline.versions.released().only("guideline_id", "major", "minor", "status", "published_at"))
-    if not versions:
-        raise Http404(_("This guideline has no published version yet."))
-    for version in versions:
-        version.guideline = guideline
-    if number is None:
-        return next((v for v in versions if v.status == Version.Status.PUBLISHED), versions[0]), versions
-    if not re.fullmatch(r"\d{1,6}\.\d{1,6}", number):
-        raise Http404(_("Version numbers look like 2.0 or 2.1."))
-    version = next((v for v in versions if v.number == number), None)
-    if version is None:
-        raise Http404(_("This guideline has no published version %(number)s.") % {"number": number})
-    return version, versions
 
 
 def _list_page(request, rows, summary, filters, version):
@@ -116,11 +85,11 @@ def overview(request):
 @require_GET
 @dashboard_required
 def guideline_dashboard(request, slug):
-    guideline = _guideline_or_404(slug)
-    version, versions = _version_or_404(guideline, request.GET.get("version"))
-    form = ListFilterForm(request.GET)
-    if not form.is_valid():
-        return _bad_filters(request, form)
+    guideline = guideline_or_404(slug)
+    version, versions = released_version_or_404(guideline, request.GET.get("version"))
+    form, bad_request = filters_or_400(request, ListFilterForm)
+    if bad_request:
+        return bad_request
     filters = form.cleaned_data
     day = timezone.localdate()
     summary = dashboards.summary(version, day)
@@ -163,11 +132,11 @@ def _csv_lines(rows, major):
 @require_GET
 @dashboard_required
 def export(request, slug):
-    guideline = _guideline_or_404(slug)
-    version, _versions = _version_or_404(guideline, request.GET.get("version"))
-    form = ListFilterForm(request.GET)
-    if not form.is_valid():
-        return _bad_filters(request, form)
+    guideline = guideline_or_404(slug)
+    version, _versions = released_version_or_404(guideline, request.GET.get("version"))
+    form, bad_request = filters_or_400(request, ListFilterForm)
+    if bad_request:
+        return bad_request
     filters = form.cleaned_data
     day = timezone.localdate()
     rows = dashboards.export_rows(dashboards.employee_list(version, day, **filters))
@@ -194,9 +163,9 @@ def team(request):
     version = next((v for v in current if v.guideline.slug == slug), None) if slug else current[0]
     if version is None:
         raise Http404(_("There is no current guideline at this address."))
-    form = ListFilterForm(request.GET)
-    if not form.is_valid():
-        return _bad_filters(request, form)
+    form, bad_request = filters_or_400(request, ListFilterForm)
+    if bad_request:
+        return bad_request
     filters = form.cleaned_data
     counts = dashboards.version_counts(current, day, reports)
     summary = dashboards.summary(version, day, reports)

@@ -15,7 +15,7 @@ from .. import dashboards, notifications, tasks
 from ..access import hr_required
 from ..forms import LogFilterForm
 from ..models import NotificationLog
-from .dashboards import _bad_filters, _guideline_or_404
+from .lookups import filters_or_400, guideline_or_404
 
 logger = logging.getLogger(__name__)
 PAGE_SIZE = 50
@@ -25,7 +25,7 @@ SUMMARY_DAYS = 30
 @require_POST
 @hr_required
 def nudge(request, slug):
-    guideline = _guideline_or_404(slug)
+    guideline = guideline_or_404(slug)
     current = guideline.versions.published().first()
     if current is None or guideline.retired_at:
         return render(request, "400.html", {"message": _("This guideline has no current version to remind about.")},
@@ -53,9 +53,9 @@ def nudge(request, slug):
 @require_GET
 @hr_required
 def notification_log(request):
-    form = LogFilterForm(request.GET)
-    if not form.is_valid():
-        return _bad_filters(request, form)
+    form, bad_request = filters_or_400(request, LogFilterForm)
+    if bad_request:
+        return bad_request
     since = timezone.localdate() - timedelta(days=SUMMARY_DAYS)
     totals = dict(NotificationLog.objects.filter(day__gte=since).values_list("status").annotate(n=Count("pk"))
                   .order_by())
