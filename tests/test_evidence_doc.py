@@ -112,6 +112,27 @@ def test_the_script_recomputes_the_stored_seal_of_a_record_exported_as_the_doc_s
     assert result.stdout.splitlines() == [ack.seal, "equal to the stored seal"]
 
 
+def test_the_script_recomputes_the_seal_from_the_certificate_alone(ack, script, tmp_path, settings):
+    from pypdf import PdfReader
+
+    from guidelines.reports import jobs
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    report = jobs.certificate(acknowledgement=ack, user=ack.employee.user, language="en")
+    [attachment] = PdfReader(jobs.reports_dir() / report.file).attachments["acknowledgement.json"]
+    record = tmp_path / "acknowledgement.json"
+    record.write_bytes(attachment)
+
+    result = run(script, record)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [ack.seal, "equal to the stored seal"]
+    embedded = json.loads(attachment)
+    embedded["employee_name"] += "."
+    record.write_text(json.dumps(embedded), encoding="utf-8")
+    assert run(script, record).returncode == 1
+
+
 CHANGES = {
     "employee_name": lambda value: value + ".",
     "acknowledged_at": lambda value: value.replace(value[20:26], f"{(int(value[20:26]) + 1) % 10**6:06d}"),

@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from .. import imports
+from .. import chain, imports
 from ..access import require_acknowledgement_reader, require_evidence_reader
 from ..models import ERROR_TEXT_LIMIT, AuditEvent, Report
 from ..services import record_audit_event
@@ -401,6 +401,15 @@ def certificate(*, acknowledgement, user, language):
             raise
 
 
+def certificate_record(ack):
+    """The acknowledgement as the certificate embeds it: exactly the values its seal covers, named
+    and in the form they are sealed in (docs/evidence.md), plus the seal format and the seal, so
+    anyone can recompute the seal from the certificate alone."""
+    names = chain.SEAL_FORMATS[ack.seal_format]
+    values = chain.sealed_values(ack, guideline_slug=ack.guideline.slug, version_number=ack.version.number)
+    return {**dict(zip(names, values, strict=True)), "seal_format": ack.seal_format, "seal": ack.seal}
+
+
 def _render_certificate(report, ack, language, folder):
     text = ack.version.texts.filter(language=ack.language).first()
     folder.mkdir(parents=True, exist_ok=True)
@@ -415,12 +424,8 @@ def _render_certificate(report, ack, language, folder):
         document = rendering.render("reports/certificate.html", context, total_pages=1, language=language)
         if len(document.pages) != 1:
             raise RuntimeError(f"the certificate took {len(document.pages)} pages")
-        record = {field: str(getattr(ack, field)) for field in (
-            "employee_number", "employee_name", "major", "language", "content_hash", "statement", "channel",
-            "auth_method", "department_name", "manager_name", "sequence", "seal", "previous_seal")}
-        record.update(guideline=ack.guideline.slug, version=ack.version.number,
-                      acknowledged_at_utc=ack.acknowledged_at.astimezone(UTC).isoformat(),
-                      verification_code=report.verification_code, generator=GENERATOR)
+        record = certificate_record(ack)
+        record.update(verification_code=report.verification_code, generator=GENERATOR)
         rendering.write_front(document, folder / "front.pdf", attachments=[
             ("acknowledgement.json", json.dumps(record, indent=2).encode(), _("The acknowledgement record"), "Data"),
         ])
