@@ -501,6 +501,17 @@ def test_auditor_packs_and_downloads_are_rate_limited(client_as, scene, arjen, s
     assert [entry["details"]["bucket"] for entry in security_log("rate_limited")] == ["generate", "download"]
 
 
+def test_a_report_whose_file_is_gone_is_a_404_and_no_download_is_recorded(client_as, scene, arjen):
+    report = generate(arjen)
+    pdf_path(report).unlink()
+    downloads = AuditEvent.objects.filter(action=AuditEvent.Action.REPORT_DOWNLOADED).count()
+
+    response = client_as(arjen).get(reverse("guidelines:report_download", args=[report.verification_code]))
+
+    assert response.status_code == 404 and "no longer available" in response.content.decode()
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.REPORT_DOWNLOADED).count() == downloads
+
+
 # Verification of large uploads ----------------------------------------------------------------------------
 
 
