@@ -2,50 +2,9 @@
 
 from functools import wraps
 
-from allauth.account.adapter import DefaultAccountAdapter
-from allauth.account.forms import AddEmailForm
-from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-
-
-class IntranetAccountAdapter(DefaultAccountAdapter):
-    """Accounts and their e-mail addresses come from the HR import.
-
-    Password reset: allauth sends the reset link to every *active* account with the address,
-    whether or not it has a usable password yet. That is how an imported employee (created with an
-    unusable password) sets a first password; leavers are inactive and get nothing
-    (ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS is off).
-    """
-
-    def is_open_for_signup(self, request):
-        # Accounts come from the HR import; nobody signs themselves up.
-        return False
-
-    def pre_authenticate(self, request, **credentials):
-        """allauth refuses a sign-in once the failed attempts for the address or the client address
-        exceed ACCOUNT_RATE_LIMITS["login_failed"]: that lockout goes on the security log."""
-        try:
-            super().pre_authenticate(request, **credentials)
-        except ValidationError:
-            from .security import security_event
-
-            attempted = credentials.get("email") or credentials.get("username") or ""
-            security_event("login_locked", request=request, outcome="denied", attempted_login=attempted)
-            raise
-
-
-class NoAddEmailForm(AddEmailForm):
-    """ACCOUNT_FORMS["add_email"]: nobody adds an address; HR's import sets the one address."""
-
-    def clean_email(self):
-        raise ValidationError(_("E-mail addresses come from HR. Please contact HR to change yours."))
-
-
-class IntranetSocialAccountAdapter(DefaultSocialAccountAdapter):
-    def is_open_for_signup(self, request, sociallogin):
-        return False
 
 
 def employee_required(view):

@@ -1,11 +1,22 @@
-"""Guideline text: Markdown to sanitised HTML, and a readable diff between two versions."""
+"""Guideline text: Markdown to sanitised HTML, a readable diff between two versions, and the texts
+of released versions kept in each process.
+
+A released version's texts never change (database triggers freeze them at publication; the HTML is
+rendered then), so once read they are kept in the "content" cache (settings.CACHES: local memory,
+per process, nothing to invalidate), and so is the diff between two of them.
+"""
 
 import difflib
 import re
 
 import markdown
 import nh3
+from django.core.cache import caches
 from django.utils.html import escape
+
+from .models import VersionText
+
+CACHE = "content"
 
 ALLOWED_TAGS = {
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "b", "i", "u", "s",
@@ -109,3 +120,42 @@ def diff_blocks(old_source, new_source):
         for b in range(b1 + paired, b2):
             add("added", f"<ins>{escape(new_texts[b])}</ins>", new_blocks, b)
     return result
+
+
+def diff_between(old_text, new_text):
+    """diff_blocks of two released language variants, computed once per process.
+
+    The key names both variants and their content hashes, so it can only ever answer for these two
+    texts."""
+    if not (old_text.content_hash and new_text.content_hash):  # not published: may still change
+        return diff_blocks(old_text.body, new_text.body)
+    key = f"guidelines:diff:{old_text.pk}:{old_text.content_hash}:{new_text.pk}:{new_text.content_hash}"
+    blocks = caches[CACHE].get(key)
+    if blocks is None:
+        blocks = diff_blocks(old_text.body, new_text.body)
+        caches[CACHE].set(key, blocks, timeout=None)
+    return blocks
+
+
+def _texts_key(version):
+    # The publication time as well as the id: an id alone could name another version in a database
+    # created anew (a test run, a restored development database) while this process lives on.
+    return f"guidelines:texts:{version.pk}:{version.published_at.timestamp():.6f}"
+
+
+def released_texts(versions):
+    """{version pk: {language: VersionText}} for released versions (published at some point), from
+    the cache or else in one query. Versions that were never published are read every time."""
+    versions = [version for version in versions if version is not None]
+    cache = caches[CACHE]
+    keys = {version.pk: _texts_key(version) for version in versions if version.published_at is not None}
+    found = cache.get_many(keys.values()) if keys else {}
+    texts = {version.pk: found[keys[version.pk]] for version in versions if keys.get(version.pk) in found}
+    missing = [version.pk for version in versions if version.pk not in texts]
+    if missing:
+        loaded = {pk: {} for pk in missing}
+        for text in VersionText.objects.filter(version__in=missing).order_by("language"):
+            loaded[text.version_id][text.language] = text
+        texts.update(loaded)
+        cache.set_many({keys[pk]: loaded[pk] for pk in missing if pk in keys}, timeout=None)
+    return texts

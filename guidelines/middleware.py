@@ -7,12 +7,13 @@ from django.utils import translation
 from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext as _
 
+from .accounts import employee_for
 from .security import security_event
-from .services import employee_for
 
 
 class EmployeeMiddleware:
-    """Puts the signed-in user's employee record on the request and speaks their language.
+    """Puts the signed-in user's employee record on the request (accounts.employee_for: one query,
+    with the role flags the layout shows) and speaks their language.
 
     An explicit choice (the language cookie set by the language switch) wins over the
     language in the HR data.

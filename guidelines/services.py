@@ -13,11 +13,11 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from . import chain, status
+from . import chain, content, status
 from .access import require_permission
 from .models import (
     BATCH_ROWS,
@@ -210,9 +210,8 @@ def acknowledge(*, employee, version, language, meta):
     the same major version exists returns that one with created=False.
     """
     check_can_acknowledge(employee=employee, version=version)
-    # The department and manager at this moment are part of the evidence.
-    employee = Employee.objects.select_related("user", "department", "manager__user").get(pk=employee.pk)
-    text = next((t for t in version.texts.all() if t.language == language), None)
+    # Published, so its texts are frozen: content.released_texts may answer from the cache.
+    text = content.released_texts([version])[version.pk].get(language)
     if text is None:
         raise ValidationError(_("This version has no text in the chosen language."), code="language")
 
@@ -222,10 +221,10 @@ def acknowledge(*, employee, version, language, meta):
             # exactly one predecessor and a second click by the same employee waits here.
             head = ChainHead.objects.select_for_update().get(pk=1)
             now = timezone.now()
-            latest = _latest_acknowledgement(employee=employee, guideline=version.guideline, major=version.major)
+            # Read after the lock (a statement of its own, so it sees what committed while we waited).
+            employee, latest = _acknowledging(employee, version)
             if latest and latest.is_valid_on(now):
                 return latest, False
-            reading = Reading.objects.filter(employee=employee, version=version).first()
             ack = build_acknowledgement(
                 employee=employee,
                 version=version,
@@ -233,7 +232,7 @@ def acknowledge(*, employee, version, language, meta):
                 at=now,
                 meta=meta,
                 cycle=latest.cycle + 1 if latest else 1,
-                first_opened_at=reading.first_opened_at if reading else None,
+                first_opened_at=employee.first_opened_at,
             )
             ack.sequence, ack.previous_seal = head.sequence + 1, head.seal
             ack.seal = chain.compute_seal(ack, guideline_slug=version.guideline.slug, version_number=version.number)
@@ -247,6 +246,24 @@ def acknowledge(*, employee, version, language, meta):
             raise
         return existing, False
     return ack, True
+
+
+def _acknowledging(employee, version):
+    """The employee with their user, department and manager at this moment (part of the evidence) and
+    when they first opened `version` (`first_opened_at`, or None), in one query; and their latest
+    acknowledgement of its major version, or None (a query more only if there is one)."""
+    acks = (Acknowledgement.objects.filter(employee=OuterRef("pk"), guideline=version.guideline_id,
+                                           major=version.major).order_by("-cycle"))
+    first_opened = Reading.objects.filter(employee=OuterRef("pk"), version=version.pk).values("first_opened_at")
+    employee = (
+        Employee.objects.select_related("user", "department", "manager__user")
+        .annotate(first_opened_at=Subquery(first_opened[:1]), latest_pk=Subquery(acks.values("pk")[:1]))
+        .get(pk=employee.pk)
+    )
+    latest = None
+    if employee.latest_pk is not None:
+        latest = Acknowledgement.objects.select_related("guideline", "version").get(pk=employee.latest_pk)
+    return employee, latest
 
 
 def record_reading(*, employee, version):
@@ -316,16 +333,3 @@ def verify_evidence(*, actor=None):
         problem=result.problem,
     )
     return result
-
-
-def employee_for(user):
-    """The user's employee record, or None. Runs on every request, so it joins nothing."""
-    try:
-        # `manages`: whether anyone reports to them (the "My team" link), in the same query.
-        employee = Employee.objects.annotate(
-            manages=Exists(Employee.objects.filter(manager=OuterRef("pk")))
-        ).get(user=user)
-    except Employee.DoesNotExist:
-        return None
-    employee.user = user
-    return employee

@@ -156,7 +156,7 @@ LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "guidelines:home"
 
 # django-allauth: e-mail + password, no public sign-up (accounts come from the HR import).
-ACCOUNT_ADAPTER = "guidelines.access.IntranetAccountAdapter"
+ACCOUNT_ADAPTER = "guidelines.accounts.IntranetAccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
@@ -164,10 +164,10 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_SESSION_REMEMBER = False
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
-SOCIALACCOUNT_ADAPTER = "guidelines.access.IntranetSocialAccountAdapter"
+SOCIALACCOUNT_ADAPTER = "guidelines.accounts.IntranetSocialAccountAdapter"
 # E-mail addresses come from HR only: intranet/urls.py answers 404 on allauth's e-mail management
 # pages, and this form refuses to add one should anything still reach it.
-ACCOUNT_FORMS = {"add_email": "guidelines.access.NoAddEmailForm"}
+ACCOUNT_FORMS = {"add_email": "guidelines.accounts.NoAddEmailForm"}
 # A password reset for an address without an active account sends nothing (leavers get no mail).
 ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
 # The one sign-in (the admin's too, see intranet/urls.py) is rate limited by allauth in the cache:
@@ -269,6 +269,10 @@ if REDIS_URL:
 else:
     # Login rate limits need a real cache; a per-process one is enough for one dev machine.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Released versions' texts and the diffs between them never change (guidelines/content.py): every
+# process keeps the ones it has read, with nothing to invalidate and no network round trip.
+CACHES["content"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "guidelines-content",
+                     "OPTIONS": {"MAX_ENTRIES": 500}}
 
 # Celery. The embedded default needs no server: kombu's filesystem transport in var/.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")

@@ -1,9 +1,7 @@
-import re
-
-from allauth.account.authentication import get_authentication_records
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Count, Exists, OuterRef, Value, Window
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -12,28 +10,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .. import services, status
 from ..access import employee_required, is_hr_or_auditor
-from ..content import diff_blocks
+from ..accounts import request_evidence
+from ..content import diff_between, released_texts
 from ..forms import AcknowledgeForm
-from ..models import Acknowledgement, Guideline, Version, VersionText
-
-
-def _auth_method(request):
-    records = get_authentication_records(request, request.user)
-    if not records:
-        return "session"
-    last = records[-1]
-    if last.get("method") == "socialaccount":
-        return f"sso:{last.get('provider', '')}"
-    return last.get("method", "unknown")
-
-
-def _request_meta(request, channel):
-    return services.RequestMeta(
-        channel=channel,
-        auth_method=_auth_method(request),
-        ip_address=request.META.get("REMOTE_ADDR"),
-        user_agent=request.META.get("HTTP_USER_AGENT", ""),
-    )
+from ..models import Acknowledgement, Guideline, Reading, Version, VersionText
+from .lookups import check_version_number, guideline_or_404
 
 
 def _content_language(request):
@@ -43,66 +24,80 @@ def _content_language(request):
     return language
 
 
-def _guideline_or_404(slug):
-    guideline = Guideline.objects.select_related("owner").filter(slug=slug).first()
-    if guideline is None:
-        raise Http404(_("There is no guideline at this address."))
-    return guideline
-
-
 RECENT_VERSIONS = 5
+VERSION_FIELDS = ("guideline_id", "major", "minor", "status", "published_at", "leading_language")
 
 
 def _released_versions(guideline):
     """Every published version, newest first, without texts (those are loaded for one or two)."""
-    versions = list(
-        guideline.versions.released().only("guideline_id", "major", "minor", "status", "published_at",
-                                           "leading_language")
-    )
+    versions = list(guideline.versions.released().only(*VERSION_FIELDS))
     for version in versions:
         version.guideline = guideline
     return versions
 
 
-def _current(versions):
-    return next((v for v in versions if v.status == Version.Status.PUBLISHED), None)
+class Versions:
+    """The versions a guideline page shows: the RECENT_VERSIONS latest released ones (newest first),
+    how many were released, and the current one. Publication numbers versions upwards and
+    supersedes the previous one, so the current version, if any, is the newest."""
+
+    def __init__(self, guideline, recent, count):
+        self.guideline, self.recent, self.count = guideline, recent, count
+        for version in recent:
+            version.guideline = guideline
+        self.current = next((v for v in recent if v.status == Version.Status.PUBLISHED), None)
+
+    @classmethod
+    def of(cls, slug, employee=None):
+        """The guideline of `slug` and its latest versions in one query (and one more for a guideline
+        that has no released version yet). `opened` on each: whether `employee` opened it before."""
+        recent = (
+            Version.objects.released().filter(guideline__slug=slug).select_related("guideline__owner")
+            .only(*VERSION_FIELDS, "guideline")
+            .annotate(released_count=Window(Count("pk")),
+                      opened=Exists(Reading.objects.filter(employee=employee, version=OuterRef("pk")))
+                      if employee is not None else Value(False))
+        )
+        recent = list(recent[:RECENT_VERSIONS])
+        if not recent:
+            return cls(guideline_or_404(slug, "owner"), [], 0)
+        return cls(recent[0].guideline, recent, recent[0].released_count)
+
+    def pick(self, number):
+        """The version numbered `number` (the current one for None), or None."""
+        if number is None:
+            return self.current
+        check_version_number(number)
+        version = next((v for v in self.recent if v.number == number), None)
+        if version is None and self.count > len(self.recent):
+            major, minor = number.split(".")
+            version = self.guideline.versions.released().only(*VERSION_FIELDS).filter(
+                major=int(major), minor=int(minor)).first()
+            if version is not None:
+                version.guideline = self.guideline
+        return version
 
 
-def _pick_version(versions, number):
-    if number is None:
-        return _current(versions)
-    if not re.fullmatch(r"\d{1,6}\.\d{1,6}", number):
-        raise Http404(_("Version numbers look like 2.0 or 2.1."))
-    return next((v for v in versions if v.number == number), None)
+def _in_audience(request, guideline):
+    return request.employee is not None and guideline.includes(request.employee)
 
 
-def _readable_by(request, guideline):
-    if request.employee is not None and guideline.includes(request.employee):
-        return True
-    return is_hr_or_auditor(request.user)
-
-
-def _detail_context(request, guideline, versions, version, language, form=None):
-    employee = request.employee
-    current = _current(versions)
+def _detail_context(request, versions, version, language, *, in_audience, form=None):
+    employee, guideline, current = request.employee, versions.guideline, versions.current
     ack = previous_ack = standing = None
     if employee and current:
-        standing = status.standings(employee, [current], audience={guideline.pk})[current.pk]
+        standing = status.standings(employee, [current], audience={guideline.pk} if in_audience else set())[current.pk]
         ack = standing.acknowledgement
         previous_ack = None if ack else standing.latest_acknowledgement
-    by_pk = {v.pk: v for v in versions}
-    for known in (ack, previous_ack):
-        if known:
-            known.version = by_pk[known.version_id]
     compare_with = previous_ack.version if previous_ack and version == current else None
     if compare_with == current:
         compare_with = None
-    texts = list(VersionText.objects.filter(version__in=[v for v in (version, compare_with) if v]))
-    text = _text_in(texts, version, language)
+    texts = released_texts([version, compare_with])
+    text = _text_in(texts[version.pk], version, language)
     changes = None
     if compare_with:
-        old_text = _text_in(texts, compare_with, language)
-        changes = {"since": compare_with, "blocks": diff_blocks(old_text.body, text.body)}
+        old_text = _text_in(texts[compare_with.pk], compare_with, language)
+        changes = {"since": compare_with, "blocks": diff_between(old_text, text)}
     can_acknowledge = standing is not None and version == current and standing.may_acknowledge
     if can_acknowledge and form is None:
         via = request.GET.get("via", "")
@@ -111,10 +106,10 @@ def _detail_context(request, guideline, versions, version, language, form=None):
         "guideline": guideline,
         "version": version,
         "current": current,
-        "recent_versions": versions[:RECENT_VERSIONS],
-        "version_count": len(versions),
+        "recent_versions": versions.recent,
+        "version_count": versions.count,
         "text": text,
-        "languages": [(t.language, t.get_language_display()) for t in texts if t.version_id == version.pk],
+        "languages": [(t.language, t.get_language_display()) for t in texts[version.pk].values()],
         "ack": ack,
         "previous_ack": previous_ack,
         "due_date": standing.due_date if standing else None,
@@ -123,9 +118,8 @@ def _detail_context(request, guideline, versions, version, language, form=None):
     }
 
 
-def _text_in(texts, version, language):
-    """The variant in `language`, else the legally leading one."""
-    variants = {t.language: t for t in texts if t.version_id == version.pk}
+def _text_in(variants, version, language):
+    """The variant in `language`, else the legally leading one. `variants`: {language: VersionText}."""
     return variants.get(language) or variants.get(version.leading_language) or next(iter(variants.values()))
 
 
@@ -139,7 +133,7 @@ def home(request):
         .select_related("version__guideline")
         .only("language", "title", "version__major", "version__minor", "version__published_at",
               "version__leading_language", "version__guideline__slug", "version__guideline__due_days",
-              "version__guideline__reacknowledge_days")
+              "version__guideline__reacknowledge_days", "version__guideline__retired_at")
     )
     versions = {}
     for text in current_texts:
@@ -171,24 +165,24 @@ def home(request):
 
 @require_GET
 def guideline_detail(request, slug):
-    guideline = _guideline_or_404(slug)
-    if not _readable_by(request, guideline):
+    versions = Versions.of(slug, request.employee)
+    in_audience = _in_audience(request, versions.guideline)
+    if not in_audience and not is_hr_or_auditor(request.user):
         raise PermissionDenied(_("This guideline does not apply to you."))
-    versions = _released_versions(guideline)
-    version = _pick_version(versions, request.GET.get("version"))
+    version = versions.pick(request.GET.get("version"))
     if version is None:
         raise Http404(_("This guideline has no such published version."))
     language = _content_language(request)
-    context = _detail_context(request, guideline, versions, version, language)
-    if context["form"] is not None:
+    context = _detail_context(request, versions, version, language, in_audience=in_audience)
+    if context["form"] is not None and not version.opened:
         services.record_reading(employee=request.employee, version=version)
     return render(request, "guidelines/guideline_detail.html", context)
 
 
 @require_GET
 def version_list(request, slug):
-    guideline = _guideline_or_404(slug)
-    if not _readable_by(request, guideline):
+    guideline = guideline_or_404(slug)
+    if not _in_audience(request, guideline) and not is_hr_or_auditor(request.user):
         raise PermissionDenied(_("This guideline does not apply to you."))
     versions = _released_versions(guideline)
     language = _content_language(request)
@@ -207,30 +201,29 @@ def version_list(request, slug):
 @require_POST
 @employee_required
 def acknowledge(request, slug):
-    guideline = _guideline_or_404(slug)
     form = AcknowledgeForm(request.POST)
     if not form.is_valid() and ("version" in form.errors or "language" in form.errors or "via" in form.errors):
+        guideline_or_404(slug)
         return render(request, "400.html", {"message": _("The form was incomplete or altered. Please try again.")},
                       status=400)
-    version = (
-        guideline.versions.released().filter(pk=form.cleaned_data["version"]).prefetch_related("texts").first()
-    )
+    # The version with its guideline in one query; the guideline alone only to tell 404 from 400.
+    version = (Version.objects.released().select_related("guideline")
+               .filter(guideline__slug=slug, pk=form.cleaned_data["version"]).first())
     if version is None:
+        guideline_or_404(slug)
         return render(request, "400.html", {"message": _("That version does not belong to this guideline.")},
                       status=400)
-    version.guideline = guideline
+    guideline = version.guideline
     language = form.cleaned_data["language"]
     if not form.is_valid():
-        context = _detail_context(request, guideline, _released_versions(guideline), version, language, form=form)
+        versions = Versions.of(slug)
+        context = _detail_context(request, versions, version, language, form=form,
+                                  in_audience=_in_audience(request, guideline))
         return render(request, "guidelines/guideline_detail.html", context, status=400)
     try:
-        ack, created = services.acknowledge(
-            employee=request.employee,
-            version=version,
-            language=language,
-            meta=_request_meta(request, services.channel_for(employee=request.employee,
-                                                             email_link=form.cleaned_data["via"])),
-        )
+        channel = services.channel_for(employee=request.employee, email_link=form.cleaned_data["via"])
+        ack, created = services.acknowledge(employee=request.employee, version=version, language=language,
+                                            meta=request_evidence(request, channel))
     except ValidationError as error:
         current = guideline.versions.published().first()
         return render(request, "guidelines/not_current.html",

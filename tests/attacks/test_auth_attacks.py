@@ -16,7 +16,7 @@ from django.urls import resolve, reverse
 from django.utils import timezone
 
 from guidelines import imports
-from guidelines.access import NoAddEmailForm
+from guidelines.accounts import NoAddEmailForm
 
 from ..factories import PASSWORD
 

@@ -1,0 +1,190 @@
+"""Accounts: who is signed in, which employee that is, and how and from where they signed in.
+
+- **Signing in** is django-allauth's, shaped by the adapters below (settings ACCOUNT_ADAPTER,
+  SOCIALACCOUNT_ADAPTER, ACCOUNT_FORMS): no public sign-up, e-mail addresses come from HR, and a
+  lockout is a security log event.
+- **The employee** behind the account: `employee_for`, run on every request by
+  middleware.EmployeeMiddleware, in one query that also brings the role flags the layout shows
+  (HR, auditor, manager).
+- **Request evidence**: `request_evidence` says how the employee signed in and from which address,
+  for an acknowledgement. The address follows the rule of the security log and the rate limits
+  (security.client_address: behind TRUSTED_PROXY_COUNT proxies, the entry of X-Forwarded-For the
+  outermost trusted proxy added).
+"""
+
+import functools
+
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.authentication import get_authentication_records
+from allauth.account.forms import AddEmailForm
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
+from django.db import connections, router
+from django.db.models import CharField, Exists, OuterRef, StringAgg, Subquery, Value
+from django.db.models.functions import Cast
+from django.utils.translation import gettext as _
+
+from .models import Employee
+from .security import client_address, security_event
+from .services import RequestMeta
+
+# Signing in (allauth) ----------------------------------------------------------------------------
+
+
+class IntranetAccountAdapter(DefaultAccountAdapter):
+    """Accounts and their e-mail addresses come from the HR import.
+
+    Password reset: allauth sends the reset link to every *active* account with the address,
+    whether or not it has a usable password yet. That is how an imported employee (created with an
+    unusable password) sets a first password; leavers are inactive and get nothing
+    (ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS is off).
+    """
+
+    def is_open_for_signup(self, request):
+        # Accounts come from the HR import; nobody signs themselves up.
+        return False
+
+    def pre_authenticate(self, request, **credentials):
+        """allauth refuses a sign-in once the failed attempts for the address or the client address
+        exceed ACCOUNT_RATE_LIMITS["login_failed"]: that lockout goes on the security log."""
+        try:
+            super().pre_authenticate(request, **credentials)
+        except ValidationError:
+            attempted = credentials.get("email") or credentials.get("username") or ""
+            security_event("login_locked", request=request, outcome="denied", attempted_login=attempted)
+            raise
+
+
+class NoAddEmailForm(AddEmailForm):
+    """ACCOUNT_FORMS["add_email"]: nobody adds an address; HR's import sets the one address."""
+
+    def clean_email(self):
+        raise ValidationError(_("E-mail addresses come from HR. Please contact HR to change yours."))
+
+
+class IntranetSocialAccountAdapter(DefaultSocialAccountAdapter):
+    def is_open_for_signup(self, request, sociallogin):
+        return False
+
+
+# The employee behind the account ---------------------------------------------------------------
+
+# No account has this id: it marks, in the SQL compiled once, the parameter that takes the user's id.
+USER_ID_MARK = -918_273_645
+
+
+def _permission_ids(links):
+    """One text value: the permission ids of `links` (rows of a permission link table), space-separated.
+    Ids rather than names keep the query to the link tables (planning it took three times as long
+    with the joins to the permission and content type tables)."""
+    return Subquery(
+        links.order_by()
+        .annotate(all=Value(1)).values("all")  # one group: the whole set
+        .annotate(ids=StringAgg(Cast("permission_id", CharField()), Value(" ")))
+        .values("ids")
+    )
+
+
+def employee_lookup(user_id):
+    """The employee of account `user_id` with its role flags, as a queryset (see employee_for)."""
+    User = get_user_model()
+    # Someone reports to them. Written as a range rather than `manager_id = id`: the planner then
+    # walks the manager index. With `=` it estimates every employee to have the average number of
+    # reports (100,000 employees under 20 heads: 5,000 each) and scans the whole table for the
+    # first one, which for the many who manage nobody means reading every row (~12 ms at 100,000).
+    reports = Employee.objects.filter(manager_id__gte=OuterRef("pk"), manager_id__lte=OuterRef("pk"))
+    groups = User.groups.through.objects.filter(user_id=OuterRef(OuterRef("user_id"))).values("group_id")
+    return (
+        Employee.objects.filter(user_id=user_id).order_by()
+        .annotate(
+            manages=Exists(reports),
+            # The two sets ModelBackend loads: the user's own permissions, and their groups'.
+            user_permission_ids=_permission_ids(User.user_permissions.through.objects.filter(
+                user_id=OuterRef("user_id"))),
+            group_permission_ids=_permission_ids(Group.permissions.through.objects.filter(
+                group_id__in=groups)),
+        )
+    )
+
+
+class PermissionNames:
+    """Permission id → "app_label.codename", as ModelBackend names permissions, kept per process like
+    Django's own ContentType cache: permissions are created by migrations and never renamed. An id
+    not seen yet (a permission created since) reloads the table."""
+
+    names = {}
+
+    @classmethod
+    def of(cls, ids):
+        ids = [int(pk) for pk in ids.split()] if ids else []
+        if any(pk not in cls.names for pk in ids):
+            cls.names = {pk: f"{app_label}.{codename}" for pk, app_label, codename
+                         in Permission.objects.values_list("pk", "content_type__app_label", "codename")}
+        return {cls.names[pk] for pk in ids if pk in cls.names}
+
+
+@functools.cache
+def _compiled_lookup(alias, vendor):
+    """employee_lookup as SQL, compiled once per database: building and compiling this query costs
+    several times what running it does, on every request. The user's id is its one parameter."""
+    sql, params = employee_lookup(USER_ID_MARK).query.get_compiler(using=alias).as_sql()
+    positions = [index for index, value in enumerate(params) if value == USER_ID_MARK]
+    if len(positions) != 1:
+        raise ValueError(f"employee_lookup must take the user's id once, not {len(positions)} times.")
+    return sql, tuple(params), positions[0]
+
+
+def employee_for(user):
+    """The user's employee record, or None. Runs on every request: one query.
+
+    The same row brings the role flags the layout needs, so a page asks nothing more about roles:
+    `manages` (someone reports to them: the "My team" link) and the user's permissions (HR,
+    auditor, approver), which prime the permission cache of Django's ModelBackend on `user` with
+    exactly the two sets it would query itself (`user_permissions` and the permissions of the
+    user's groups). `user.has_perm` and `{{ perms }}` then answer without a query for the rest of
+    the request, as after Django's own first permission check. Superusers hold every permission,
+    which Django answers without its cache: theirs stays unprimed.
+    """
+    alias = router.db_for_read(Employee)
+    sql, params, position = _compiled_lookup(alias, connections[alias].vendor)
+    params = list(params)
+    params[position] = user.pk
+    employee = next(iter(Employee.objects.raw(sql, params, using=alias)), None)  # user_id is unique
+    if employee is None:
+        return None
+    employee.user = user
+    if user.is_active and not user.is_superuser:
+        # The attributes ModelBackend._get_permissions caches its two sets in.
+        user._user_perm_cache = PermissionNames.of(employee.user_permission_ids)
+        user._group_perm_cache = PermissionNames.of(employee.group_permission_ids)
+    return employee
+
+
+# How and from where the employee signed in: evidence for an acknowledgement -------------------------
+
+
+def authentication_method(request):
+    """How this session was signed in, from allauth's authentication records: "password",
+    "sso:<provider>", or "session" when the session carries no record (e.g. a sign-in made by
+    code rather than through allauth)."""
+    records = get_authentication_records(request, request.user)
+    if not records:
+        return "session"
+    last = records[-1]
+    if last.get("method") == "socialaccount":
+        return f"sso:{last.get('provider', '')}"
+    return last.get("method", "unknown")
+
+
+def request_evidence(request, channel):
+    """services.RequestMeta for an acknowledgement made through `channel` with this request: how the
+    employee signed in, the client address (security.client_address, the rule of the security log
+    and the rate limits, which honours TRUSTED_PROXY_COUNT) and the browser's user agent."""
+    return RequestMeta(
+        channel=channel,
+        auth_method=authentication_method(request),
+        ip_address=client_address(request) or None,
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+    )
