@@ -23,13 +23,7 @@ from ..models import (
     Guideline,
     Version,
 )
-
-
-def _guideline(slug):
-    guideline = Guideline.objects.select_related("owner").filter(slug=slug).first()
-    if guideline is None:
-        raise Http404(_("There is no guideline at this address."))
-    return guideline
+from .lookups import guideline_or_404
 
 
 def _draft(pk):
@@ -83,7 +77,7 @@ def guideline_new(request):
 
 @hr_required
 def guideline_edit(request, slug):
-    guideline = _guideline(slug)
+    guideline = guideline_or_404(slug, "owner")
     form = GuidelineForm(request.POST or None, instance=guideline)
     if request.method == "POST" and form.is_valid():
         return _save_guideline_form(request, form)
@@ -95,7 +89,7 @@ def guideline_edit(request, slug):
 @require_GET
 @hr_required
 def guideline_detail(request, slug):
-    guideline = _guideline(slug)
+    guideline = guideline_or_404(slug, "owner")
     versions = list(guideline.versions.select_related("created_by", "approved_by", "published_by"))
     exemptions = Exemption.objects.filter(guideline=guideline).select_related("employee__user", "granted_by")
     extensions = DueDateExtension.objects.filter(guideline=guideline).select_related("employee__user", "granted_by")
@@ -145,7 +139,7 @@ def _save_draft_form(request, form, version):
 
 @hr_required
 def draft_new(request, slug):
-    guideline = _guideline(slug)
+    guideline = guideline_or_404(slug, "owner")
     if guideline.retired_at:
         raise PermissionDenied(_("This guideline is retired; it cannot get new versions."))
     form = DraftForm(request.POST or None, initial=_initial_texts(guideline))
@@ -282,7 +276,7 @@ def _next_minor(guideline, current):
 
 @hr_required
 def guideline_retire(request, slug):
-    guideline = _guideline(slug)
+    guideline = guideline_or_404(slug, "owner")
     form = ReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -300,7 +294,7 @@ def guideline_retire(request, slug):
 @require_POST
 @hr_required
 def exemption_grant(request, slug):
-    guideline = _guideline(slug)
+    guideline = guideline_or_404(slug, "owner")
     form = ExemptionForm(request.POST)
     if form.is_valid():
         try:
@@ -330,7 +324,7 @@ def exemption_revoke(request, pk):
 @require_POST
 @hr_required
 def extension_grant(request, slug):
-    guideline = _guideline(slug)
+    guideline = guideline_or_404(slug, "owner")
     current = guideline.versions.published().first()
     form = ExtensionForm(request.POST)
     if current is None:
