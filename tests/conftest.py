@@ -1,9 +1,12 @@
 """The fixed cast: Alice (employee), Bob (her manager, approver), Hilde (HR), Arjen (auditor),
 Otto (employee outside the audience of department-only guidelines), Nina (account without employee record)."""
 
+import json
+import logging
 import os
 
 import pytest
+from django.core.cache import cache
 from django.utils import translation
 
 from guidelines import services
@@ -87,3 +90,23 @@ def client_as(client):
         return client
 
     return login
+
+
+@pytest.fixture
+def fresh_rate_limits():
+    """Rate limits (allauth's sign-in limits, the report limits) count in the cache, which outlives a test."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def security_log(caplog):
+    """events(name): the JSON lines of the `security` logger with that event, in order."""
+    caplog.set_level(logging.INFO, logger="security")
+
+    def events(name):
+        entries = [json.loads(record.getMessage()) for record in caplog.records if record.name == "security"]
+        return [entry for entry in entries if entry["event"] == name]
+
+    return events

@@ -6,7 +6,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
-from django.core.cache import cache
 from django.db import connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
@@ -17,14 +16,9 @@ from guidelines.models import Acknowledgement, Guideline
 
 from .factories import PASSWORD, make_employee
 
+pytestmark = pytest.mark.usefixtures("fresh_rate_limits")
+
 ACKNOWLEDGE = reverse("guidelines:acknowledge", args=["social-media"])
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limits():
-    cache.clear()  # allauth's sign-in limits count in the default cache
-    yield
-    cache.clear()
 
 
 def _form(version):

@@ -1,11 +1,10 @@
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from guidelines import chain, services
 from guidelines.models import Acknowledgement, AuditEvent, ChainHead
 
-from .factories import publish
+from .factories import publish, tamper
 
 
 def test_canonical_text_ignores_line_endings_and_trailing_spaces():
@@ -47,18 +46,8 @@ def test_intact_chain_verifies(three_acks):
     assert event.details["intact"] is True
 
 
-def _tamper(sql, params):
-    # What a superuser with direct database access could do: switch the triggers off.
-    with connection.cursor() as cursor:
-        cursor.execute("SET session_replication_role = replica")
-        try:
-            cursor.execute(sql, params)
-        finally:
-            cursor.execute("SET session_replication_role = DEFAULT")
-
-
 def test_altered_record_is_detected_with_its_position(three_acks):
-    _tamper("UPDATE guidelines_acknowledgement SET acknowledged_at = acknowledged_at - interval '1 day' "
+    tamper("UPDATE guidelines_acknowledgement SET acknowledged_at = acknowledged_at - interval '1 day' "
             "WHERE sequence = 2", [])
     result = services.verify_evidence()
     assert not result.intact
@@ -67,13 +56,13 @@ def test_altered_record_is_detected_with_its_position(three_acks):
 
 
 def test_removed_record_is_detected(three_acks):
-    _tamper("DELETE FROM guidelines_acknowledgement WHERE sequence = %s", [2])
+    tamper("DELETE FROM guidelines_acknowledgement WHERE sequence = %s", [2])
     result = services.verify_evidence()
     assert (result.intact, result.first_break_sequence) == (False, 2)
 
 
 def test_removed_last_record_is_detected_against_the_head(three_acks):
-    _tamper("DELETE FROM guidelines_acknowledgement WHERE sequence = %s", [3])
+    tamper("DELETE FROM guidelines_acknowledgement WHERE sequence = %s", [3])
     result = services.verify_evidence()
     assert (result.intact, result.first_break_sequence) == (False, 3)
     assert "recorded head" in result.problem
@@ -83,7 +72,7 @@ def test_resealed_record_still_breaks_the_link_to_the_next(three_acks):
     forged = three_acks[1]
     forged.employee_name = "Someone Else"
     forged.seal = chain.compute_seal(forged, guideline_slug="social-media", version_number="1.0")
-    _tamper("UPDATE guidelines_acknowledgement SET employee_name = %s, seal = %s WHERE sequence = 2",
+    tamper("UPDATE guidelines_acknowledgement SET employee_name = %s, seal = %s WHERE sequence = 2",
             [forged.employee_name, forged.seal])
     result = services.verify_evidence()
     assert (result.intact, result.first_break_sequence) == (False, 3)
@@ -92,7 +81,7 @@ def test_resealed_record_still_breaks_the_link_to_the_next(three_acks):
 def test_verify_evidence_command_reports_intact_and_broken_chains(three_acks, capsys):
     call_command("verify_evidence")
     assert "intact: 3 acknowledgements" in capsys.readouterr().out
-    _tamper("UPDATE guidelines_acknowledgement SET statement = 'forged' WHERE sequence = %s", [1])
+    tamper("UPDATE guidelines_acknowledgement SET statement = 'forged' WHERE sequence = %s", [1])
     with pytest.raises(CommandError, match="BROKEN at record 1"):
         call_command("verify_evidence")
 
@@ -122,7 +111,7 @@ def test_new_records_carry_the_current_seal_format(three_acks):
 
 
 def test_a_record_claiming_an_unknown_seal_format_breaks_the_chain_there(three_acks):
-    _tamper("UPDATE guidelines_acknowledgement SET seal_format = 99 WHERE sequence = 2", [])
+    tamper("UPDATE guidelines_acknowledgement SET seal_format = 99 WHERE sequence = 2", [])
     result = services.verify_evidence()
     assert (result.intact, result.first_break_sequence) == (False, 2)
     assert "seal format 99" in result.problem
@@ -143,6 +132,6 @@ def test_a_later_seal_format_verifies_next_to_the_first_and_seals_its_own_number
     assert chain.sealed_values(stored, guideline_slug="social-media", version_number="2.0")[0] == 2
     assert services.verify_evidence().intact  # formats 1 and 2 side by side
 
-    _tamper("UPDATE guidelines_acknowledgement SET seal_format = 1 WHERE sequence = 4", [])
+    tamper("UPDATE guidelines_acknowledgement SET seal_format = 1 WHERE sequence = 4", [])
     result = services.verify_evidence()
     assert (result.intact, result.first_break_sequence) == (False, 4)

@@ -19,6 +19,8 @@ from django.utils import timezone as django_timezone
 from guidelines import chain, services
 from guidelines.models import Acknowledgement
 
+from .factories import tamper
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "evidence.md"
 RECOMPUTE = "## Recomputing a seal by hand"
 SQL_CHECKS = "## Checks an auditor can run in SQL"
@@ -207,16 +209,6 @@ def test_the_worked_example_is_sealed_as_the_application_seals(script, tmp_path)
                                                      version_number=values["version_number"])
 
 
-def _tamper(sql, params=()):
-    # What the owner or a superuser could do: switch the triggers off.
-    with connection.cursor() as cursor:
-        cursor.execute("SET session_replication_role = replica")
-        try:
-            cursor.execute(sql, params)
-        finally:
-            cursor.execute("SET session_replication_role = DEFAULT")
-
-
 def _sql_checks():
     with connection.cursor() as cursor:
         results = []
@@ -233,9 +225,9 @@ def test_the_sql_checks_find_nothing_on_an_intact_chain_and_name_a_broken_record
     assert len(blocks(section(SQL_CHECKS), "sql")) == 3
     assert _sql_checks() == [[], [], []]
 
-    _tamper("UPDATE guidelines_acknowledgement SET major = major + 1 WHERE sequence = 3")
-    _tamper("UPDATE guidelines_acknowledgement SET previous_seal = %s WHERE sequence = 2", [chain.GENESIS_SEAL])
-    _tamper("DELETE FROM guidelines_acknowledgement WHERE sequence = 3")
+    tamper("UPDATE guidelines_acknowledgement SET major = major + 1 WHERE sequence = 3")
+    tamper("UPDATE guidelines_acknowledgement SET previous_seal = %s WHERE sequence = 2", [chain.GENESIS_SEAL])
+    tamper("DELETE FROM guidelines_acknowledgement WHERE sequence = 3")
     links, head, unsealed = _sql_checks()
     assert links == [(2,)]
     assert len(head) == 1
@@ -244,7 +236,7 @@ def test_the_sql_checks_find_nothing_on_an_intact_chain_and_name_a_broken_record
 
 def test_the_unsealed_columns_check_names_a_record_whose_major_was_changed(alice, version_1, web_meta):
     ack, _ = services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
-    _tamper("UPDATE guidelines_acknowledgement SET major = major + 1 WHERE id = %s", [ack.pk])
+    tamper("UPDATE guidelines_acknowledgement SET major = major + 1 WHERE id = %s", [ack.pk])
     assert services.verify_evidence().intact  # the seal does not cover it ...
     assert _sql_checks()[2] == [(ack.sequence,)]  # ... the doc's cross-check does
 

@@ -5,7 +5,6 @@ import csv
 import hashlib
 import io
 import json
-import logging
 import re
 import subprocess
 import threading
@@ -15,7 +14,6 @@ from zoneinfo import ZoneInfo
 import pikepdf
 import pytest
 import time_machine
-from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.urls import reverse
@@ -28,7 +26,7 @@ from guidelines.views import dashboards as dashboard_views
 
 from .factories import make_employee, make_guideline, publish
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_rate_limits")]
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 MONDAY = date(2027, 3, 1)
 
@@ -40,14 +38,6 @@ def at(day, hour=9):
 @pytest.fixture(autouse=True)
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limits():
-    # The rate limits count in the cache, which outlives a test.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def text_of(path):
@@ -452,17 +442,6 @@ def test_simultaneous_first_requests_make_one_certificate(scene, alice, hilde):
 
 
 # Rate limits -----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def security_log(caplog):
-    caplog.set_level(logging.INFO, logger="security")
-
-    def events(name):
-        entries = [json.loads(record.getMessage()) for record in caplog.records if record.name == "security"]
-        return [entry for entry in entries if entry["event"] == name]
-
-    return events
 
 
 def test_certificates_are_rate_limited_per_user_with_a_429_page(client_as, scene, alice, arjen, settings,

@@ -8,22 +8,16 @@ import re
 
 import pytest
 from django.contrib.auth import authenticate
-from django.core.cache import cache
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from guidelines.security import security_event
 
+pytestmark = pytest.mark.usefixtures("fresh_rate_limits")
+
 CANARY = "Canary-7f3a9c1e-Secret-Passphrase"
 WRONG_CANARY = "Wrong-Canary-b41d-Passphrase"
 CLIENT_IP = "203.0.113.77"
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limits():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.core import mail
-from django.core.cache import cache
 from django.urls import resolve, reverse
 from django.utils import timezone
 
@@ -20,16 +19,10 @@ from guidelines.accounts import NoAddEmailForm
 
 from ..factories import PASSWORD
 
+pytestmark = pytest.mark.usefixtures("fresh_rate_limits")
+
 User = get_user_model()
 NEW_PASSWORD = "a-new-and-long-passphrase-42"
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limits():
-    # allauth counts attempts in the cache, which outlives a test.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def sign_in(client, login, password, **extra):

@@ -7,8 +7,6 @@ payload must come out as literal text), and the URL fetcher (with the escaping d
 nothing may be fetched, and every refusal is in the security log)."""
 
 import http.server
-import json
-import logging
 import subprocess
 import threading
 
@@ -16,7 +14,6 @@ import pikepdf
 import pytest
 import tinycss2
 from django.conf import settings
-from django.core.cache import cache
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 
@@ -26,7 +23,7 @@ from guidelines.reports import rendering
 
 from ..factories import BODY, make_employee
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_rate_limits")]
 
 PAYLOAD = "Emma</style><link rel=attachment href=file:///etc/passwd><style>"
 PASSWD = b"root:x:0:0"
@@ -35,24 +32,6 @@ PASSWD = b"root:x:0:0"
 @pytest.fixture(autouse=True)
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limits():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def security_log(caplog):
-    caplog.set_level(logging.INFO, logger="security")
-
-    def events(name):
-        return [json.loads(record.getMessage()) for record in caplog.records
-                if record.name == "security" and json.loads(record.getMessage())["event"] == name]
-
-    return events
 
 
 class Canary:
