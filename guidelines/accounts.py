@@ -12,8 +12,6 @@
   outermost trusted proxy added).
 """
 
-import functools
-
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.authentication import get_authentication_records
 from allauth.account.forms import AddEmailForm
@@ -21,12 +19,12 @@ from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
-from django.db import connections, router
 from django.db.models import CharField, Exists, OuterRef, StringAgg, Subquery, Value
 from django.db.models.functions import Cast
 from django.utils.translation import gettext as _
 
-from .models import Employee
+from .models import DueDateExtension, Employee, Exemption
+from .prepared import PreparedQuery
 from .security import client_address, security_event
 from .services import RequestMeta
 
@@ -71,9 +69,6 @@ class IntranetSocialAccountAdapter(DefaultSocialAccountAdapter):
 
 # The employee behind the account ---------------------------------------------------------------
 
-# No account has this id: it marks, in the SQL compiled once, the parameter that takes the user's id.
-USER_ID_MARK = -918_273_645
-
 
 def _permission_ids(links):
     """One text value: the permission ids of `links` (rows of a permission link table), space-separated.
@@ -100,6 +95,9 @@ def employee_lookup(user_id):
         Employee.objects.filter(user_id=user_id).order_by()
         .annotate(
             manages=Exists(reports),
+            # Few employees ever have one: their pages skip these two queries (status.standings).
+            has_exemptions=Exists(Exemption.objects.filter(employee=OuterRef("pk"))),
+            has_extensions=Exists(DueDateExtension.objects.filter(employee=OuterRef("pk"))),
             # The two sets ModelBackend loads: the user's own permissions, and their groups'.
             user_permission_ids=_permission_ids(User.user_permissions.through.objects.filter(
                 user_id=OuterRef("user_id"))),
@@ -125,33 +123,23 @@ class PermissionNames:
         return {cls.names[pk] for pk in ids if pk in cls.names}
 
 
-@functools.cache
-def _compiled_lookup(alias, vendor):
-    """employee_lookup as SQL, compiled once per database: building and compiling this query costs
-    several times what running it does, on every request. The user's id is its one parameter."""
-    sql, params = employee_lookup(USER_ID_MARK).query.get_compiler(using=alias).as_sql()
-    positions = [index for index, value in enumerate(params) if value == USER_ID_MARK]
-    if len(positions) != 1:
-        raise ValueError(f"employee_lookup must take the user's id once, not {len(positions)} times.")
-    return sql, tuple(params), positions[0]
+# Building and compiling this query costs several times what running it does, on every request.
+_employee_of_user = PreparedQuery(Employee, employee_lookup, int)
 
 
 def employee_for(user):
     """The user's employee record, or None. Runs on every request: one query.
 
     The same row brings the role flags the layout needs, so a page asks nothing more about roles:
-    `manages` (someone reports to them: the "My team" link) and the user's permissions (HR,
+    `manages` (someone reports to them: the "My team" link), `has_exemptions` and `has_extensions`
+    (ever granted one: status.standings asks for them only then) and the user's permissions (HR,
     auditor, approver), which prime the permission cache of Django's ModelBackend on `user` with
     exactly the two sets it would query itself (`user_permissions` and the permissions of the
     user's groups). `user.has_perm` and `{{ perms }}` then answer without a query for the rest of
     the request, as after Django's own first permission check. Superusers hold every permission,
     which Django answers without its cache: theirs stays unprimed.
     """
-    alias = router.db_for_read(Employee)
-    sql, params, position = _compiled_lookup(alias, connections[alias].vendor)
-    params = list(params)
-    params[position] = user.pk
-    employee = next(iter(Employee.objects.raw(sql, params, using=alias)), None)  # user_id is unique
+    employee = next(iter(_employee_of_user(user.pk)), None)  # user_id is unique
     if employee is None:
         return None
     employee.user = user

@@ -12,7 +12,7 @@ from .status import Status
 
 
 class AcknowledgeForm(forms.Form):
-    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1, max_value=2**63 - 1)
     language = forms.ChoiceField(choices=LANGUAGE_CHOICES, widget=forms.HiddenInput)
     # The signed reference of the e-mail link the page was opened from, if any (services.channel_for).
     via = forms.CharField(widget=forms.HiddenInput, required=False, max_length=200)

@@ -89,11 +89,11 @@ class GuidelineQuerySet(models.QuerySet):
 
     def for_employee(self, employee):
         """Guidelines whose audience includes the employee (by everyone, department or group)."""
-        return self.active().filter(
-            Q(audience_everyone=True)
-            | Q(audience_departments=employee.department_id)
-            | Q(audience_groups__user=employee.user_id)
-        ).distinct()
+        audience = Q(audience_everyone=True) | Q(audience_groups__user=employee.user_id)
+        if employee.department_id is not None:
+            # Not with None: the ORM would read `= None` as IS NULL, i.e. "has no audience department".
+            audience |= Q(audience_departments=employee.department_id)
+        return self.active().filter(audience).distinct()
 
 
 class Guideline(models.Model):

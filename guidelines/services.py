@@ -31,6 +31,7 @@ from .models import (
     Reading,
     Version,
 )
+from .prepared import PreparedQuery
 
 
 def record_audit_event(*, action, actor=None, guideline=None, version=None, **details):
@@ -219,7 +220,7 @@ def acknowledge(*, employee, version, language, meta):
         with transaction.atomic():
             # The chain head's row lock serialises every append, so each record links to
             # exactly one predecessor and a second click by the same employee waits here.
-            head = ChainHead.objects.select_for_update().get(pk=1)
+            [head] = _locked_chain_head()
             now = timezone.now()
             # Read after the lock (a statement of its own, so it sees what committed while we waited).
             employee, latest = _acknowledging(employee, version)
@@ -248,18 +249,27 @@ def acknowledge(*, employee, version, language, meta):
     return ack, True
 
 
+def _employee_as_evidence(employee_id, guideline_id, major, version_id):
+    acks = (Acknowledgement.objects.filter(employee=OuterRef("pk"), guideline=guideline_id, major=major)
+            .order_by("-cycle"))
+    first_opened = Reading.objects.filter(employee=OuterRef("pk"), version=version_id).values("first_opened_at")
+    return (
+        Employee.objects.select_related("user", "department", "manager__user")
+        .annotate(first_opened_at=Subquery(first_opened[:1]), latest_pk=Subquery(acks.values("pk")[:1]))
+        .filter(pk=employee_id)
+    )
+
+
+# Every acknowledgement asks these: compiled once (prepared.py).
+_employee_as_evidence_of = PreparedQuery(Employee, _employee_as_evidence, int, int, int, int)
+_locked_chain_head = PreparedQuery(ChainHead, lambda: ChainHead.objects.select_for_update().filter(pk=1))
+
+
 def _acknowledging(employee, version):
     """The employee with their user, department and manager at this moment (part of the evidence) and
     when they first opened `version` (`first_opened_at`, or None), in one query; and their latest
     acknowledgement of its major version, or None (a query more only if there is one)."""
-    acks = (Acknowledgement.objects.filter(employee=OuterRef("pk"), guideline=version.guideline_id,
-                                           major=version.major).order_by("-cycle"))
-    first_opened = Reading.objects.filter(employee=OuterRef("pk"), version=version.pk).values("first_opened_at")
-    employee = (
-        Employee.objects.select_related("user", "department", "manager__user")
-        .annotate(first_opened_at=Subquery(first_opened[:1]), latest_pk=Subquery(acks.values("pk")[:1]))
-        .get(pk=employee.pk)
-    )
+    [employee] = _employee_as_evidence_of(employee.pk, version.guideline_id, version.major, version.pk)
     latest = None
     if employee.latest_pk is not None:
         latest = Acknowledgement.objects.select_related("guideline", "version").get(pk=employee.latest_pk)

@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import Acknowledgement, DueDateExtension, Employee, Exemption, Guideline, Version
+from .prepared import PreparedQuery
 
 
 class Status(models.TextChoices):
@@ -77,13 +78,31 @@ def period_start(version, employee):
     return published_on
 
 
+# The employee's pages ask these on every request: compiled once (prepared.py), filtered here.
+_extensions_of = PreparedQuery(
+    DueDateExtension,
+    lambda employee_id: DueDateExtension.objects.filter(employee=employee_id).order_by("granted_at", "pk")
+    .values_list("guideline_id", "major", "due_date"),
+    int)
+_acknowledgements_of = PreparedQuery(
+    Acknowledgement,
+    lambda employee_id: Acknowledgement.objects.for_employee(employee_id).select_related("version")
+    .order_by("sequence"),
+    int)
+_exempt_guidelines_of = PreparedQuery(
+    Exemption,
+    lambda employee_id, day: Exemption.objects.active_on(day).filter(employee=employee_id)
+    .values_list("guideline_id", flat=True),
+    int, date)
+
+
 def due_dates(employee, versions):
     """{version pk: due date} for one employee and several versions (one query for the extensions)."""
     versions = list(versions)
     extended = {}
     by_key = {(version.guideline_id, version.major): version.pk for version in versions}
-    extensions = (DueDateExtension.objects.filter(employee=employee, guideline__in={v.guideline_id for v in versions})
-                  .order_by("granted_at", "pk").values_list("guideline_id", "major", "due_date"))
+    # An employee from accounts.employee_for knows whether they ever had an extension.
+    extensions = _extensions_of(employee.pk) if getattr(employee, "has_extensions", True) else ()
     for guideline_id, major, extended_to in extensions:
         if (guideline_id, major) in by_key:
             extended[by_key[guideline_id, major]] = extended_to  # the latest one wins
@@ -134,8 +153,9 @@ def counts_on(acknowledgement, moment):
 
 def standings(employee, versions, day=None, *, audience=None):
     """{version pk: Standing} for one employee, in three queries whatever the number of versions
-    (acknowledgements, extensions, exemptions). `audience`: the pks of guidelines known to include
-    the employee (else one query more). Versions need their guideline loaded."""
+    (the employee's acknowledgements, extensions and exemptions, of every guideline: few rows).
+    `audience`: the pks of guidelines known to include the employee (else one query more). Versions
+    need their guideline loaded."""
     versions = list(versions)
     if not versions:
         return {}
@@ -147,12 +167,13 @@ def standings(employee, versions, day=None, *, audience=None):
         audience = set(Guideline.objects.for_employee(employee).filter(pk__in=guideline_pks)
                        .values_list("pk", flat=True))
     latest, counting = {}, {}
-    for ack in (Acknowledgement.objects.for_employee(employee).filter(guideline__in=guideline_pks)
-                .select_related("version").order_by("sequence")):
+    for ack in _acknowledgements_of(employee.pk):
+        if ack.guideline_id not in guideline_pks:
+            continue
         latest[ack.guideline_id] = ack
         counting.setdefault((ack.guideline_id, ack.major), []).append(ack)
-    exempt = set(Exemption.objects.active_on(day).filter(employee=employee, guideline__in=guideline_pks)
-                 .values_list("guideline_id", flat=True))
+    # An employee from accounts.employee_for knows whether they ever had an exemption.
+    exempt = set(_exempt_guidelines_of(employee.pk, day)) if getattr(employee, "has_exemptions", True) else set()
     due = due_dates(employee, versions)
     answers = {}
     for version in versions:

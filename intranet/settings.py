@@ -58,6 +58,12 @@ def envdatabase(name, default):
         # instead of failing with "database is locked" half-way through a transaction.
         config["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
         config["CONN_MAX_AGE"] = 0
+    elif envbool("DATABASE_PREPARED_STATEMENTS", "1"):
+        # PostgreSQL: parameters bound by the server, and a statement run five times on a connection
+        # is prepared there, so the employee pages' queries (compiled once, guidelines/prepared.py)
+        # are not planned again on every request. Off behind a pooler in transaction mode that
+        # cannot keep prepared statements (PgBouncer before 1.21).
+        config["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
     return config
 
 

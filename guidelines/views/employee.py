@@ -1,7 +1,9 @@
+import functools
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, OuterRef, Value, Window
+from django.db.models import Count, Exists, OuterRef, Window
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -13,7 +15,8 @@ from ..access import employee_required, is_hr_or_auditor
 from ..accounts import request_evidence
 from ..content import diff_between, released_texts
 from ..forms import AcknowledgeForm
-from ..models import Acknowledgement, Guideline, Reading, Version, VersionText
+from ..models import Acknowledgement, Employee, Guideline, Reading, Version, VersionText
+from ..prepared import PreparedQuery
 from .lookups import check_version_number, guideline_or_404
 
 
@@ -36,6 +39,21 @@ def _released_versions(guideline):
     return versions
 
 
+def _recent_released(slug, employee_id):
+    """The latest released versions of the guideline `slug` with the guideline and its owner, each
+    with the number of released versions and whether the employee opened it before."""
+    return (
+        Version.objects.released().filter(guideline__slug=slug).select_related("guideline__owner")
+        .only(*VERSION_FIELDS, "guideline")
+        .annotate(released_count=Window(Count("pk")),
+                  opened=Exists(Reading.objects.filter(employee=employee_id, version=OuterRef("pk"))))
+    )[:RECENT_VERSIONS]
+
+
+# Without an employee (HR or an auditor reading) the id is None: no reading matches NULL.
+_recent_versions = PreparedQuery(Version, _recent_released, str, int)
+
+
 class Versions:
     """The versions a guideline page shows: the RECENT_VERSIONS latest released ones (newest first),
     how many were released, and the current one. Publication numbers versions upwards and
@@ -51,14 +69,7 @@ class Versions:
     def of(cls, slug, employee=None):
         """The guideline of `slug` and its latest versions in one query (and one more for a guideline
         that has no released version yet). `opened` on each: whether `employee` opened it before."""
-        recent = (
-            Version.objects.released().filter(guideline__slug=slug).select_related("guideline__owner")
-            .only(*VERSION_FIELDS, "guideline")
-            .annotate(released_count=Window(Count("pk")),
-                      opened=Exists(Reading.objects.filter(employee=employee, version=OuterRef("pk")))
-                      if employee is not None else Value(False))
-        )
-        recent = list(recent[:RECENT_VERSIONS])
+        recent = _recent_versions(slug, employee.pk if employee is not None else None)
         if not recent:
             return cls(guideline_or_404(slug, "owner"), [], 0)
         return cls(recent[0].guideline, recent, recent[0].released_count)
@@ -97,7 +108,10 @@ def _detail_context(request, versions, version, language, *, in_audience, form=N
     changes = None
     if compare_with:
         old_text = _text_in(texts[compare_with.pk], compare_with, language)
-        changes = {"since": compare_with, "blocks": diff_between(old_text, text)}
+        # The template renders the diff once per process (its cache key: both texts and their
+        # fingerprints); `blocks` is computed only then.
+        changes = {"since": compare_with, "key": f"{old_text.pk}:{old_text.content_hash}:{text.pk}:{text.content_hash}",
+                   "blocks": functools.partial(diff_between, old_text, text)}
     can_acknowledge = standing is not None and version == current and standing.may_acknowledge
     if can_acknowledge and form is None:
         via = request.GET.get("via", "")
@@ -123,11 +137,11 @@ def _text_in(variants, version, language):
     return variants.get(language) or variants.get(version.leading_language) or next(iter(variants.values()))
 
 
-@require_GET
-@employee_required
-def home(request):
-    employee = request.employee
-    current_texts = (
+def _current_texts(department_id, user_id):
+    """The texts of the current versions of the guidelines of the employee in this department with
+    this account, with version and guideline."""
+    employee = Employee(department_id=department_id, user_id=user_id)
+    return (
         VersionText.objects.filter(version__status=Version.Status.PUBLISHED,
                                    version__guideline__in=Guideline.objects.for_employee(employee))
         .select_related("version__guideline")
@@ -135,6 +149,16 @@ def home(request):
               "version__leading_language", "version__guideline__slug", "version__guideline__due_days",
               "version__guideline__reacknowledge_days", "version__guideline__retired_at")
     )
+
+
+_current_texts_for = PreparedQuery(VersionText, _current_texts, int, int)
+
+
+@require_GET
+@employee_required
+def home(request):
+    employee = request.employee
+    current_texts = _current_texts_for(employee.department_id, employee.user_id)
     versions = {}
     for text in current_texts:
         versions.setdefault(text.version_id, (text.version, {}))[1][text.language] = text
@@ -198,6 +222,12 @@ def version_list(request, slug):
                   {"guideline": guideline, "rows": rows, "title": title, "language": language})
 
 
+_released_version = PreparedQuery(
+    Version,
+    lambda slug, pk: Version.objects.released().select_related("guideline").filter(guideline__slug=slug, pk=pk),
+    str, int)
+
+
 @require_POST
 @employee_required
 def acknowledge(request, slug):
@@ -207,8 +237,7 @@ def acknowledge(request, slug):
         return render(request, "400.html", {"message": _("The form was incomplete or altered. Please try again.")},
                       status=400)
     # The version with its guideline in one query; the guideline alone only to tell 404 from 400.
-    version = (Version.objects.released().select_related("guideline")
-               .filter(guideline__slug=slug, pk=form.cleaned_data["version"]).first())
+    version = next(iter(_released_version(slug, form.cleaned_data["version"])), None)
     if version is None:
         guideline_or_404(slug)
         return render(request, "400.html", {"message": _("That version does not belong to this guideline.")},

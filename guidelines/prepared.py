@@ -1,0 +1,91 @@
+"""Queries that page requests make every time, built and compiled by the ORM once per process.
+
+Building a queryset and compiling it to SQL costs several times what PostgreSQL takes to run it
+(`bench/run.py --profile` on the employee pages). A PreparedQuery builds its queryset once per
+database, with marks in place of the values that change from request to request (an id, a slug,
+a day), keeps the SQL, and runs it with each request's values. The rows become what the queryset
+itself would give (model instances with their select_related objects and annotations, values or
+tuples, with the database's converters): the queryset's own iterable reads them.
+
+A value of None reaches the SQL as NULL, so a comparison with it matches nothing (the ORM would
+have written IS NULL instead).
+"""
+
+import copy
+from datetime import date
+
+from django.db import connections, router
+
+# Values no query writes itself: they mark, in the compiled SQL, where each value goes. The integer
+# fits every integer field (the ORM folds a comparison with an out-of-range value away, e.g. a
+# negative one for a PositiveIntegerField, and the mark with it).
+_INT_MARK = 2_147_483_000
+_STR_MARK = "\x00prepared-query-mark-{}\x00"
+
+
+def _marks(kinds):
+    marks = []
+    for index, kind in enumerate(kinds):
+        if kind is int:
+            marks.append(_INT_MARK + index)
+        elif kind is str:
+            marks.append(_STR_MARK.format(index))
+        elif kind is date:
+            marks.append(date(1, 1, index + 1))
+        else:
+            raise TypeError(f"A PreparedQuery takes int, str or date values, not {kind!r}.")
+    return marks
+
+
+class PreparedQuery:
+    """`build(*values)` returns the queryset; `kinds` are the types of the values (int, str, date).
+
+    Every value must reach the SQL as a parameter (not folded into the SQL text, not left out):
+    compiling checks that each mark is found.
+    """
+
+    def __init__(self, model, build, *kinds):
+        self.model, self.build, self.kinds = model, build, kinds
+        self._compiled = {}
+
+    def _compile(self, alias):
+        connection = connections[alias]
+        marks = _marks(self.kinds)
+        queryset = self.build(*marks).using(alias)
+        compiler = queryset.query.get_compiler(using=alias)
+        sql, params = compiler.as_sql()
+        # How the ORM passed each mark on: SQLite takes dates as text, and with server-side binding
+        # PostgreSQL integers come typed (psycopg's Int4 for a 32-bit column); values go the same way.
+        passed = [connection.ops.adapt_datefield_value(mark) if isinstance(mark, date) else mark for mark in marks]
+        slots = [(position, index, type(param)) for position, param in enumerate(params)
+                 for index, mark in enumerate(passed) if isinstance(param, type(mark)) and param == mark]
+        missing = set(range(len(marks))) - {index for _, index, _ in slots}
+        if missing:
+            raise ValueError(f"The query does not pass value(s) {sorted(missing)} to the database as parameters.")
+        compiled = self._compiled[alias] = (queryset, compiler, sql, tuple(params), slots)
+        return compiled
+
+    def __call__(self, *values, using=None):
+        """The queryset's rows for these values, as a list."""
+        if len(values) != len(self.kinds):
+            raise TypeError(f"This query takes {len(self.kinds)} values, not {len(values)}.")
+        alias = using or router.db_for_read(self.model)
+        queryset, compiler, sql, params, slots = self._compiled.get(alias) or self._compile(alias)
+        connection = connections[alias]
+        params = list(params)
+        for position, index, passed_as in slots:
+            value = values[index]
+            if isinstance(value, date):
+                value = connection.ops.adapt_datefield_value(value)
+            elif value is not None and passed_as not in (int, str):
+                value = passed_as(value)
+            params[position] = value
+        run = copy.copy(compiler)
+        run.connection = connection  # this thread's connection, not the one it was compiled on
+        run.as_sql = lambda *args, **kwargs: (sql, params)
+        query = copy.copy(queryset.query)
+        query.get_compiler = lambda *args, **kwargs: run
+        # A shallow copy of the queryset that reads through `run` (copy.copy would evaluate it).
+        rows = object.__new__(type(queryset))
+        rows.__dict__.update(queryset.__dict__, _query=query, _result_cache=None)
+        return list(rows)
