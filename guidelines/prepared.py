@@ -7,11 +7,17 @@ a day), keeps the SQL, and runs it with each request's values. The rows become w
 itself would give (model instances with their select_related objects and annotations, values or
 tuples, with the database's converters): the queryset's own iterable reads them.
 
+On PostgreSQL with server-side binding (settings: DATABASE_PREPARED_STATEMENTS) the statement is
+also prepared on the server, so it is not planned again on every request either. Only these
+statements are: with every statement prepared, PostgreSQL's generic plans made the dashboards'
+large aggregates slower than planning them for their values (bench/bench_dashboards.py).
+
 A value of None reaches the SQL as NULL, so a comparison with it matches nothing (the ORM would
 have written IS NULL instead).
 """
 
 import copy
+from contextlib import contextmanager
 from datetime import date
 
 from django.db import connections, router
@@ -35,6 +41,22 @@ def _marks(kinds):
         else:
             raise TypeError(f"A PreparedQuery takes int, str or date values, not {kind!r}.")
     return marks
+
+
+@contextmanager
+def _prepared_on_server(connection):
+    """Statements run in this block are prepared on the server at their first run (psycopg's
+    prepare_threshold 0) and reuse the prepared statement afterwards. Connections are per thread."""
+    if connection.vendor != "postgresql" or not connection.settings_dict["OPTIONS"].get("server_side_binding"):
+        yield
+        return
+    connection.ensure_connection()
+    driver = connection.connection
+    threshold, driver.prepare_threshold = driver.prepare_threshold, 0
+    try:
+        yield
+    finally:
+        driver.prepare_threshold = threshold
 
 
 class PreparedQuery:
@@ -88,4 +110,5 @@ class PreparedQuery:
         # A shallow copy of the queryset that reads through `run` (copy.copy would evaluate it).
         rows = object.__new__(type(queryset))
         rows.__dict__.update(queryset.__dict__, _query=query, _result_cache=None)
-        return list(rows)
+        with _prepared_on_server(connection):
+            return list(rows)

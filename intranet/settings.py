@@ -59,11 +59,10 @@ def envdatabase(name, default):
         config["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
         config["CONN_MAX_AGE"] = 0
     elif envbool("DATABASE_PREPARED_STATEMENTS", "1"):
-        # PostgreSQL: parameters bound by the server, and a statement run five times on a connection
-        # is prepared there, so the employee pages' queries (compiled once, guidelines/prepared.py)
-        # are not planned again on every request. Off behind a pooler in transaction mode that
-        # cannot keep prepared statements (PgBouncer before 1.21).
-        config["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
+        # PostgreSQL binds the parameters itself, and the queries the employee pages make on every
+        # request (guidelines/prepared.py) are prepared there, so they are not planned again each
+        # time. Off behind a pooler in transaction mode that cannot keep prepared statements.
+        config["OPTIONS"] = {"server_side_binding": True}
     return config
 
 

@@ -143,3 +143,19 @@ def test_an_employee_without_department_does_not_see_guidelines_for_departments_
     assert page.count('href="/guidelines/everyone/"') == 2
     assert "/guidelines/finance/" not in page and "/guidelines/approvers/" not in page
     assert Acknowledgement.objects.count() == 0
+
+
+def test_only_prepared_queries_are_prepared_on_the_server(alice):
+    by_number = PreparedQuery(Employee, lambda number: Employee.objects.filter(employee_number=number), str)
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    threshold = connection.connection.prepare_threshold
+    for _ in range(6):  # more runs than psycopg's usual threshold (5) for preparing a statement
+        assert [e.pk for e in by_number("E0001")] == [alice.pk]
+        assert list(Employee.objects.filter(user__email="alice@example.com").values_list("pk", flat=True)) == [alice.pk]
+    assert connection.connection.prepare_threshold == threshold
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [statement for (statement,) in cursor.fetchall()]
+    assert len(prepared) == 1
+    assert '"employee_number" = $1' in prepared[0] and "auth_user" not in prepared[0]
