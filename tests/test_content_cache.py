@@ -59,3 +59,31 @@ def test_texts_that_are_not_published_are_not_cached_as_a_diff(guideline, hilde,
     content.diff_between(old, new)
     new.body = "# Guideline\n\nRewritten.\n"
     assert content.diff_between(old, new) == content.diff_blocks(old.body, new.body)
+
+
+def test_the_cached_parts_of_the_guideline_page_follow_publication_and_retirement(
+        guideline, hilde, bob, alice, version_1, client_as, web_meta):
+    """The header, the list of versions and the diff are rendered once per process; a new version or
+    a retirement shows at once, and a reader in another language gets their own."""
+    from guidelines import publishing, services
+
+    client = client_as(alice)
+    page = client.get("/guidelines/social-media/").content.decode()
+    assert '<strong aria-current="page">1.0</strong>' in page and "All 1 version<" in page
+    services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+
+    publish(guideline, author=hilde, approver=bob.user, bodies={
+        "nl": "# Richtlijn\n\nNieuw.\n", "en": "# Guideline\n\nBe kind online.\n"})
+    page = client.get("/guidelines/social-media/").content.decode()
+    assert '<strong aria-current="page">2.0</strong>' in page and "All 2 versions<" in page
+    assert '<a href="?version=1.0&amp;lang=en">1.0</a>' in page
+    assert "<ins>Be kind online.</ins>" in page  # what changed since 1.0
+    old = client.get("/guidelines/social-media/?version=1.0").content.decode()
+    assert "which is no longer current" in old and 'href="?version=1.0&amp;lang=nl"' in old
+    dutch = client.get("/guidelines/social-media/?lang=nl").content.decode()
+    assert "<ins>Nieuw.</ins>" in dutch and "Be kind online." not in dutch
+
+    publishing.retire_guideline(guideline=guideline, by=hilde, reason="Replaced")
+    retired = client.get("/guidelines/social-media/?version=2.0").content.decode()
+    assert "This guideline has been retired." in retired
+    assert '<strong aria-current="page">2.0</strong>' in retired and "· published" not in retired

@@ -15,14 +15,14 @@ from ..access import employee_required, is_hr_or_auditor
 from ..accounts import request_evidence
 from ..content import diff_between, released_texts
 from ..forms import AcknowledgeForm
-from ..models import Acknowledgement, Employee, Guideline, Reading, Version, VersionText
+from ..models import LANGUAGES, Acknowledgement, Employee, Guideline, Reading, Version, VersionText
 from ..prepared import PreparedQuery
 from .lookups import check_version_number, guideline_or_404
 
 
 def _content_language(request):
     language = request.GET.get("lang") or request.POST.get("language") or request.LANGUAGE_CODE
-    if language not in ("nl", "en"):
+    if language not in LANGUAGES:
         raise Http404(_("This guideline is available in Dutch (nl) and English (en) only."))
     return language
 
