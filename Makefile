@@ -24,6 +24,11 @@ $(VENV)/.dev-installed: $(VENV)/.run-installed requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# The OpenID Connect provider that the tests start (tests/oidc/provider.mjs) runs on Node.js.
+tests/oidc/node_modules/.installed: tests/oidc/package.json tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund
+	touch $@
+
 system-run:
 	bin/install-system-packages run
 
@@ -36,7 +41,7 @@ run: system-run $(VENV)/.run-installed
 	$(PY) manage.py load_demo
 	bin/run-dev
 
-test: system-test $(VENV)/.dev-installed
+test: system-test $(VENV)/.dev-installed tests/oidc/node_modules/.installed
 	$(VENV)/bin/ruff check .
 	env $(DEPLOY_CHECK_ENV) $(PY) manage.py check --deploy --fail-level WARNING
 	bin/ensure-services
@@ -56,4 +61,4 @@ lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache
+	rm -rf $(VENV) var staticfiles .pytest_cache tests/oidc/node_modules

@@ -15,14 +15,22 @@
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.authentication import get_authentication_records
 from allauth.account.forms import AddEmailForm
+from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.providers.base import AuthProcess
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.db.models import CharField, Exists, OuterRef, StringAgg, Subquery, Value
 from django.db.models.functions import Cast
+from django.shortcuts import render
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from requests import RequestException
 
+from .access import privileged_users
 from .models import DueDateExtension, Employee, Exemption
 from .prepared import PreparedQuery
 from .security import client_address, security_event
@@ -46,7 +54,11 @@ class IntranetAccountAdapter(DefaultAccountAdapter):
 
     def pre_authenticate(self, request, **credentials):
         """allauth refuses a sign-in once the failed attempts for the address or the client address
-        exceed ACCOUNT_RATE_LIMITS["login_failed"]: that lockout goes on the security log."""
+        exceed ACCOUNT_RATE_LIMITS["login_failed"]: that lockout goes on the security log. With
+        PASSWORD_LOGIN=0 every password is refused, however it reached the sign-in."""
+        if not settings.PASSWORD_LOGIN:
+            security_event("login_refused", request=request, outcome="denied", reason="password_login_off")
+            raise ValidationError(_("Sign in with your organisation's account; this intranet has no passwords."))
         try:
             super().pre_authenticate(request, **credentials)
         except ValidationError:
@@ -63,8 +75,123 @@ class NoAddEmailForm(AddEmailForm):
 
 
 class IntranetSocialAccountAdapter(DefaultSocialAccountAdapter):
+    """Signing in with the company's identity provider (OpenID Connect, settings.OIDC_APPS).
+
+    A person is let in only as the employee HR imported with the same e-mail address (the provider's
+    e-mail claim, compared case-insensitively), and only while employed. The first sign-in links the
+    provider's subject to that account; later sign-ins find the account by the subject. Nobody else
+    gets an account: an unknown person, an address outside the provider's allowed domains and a
+    leaver see a page that says why (SSO_REFUSALS). A privileged account (access.privileged_users)
+    is never linked by its address alone: its owner links it while signed in, from the connections
+    page, after the second factor.
+    """
+
     def is_open_for_signup(self, request, sociallogin):
         return False
+
+    def pre_social_login(self, request, sociallogin):
+        if sociallogin.state.get("process") == AuthProcess.CONNECT:
+            return  # a signed-in user links their own provider account; allauth checks it is nobody else's
+        claims = sso_claims(sociallogin)
+        if sociallogin.is_existing:
+            user, email = sociallogin.user, claims["email"]
+        else:
+            email = claims["email"]
+            user = self._hr_account(request, sociallogin, claims)
+        if not user.is_active or _has_left(user):
+            self._refuse(request, sociallogin, claims, "leaver", user=user)
+        if not sociallogin.is_existing:
+            sociallogin.connect(request, user)
+            security_event("sso_account_linked", request=request, user=user, provider=claims["provider"],
+                           subject=claims["subject"], email=email)
+
+    def _hr_account(self, request, sociallogin, claims):
+        email = claims["email"]
+        domains = sociallogin.provider.app.settings.get("allowed_domains") or []
+        if not email or "@" not in email:
+            self._refuse(request, sociallogin, claims, "no_email")
+        if domains and email.rsplit("@", 1)[1].lower() not in domains:
+            self._refuse(request, sociallogin, claims, "domain")
+        matches = list(get_user_model().objects.filter(email__iexact=email, employee__isnull=False)[:2])
+        if len(matches) != 1:
+            self._refuse(request, sociallogin, claims, "unknown")
+        if privileged_users().filter(pk=matches[0].pk).exists():
+            self._refuse(request, sociallogin, claims, "privileged", user=matches[0])
+        return matches[0]
+
+    def _refuse(self, request, sociallogin, claims, reason, *, user=None):
+        security_event("sso_login_refused", request=request, user=user, outcome="denied", reason=reason,
+                       provider=claims["provider"], subject=claims["subject"], email=claims["email"])
+        context = {"reason": reason, "message": SSO_REFUSALS[reason], "provider": sociallogin.provider.name}
+        raise ImmediateHttpResponse(render(request, "account/sso_refused.html", context, status=403))
+
+    def on_authentication_error(self, request, provider, error=None, exception=None, extra_context=None):
+        """The sign-in with the provider failed: on the security log, and a page that says so
+        (templates/socialaccount/authentication_error.html): 502 when the provider could not be
+        reached, allauth's 401 otherwise."""
+        provider_id = getattr(getattr(provider, "app", None), "provider_id", "") or getattr(provider, "id", "")
+        security_event("sso_error", request=request, outcome="failure", provider=provider_id,
+                       error=str(error or ""), exception=type(exception).__name__ if exception else "")
+        if isinstance(exception, RequestException):
+            raise ImmediateHttpResponse(provider_unreachable(request))
+
+
+def provider_unreachable(request):
+    return render(request, "socialaccount/authentication_error.html", {"unreachable": True}, status=502)
+
+
+SSO_REFUSALS = {
+    "unknown": gettext_lazy("You are not registered for the guidelines. If you think you should be, please "
+                            "contact HR."),
+    "domain": gettext_lazy("Your account is not one of this organisation's. Sign in with your work account, or "
+                           "contact HR."),
+    "no_email": gettext_lazy("Your identity provider did not tell us your e-mail address, so we cannot find you "
+                             "in HR's records. Please contact the service desk."),
+    "leaver": gettext_lazy("Your employment has ended, so you can no longer sign in here. If this is wrong, "
+                           "please contact HR."),
+    "privileged": gettext_lazy("Your account has administrative rights, so it is not linked to your identity "
+                               "provider automatically. Sign in with your password and link it "
+                               "yourself, or ask an administrator."),
+}
+
+
+def sso_claims(sociallogin):
+    """What a provider's sign-in says about the person: provider id, subject, e-mail address (the
+    provider's configured e-mail claim, from the userinfo or else the ID token) and the ID token's
+    `amr` and `acr` (how the provider authenticated them: its second factor, if any)."""
+    data = sociallogin.account.extra_data or {}
+    userinfo, id_token = data.get("userinfo") or {}, data.get("id_token") or {}
+    claim = sociallogin.provider.app.settings.get("email_claim", "email")
+    email = str(userinfo.get(claim) or id_token.get(claim) or "").strip()
+    amr = id_token.get("amr") or userinfo.get("amr") or []
+    return {
+        "provider": sociallogin.account.provider,
+        "subject": str(sociallogin.account.uid),
+        "email": email,
+        "amr": [str(method) for method in amr] if isinstance(amr, list) else [str(amr)],
+        "acr": str(id_token.get("acr") or userinfo.get("acr") or ""),
+    }
+
+
+SSO_SESSION_KEY = "guidelines_sso_sign_in"
+
+
+def remember_sso_sign_in(sender, request, user, sociallogin=None, **kwargs):
+    """allauth's user_logged_in: after a sign-in through a provider, keep its claims with the session
+    (request evidence reads them) and put them on the security log."""
+    if sociallogin is None:
+        request.session.pop(SSO_SESSION_KEY, None)
+        return
+    claims = sso_claims(sociallogin)
+    request.session[SSO_SESSION_KEY] = {key: claims[key] for key in ("provider", "subject", "amr", "acr")}
+    security_event("sso_login", request=request, user=user, **request.session[SSO_SESSION_KEY])
+
+
+def _has_left(user):
+    """An employee no longer employed today. (An account without an employee record, such as an
+    administrator's or an external auditor's, has only its active flag.)"""
+    end_date = Employee.objects.filter(user=user).values_list("end_date", flat=True).first()
+    return end_date is not None and end_date <= timezone.localdate()  # the first day without employment
 
 
 # The employee behind the account ---------------------------------------------------------------

@@ -7,11 +7,14 @@ class GuidelinesConfig(AppConfig):
     verbose_name = _("Guidelines")
 
     def ready(self):
+        from allauth.account import signals as allauth_signals
         from django.contrib.auth import signals
 
-        from . import security
+        from . import accounts, security
 
         # Every sign-in, failed sign-in and sign-out on the security log (guidelines/security.py).
         signals.user_logged_in.connect(security.on_login, dispatch_uid="security-login")
         signals.user_login_failed.connect(security.on_login_failed, dispatch_uid="security-login-failed")
         signals.user_logged_out.connect(security.on_logout, dispatch_uid="security-logout")
+        # A sign-in through an identity provider: its claims kept with the session, as evidence.
+        allauth_signals.user_logged_in.connect(accounts.remember_sso_sign_in, dispatch_uid="sso-sign-in")

@@ -66,19 +66,17 @@ from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
-from django.contrib.auth.models import Permission
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from psycopg import sql
 
-from .access import require_permission
+from .access import privileged_users, require_permission
 from .models import BATCH_ROWS, LANGUAGES, AuditEvent, Department, Employee, ImportChange, ImportRun
 from .security import security_event
 from .services import record_audit_event
@@ -101,9 +99,6 @@ BATCH_SIZE = 1000
 MAX_LEVELS = 10  # of the org chart inserted level by level; see _managers_first
 MAX_STORED_ERRORS = 1000
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-# Accounts an import never links, renames or re-addresses (see the module docstring).
-ROLE_GROUPS = ("HR", "Approvers", "Auditors")
-ROLE_PERMISSIONS = ("manage", "approve", "audit")  # of the guidelines app
 USER_FIELDS = ("email", "username", "first_name", "last_name", "is_active")
 EMPLOYEE_FIELDS = ("department", "manager_employee_number", "start_date", "end_date", "language")
 
@@ -344,17 +339,8 @@ def _check_header(header):
 
 
 def privileged_user_ids():
-    """Ids of the users that are staff, superuser, in a role group or hold a role permission (one query)."""
-    User = get_user_model()
-    role_permissions = Permission.objects.filter(content_type__app_label="guidelines", codename__in=ROLE_PERMISSIONS)
-    in_role = User.groups.through.objects.filter(
-        Q(group__name__in=ROLE_GROUPS) | Q(group__permissions__in=role_permissions)
-    ).values("user_id")
-    granted = User.user_permissions.through.objects.filter(permission__in=role_permissions).values("user_id")
-    return frozenset(
-        User.objects.filter(Q(is_staff=True) | Q(is_superuser=True) | Q(pk__in=in_role) | Q(pk__in=granted))
-        .order_by().values_list("pk", flat=True)
-    )
+    """Ids of the privileged users (access.privileged_users), in one query."""
+    return frozenset(privileged_users().order_by().values_list("pk", flat=True))
 
 
 def load_existing():

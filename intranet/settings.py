@@ -9,6 +9,7 @@ import re
 import zoneinfo
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from celery.schedules import crontab
@@ -99,6 +100,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "guidelines",
 ]
 
@@ -187,6 +189,70 @@ ACCOUNT_RATE_LIMITS = {
     "reauthenticate": "10/m/user",
     "signup": "20/m/ip",
 }
+# Signing in with the company's identity provider (OpenID Connect), configured by environment:
+# OIDC_PROVIDERS lists provider ids in the order of their buttons; each id has its own variables
+# OIDC_<ID>_ISSUER, _CLIENT_ID, _CLIENT_SECRET, _NAME (the button), _SCOPES, _EMAIL_CLAIM and
+# _DOMAINS (allowed e-mail domains). README, "Signing in with Microsoft Entra ID or Keycloak".
+OIDC_PROVIDER_ID = re.compile(r"^[a-z][a-z0-9]{0,29}$")
+
+
+def envoidc(names):
+    apps = []
+    for provider_id in names:
+        if not OIDC_PROVIDER_ID.match(provider_id):
+            raise ImproperlyConfigured(
+                f"OIDC_PROVIDERS: {provider_id!r} is not a provider id (lower-case letters and digits, "
+                "starting with a letter, at most 30).")
+        prefix = f"OIDC_{provider_id.upper()}_"
+        values = {key: os.environ.get(prefix + key, "").strip() for key in
+                  ("ISSUER", "CLIENT_ID", "CLIENT_SECRET", "NAME", "SCOPES", "EMAIL_CLAIM", "DOMAINS")}
+        for required in ("ISSUER", "CLIENT_ID", "CLIENT_SECRET"):
+            if not values[required]:
+                raise ImproperlyConfigured(f"{prefix}{required} must be set for the provider {provider_id!r}.")
+        issuer = urlsplit(values["ISSUER"])
+        loopback = issuer.hostname in ("127.0.0.1", "localhost", "::1")
+        if issuer.scheme != "https" and not (issuer.scheme == "http" and (DEBUG or loopback)):
+            raise ImproperlyConfigured(f"{prefix}ISSUER must be an https:// URL, got {values['ISSUER']!r}.")
+        scopes = values["SCOPES"].split() or ["openid", "email", "profile"]
+        if "openid" not in scopes:
+            raise ImproperlyConfigured(f"{prefix}SCOPES must include openid, got {values['SCOPES']!r}.")
+        apps.append({
+            "provider_id": provider_id,
+            "name": values["NAME"] or provider_id,
+            "client_id": values["CLIENT_ID"],
+            "secret": values["CLIENT_SECRET"],
+            "settings": {
+                "server_url": values["ISSUER"].rstrip("/"),
+                "scope": scopes,
+                "oauth_pkce_enabled": True,
+                # Read by guidelines.accounts.IntranetSocialAccountAdapter.
+                "email_claim": values["EMAIL_CLAIM"] or "email",
+                "allowed_domains": [domain.lower().lstrip("@")
+                                    for domain in values["DOMAINS"].replace(",", " ").split()],
+            },
+        })
+    return apps
+
+
+def provider_origins(apps):
+    """The origins of the providers' issuers: the sign-in form's POST is answered by a redirect there,
+    which the browser allows only if the page's CSP form-action lists it."""
+    return sorted({"{0.scheme}://{0.netloc}".format(urlsplit(app["settings"]["server_url"])) for app in apps})
+
+
+OIDC_APPS = envoidc(envlist("OIDC_PROVIDERS", ""))
+SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": OIDC_APPS}}
+# The sign-in with a provider starts with a POST from the sign-in page (a GET link could be
+# triggered by another site); the matching of a person to HR's record is the adapter's.
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+# Sign-in with a password: on by default (the embedded default and the demo have no provider); off,
+# the sign-in page offers only the providers and there is no password reset.
+PASSWORD_LOGIN = envbool("PASSWORD_LOGIN", "1")
+if not PASSWORD_LOGIN and not OIDC_APPS:
+    raise ImproperlyConfigured("PASSWORD_LOGIN=0 needs at least one provider in OIDC_PROVIDERS.")
+
 # Behind N reverse proxies, the client address is the N-th entry from the right of X-Forwarded-For
 # (used by the rate limits and the security log); 0 (direct) uses the connection's address.
 ALLAUTH_TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", "0")
@@ -369,7 +435,7 @@ SECURE_CSP = {
     "img-src": ["'self'", "data:"],
     "style-src": ["'self'"],
     "script-src": ["'self'"],
-    "form-action": ["'self'"],
+    "form-action": ["'self'", *provider_origins(OIDC_APPS)],
     "frame-ancestors": ["'none'"],
     "base-uri": ["'self'"],
 }

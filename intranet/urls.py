@@ -1,4 +1,5 @@
 from allauth.account import views as account_views
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
@@ -10,6 +11,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.i18n import set_language
+
+from guidelines.views import signin
 
 
 @login_not_required
@@ -53,6 +56,16 @@ def email_addresses_come_from_hr(request, **kwargs):
     raise Http404(_("E-mail addresses come from HR. Please contact HR to change yours."))
 
 
+@login_not_required
+def no_passwords_here(request, **kwargs):
+    raise Http404(_("This intranet has no passwords of its own: sign in with your organisation's account."))
+
+
+# With PASSWORD_LOGIN=0 the sign-in page offers only the identity providers (and the adapter refuses
+# a password posted anyway); there is nothing to reset, set or change.
+password_pages = [] if settings.PASSWORD_LOGIN else [re_path(r"^accounts/password/", no_passwords_here)]
+
+
 urlpatterns = [
     path("", include("guidelines.urls")),
     # allauth's e-mail management (add, remove, make primary, confirm) does not exist here: the
@@ -60,6 +73,13 @@ urlpatterns = [
     path("accounts/email/", email_addresses_come_from_hr),
     path("accounts/confirm-email/", email_addresses_come_from_hr),
     re_path(r"^accounts/confirm-email/(?P<key>[-:\w]+)/$", email_addresses_come_from_hr),
+    *password_pages,
+    # allauth's sign-in page, told whether passwords are offered at all.
+    path("accounts/login/", account_views.LoginView.as_view(extra_context={"password_login": settings.PASSWORD_LOGIN}),
+         name="account_login"),
+    path("accounts/oidc/<str:provider_id>/login/", signin.provider_login, name="openid_connect_login"),
+    path("accounts/oidc/<str:provider_id>/login/callback/", signin.provider_callback,
+         name="openid_connect_callback"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     # The sign-in page offers the language switch too, so it must work before login.

@@ -385,6 +385,13 @@ ACCOUNT_ROWS = [
           PUBLIC),
     route("account_reset_password_from_key_done", "account_reset_password_from_key_done",
           url("account_reset_password_from_key_done"), "GET", PUBLIC),
+    # A provider that is not configured (tests/test_sso.py signs in through a real one).
+    route("openid_connect_login", "openid_connect_login",
+          lambda world: reverse("openid_connect_login", kwargs={"provider_id": "nosuch"}), "GET",
+          expect(NOT_FOUND, anonymous=NOT_FOUND)),
+    route("openid_connect_callback", "openid_connect_callback",
+          lambda world: reverse("openid_connect_callback", kwargs={"provider_id": "nosuch"}), "GET",
+          expect(NOT_FOUND, anonymous=NOT_FOUND)),
     route("socialaccount_login_cancelled", "socialaccount_login_cancelled", url("socialaccount_login_cancelled"),
           "GET", PUBLIC),
     # Not among the public pages (sign-in, password reset, language switch, health check, static files);

@@ -1,11 +1,7 @@
 """The employee journey in Debian's Chromium, driven by Playwright (no downloaded browser)."""
 
-import os
-import shutil
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from guidelines import services
 from guidelines.models import Acknowledgement
@@ -13,33 +9,10 @@ from guidelines.models import Acknowledgement
 from .factories import PASSWORD, publish
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 V2_BODIES = {
     "nl": "# Richtlijn\n\n## Uitgangspunten\nWees respectvol.\n\n## Melden\nMeld het binnen 24 uur.\n",
     "en": "# Guideline\n\n## Principles\nBe respectful.\n\n## Reporting\nReport it within 24 hours.\n",
 }
-
-
-@pytest.fixture
-def screenshots():
-    folder = Path(os.environ.get("SCREENSHOT_DIR", Path(settings.VAR_DIR) / "screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture
-def page(live_server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
-        )
-        context = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        browser.close()
 
 
 def test_employee_reads_the_changes_acknowledges_and_finds_it_in_history(

@@ -6,7 +6,6 @@ import re
 import pytest
 
 from .factories import PASSWORD
-from .test_browser import page, screenshots  # noqa: F401  (Playwright fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

@@ -1,0 +1,229 @@
+"""Signing in with the company's identity provider, through a real OpenID Connect provider on loopback
+(tests/oidc/provider.mjs) and Django's test client: who gets in, as whom, and what is recorded."""
+
+import importlib
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from allauth.socialaccount.models import SocialAccount
+from django.contrib.auth import get_user_model
+from django.urls import clear_url_caches
+from django.utils import timezone
+
+from guidelines.accounts import SSO_SESSION_KEY
+from guidelines.models import Acknowledgement
+
+from .factories import make_employee
+from .oidc_provider import OIDCProvider, oidc_provider, sign_in
+
+pytestmark = pytest.mark.django_db
+CALLBACK = "http://testserver/accounts/oidc/entra/login/callback/"
+CLIENT = {"client_id": "intranet", "client_secret": "s3cret-for-tests", "redirect_uris": [CALLBACK],
+          "post_logout_redirect_uris": ["http://testserver/"]}
+MFA = {"amr": ["pwd", "mfa"], "acr": "urn:example:mfa"}
+
+
+def account(sub, email, **claims):
+    return {"sub": sub, "email": email, "email_verified": True, "name": sub, **MFA, **claims}
+
+
+ACCOUNTS = {
+    # The provider spells the address differently from HR's import: still the same person.
+    "alice@example.com": account("sub-alice", "ALICE@Example.COM"),
+    "stranger@example.com": account("sub-stranger", "stranger@example.com"),
+    "hilde@example.com": account("sub-hilde", "hilde@example.com"),
+    "leaver@example.com": account("sub-leaver", "leaver@example.com"),
+    "mallory@elsewhere.test": account("sub-mallory", "alice@elsewhere.test"),
+    "nomail@example.com": {"sub": "sub-nomail", "name": "No Mail", "amr": ["pwd"]},
+}
+
+
+def entra_app(issuer, **settings):
+    return {"provider_id": "entra", "name": "Entra ID", "client_id": CLIENT["client_id"],
+            "secret": CLIENT["client_secret"],
+            "settings": {"server_url": issuer, "scope": ["openid", "email", "profile"], "oauth_pkce_enabled": True,
+                         "email_claim": "email", "allowed_domains": ["example.com"], **settings}}
+
+
+@pytest.fixture(scope="module")
+def identity_provider():
+    with oidc_provider([CLIENT], ACCOUNTS) as provider:
+        yield provider
+
+
+@pytest.fixture
+def entra(settings, identity_provider):
+    settings.SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": [entra_app(identity_provider.issuer)]}}
+    return identity_provider
+
+
+def sso_sign_in(client, login):
+    """Start at the sign-in page's button (a POST), sign in at the provider, come back: the response
+    of the callback."""
+    start = client.post("/accounts/oidc/entra/login/?process=login")
+    assert start.status_code == 302, start.content.decode()[:500]
+    back = urlsplit(sign_in(start["Location"], login))
+    assert f"{back.scheme}://{back.netloc}{back.path}" == CALLBACK
+    return client.get(f"{back.path}?{back.query}")
+
+
+def test_an_employee_signs_in_and_the_acknowledgement_says_sso(entra, alice, version_1, client, security_log):
+    response = sso_sign_in(client, "alice@example.com")
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert SocialAccount.objects.get(provider="entra", uid="sub-alice").user == alice.user
+    assert client.session[SSO_SESSION_KEY] == {"provider": "entra", "subject": "sub-alice", **MFA}
+    [signed_in] = security_log("sso_login")
+    assert (signed_in["username"], signed_in["details"]["amr"], signed_in["details"]["acr"]) == (
+        alice.user.username, ["pwd", "mfa"], "urn:example:mfa")
+    assert security_log("sso_account_linked")[0]["details"]["subject"] == "sub-alice"
+
+    acknowledged = client.post("/guidelines/social-media/acknowledge/",
+                               {"version": version_1.pk, "language": "en", "confirm": "on"})
+    assert acknowledged.status_code == 302
+    assert Acknowledgement.objects.get(employee=alice).auth_method == "sso:entra"
+
+
+def test_a_second_sign_in_finds_the_account_by_the_subject(entra, alice, client):
+    sso_sign_in(client, "alice@example.com")
+    client.logout()
+    # HR changes her address; the provider still says the old one: the subject decides.
+    get_user_model().objects.filter(pk=alice.user_id).update(email="alice.new@example.com")
+    assert sso_sign_in(client, "alice@example.com").status_code == 302
+    assert client.get("/").status_code == 200
+    assert SocialAccount.objects.filter(user=alice.user).count() == 1
+
+
+@pytest.mark.parametrize("login, reason, text", [
+    ("stranger@example.com", "unknown", "You are not registered for the guidelines"),
+    ("mallory@elsewhere.test", "domain", "is not one of this organisation"),
+    ("nomail@example.com", "no_email", "did not tell us your e-mail address"),
+])
+def test_nobody_but_hrs_employees_gets_in_and_no_account_is_made(
+        entra, alice, client, security_log, login, reason, text):
+    users_before = get_user_model().objects.count()
+    response = sso_sign_in(client, login)
+    assert response.status_code == 403
+    assert text in response.content.decode()
+    assert get_user_model().objects.count() == users_before
+    assert not SocialAccount.objects.exists()
+    assert client.get("/").status_code == 302  # still signed out
+    assert security_log("sso_login_refused")[0]["details"]["reason"] == reason
+
+
+def test_the_refusal_speaks_dutch_to_a_dutch_browser(entra, client):
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "nl"
+    response = sso_sign_in(client, "stranger@example.com")
+    assert response.status_code == 403
+    assert "Je bent niet geregistreerd voor de richtlijnen" in response.content.decode()
+
+
+def test_a_staff_address_at_the_provider_does_not_open_the_staff_account(entra, hilde, client, security_log):
+    make_employee("hilde.employee@example.com", "E0300")  # HR's Hilde is also an employee elsewhere: irrelevant
+    hilde.email = "hilde@example.com"
+    from guidelines.models import Employee
+
+    Employee.objects.create(user=hilde, employee_number="E0301")
+    response = sso_sign_in(client, "hilde@example.com")
+    assert response.status_code == 403
+    assert "administrative rights" in response.content.decode()
+    assert not SocialAccount.objects.filter(user=hilde).exists()
+    assert client.get("/hr/guidelines/").status_code == 302
+    assert security_log("sso_login_refused")[0]["details"]["reason"] == "privileged"
+
+
+def test_a_leaver_is_refused_even_when_linked_before(entra, client, security_log):
+    leaver = make_employee("leaver@example.com", "E0400")
+    assert sso_sign_in(client, "leaver@example.com").status_code == 302
+    client.logout()
+    leaver.end_date = timezone.localdate() - timedelta(days=1)
+    leaver.save()
+    response = sso_sign_in(client, "leaver@example.com")
+    assert response.status_code == 403
+    assert "Your employment has ended" in response.content.decode()
+    assert client.get("/").status_code == 302
+    assert security_log("sso_login_refused")[-1]["details"]["reason"] == "leaver"
+
+
+def test_a_provider_that_does_not_answer_is_a_clear_page_not_a_500(settings, client, security_log):
+    provider = OIDCProvider().start([CLIENT], ACCOUNTS)
+    settings.SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": [entra_app(provider.issuer)]}}
+    provider.stop()
+    response = client.post("/accounts/oidc/entra/login/?process=login")
+    assert response.status_code == 502
+    assert "the identity provider did not answer" in response.content.decode()
+    assert security_log("sso_error")[0]["details"]["exception"] == "ConnectionError"
+
+
+def test_a_provider_that_goes_down_during_the_sign_in_is_a_clear_page(settings, alice, client):
+    provider = OIDCProvider().start([CLIENT], ACCOUNTS)
+    settings.SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": [entra_app(provider.issuer)]}}
+    try:
+        start = client.post("/accounts/oidc/entra/login/?process=login")
+        back = urlsplit(sign_in(start["Location"], "alice@example.com"))
+    finally:
+        provider.stop()
+    response = client.get(f"{back.path}?{back.query}")  # the code cannot be exchanged any more
+    assert response.status_code == 502
+    assert "the identity provider did not answer" in response.content.decode()
+    assert client.get("/").status_code == 302
+
+
+# --- PASSWORD_LOGIN=0 ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sso_only(settings, entra):
+    """The provider, and no passwords: the URLs are built at start-up, so they are built again."""
+    import intranet.urls
+
+    settings.PASSWORD_LOGIN = False
+    clear_url_caches()
+    importlib.reload(intranet.urls)
+    yield entra
+    settings.PASSWORD_LOGIN = True
+    clear_url_caches()
+    importlib.reload(intranet.urls)
+
+
+def test_with_sso_only_the_sign_in_page_has_only_the_provider(sso_only, client):
+    page = client.get("/accounts/login/").content.decode()
+    assert "Sign in with Entra ID" in page and 'action="/accounts/oidc/entra/login/?process=login"' in page
+    assert 'name="password"' not in page and "Forgot your password?" not in page
+
+
+def test_with_sso_only_a_password_is_refused_however_it_is_posted(sso_only, alice, client, security_log):
+    alice.user.set_password("correct horse battery staple")
+    alice.user.save()
+    response = client.post("/accounts/login/", {"login": "alice@example.com",
+                                                 "password": "correct horse battery staple"})
+    assert response.status_code == 200 and "this intranet has no passwords" in response.content.decode()
+    assert client.get("/").status_code == 302
+    assert security_log("login_refused")[0]["details"]["reason"] == "password_login_off"
+
+
+@pytest.mark.parametrize("path", ["/accounts/password/reset/", "/accounts/password/change/",
+                                  "/accounts/password/set/"])
+def test_with_sso_only_there_are_no_password_pages(sso_only, client, path):
+    assert client.get(path).status_code == 404
+
+
+def test_with_sso_only_the_admin_signs_in_through_the_provider_page(sso_only, client):
+    response = client.get("/admin/", follow=True)
+    page = response.content.decode()
+    assert response.redirect_chain[-1][0].startswith("/accounts/login/")
+    assert "Sign in with Entra ID" in page and 'name="password"' not in page
+
+
+def test_a_staff_member_links_their_own_provider_account_while_signed_in(entra, hilde, client, security_log):
+    """The one way to a privileged account: its owner, signed in with their password, connects it."""
+    client.force_login(hilde)
+    start = client.post("/accounts/oidc/entra/login/?process=connect")
+    assert start.status_code == 302
+    back = urlsplit(sign_in(start["Location"], "hilde@example.com"))
+    assert client.get(f"{back.path}?{back.query}").status_code == 302
+    assert SocialAccount.objects.get(provider="entra").user == hilde
+    client.logout()
+    assert sso_sign_in(client, "hilde@example.com").status_code == 302
+    assert client.get("/hr/guidelines/").status_code == 200
+    assert client.session[SSO_SESSION_KEY]["subject"] == "sub-hilde"
