@@ -27,6 +27,14 @@ def privileged_users():
     return User.objects.filter(Q(is_staff=True) | Q(is_superuser=True) | Q(pk__in=in_role) | Q(pk__in=granted))
 
 
+def is_privileged(user):
+    """privileged_users() for the signed-in user, without a query for an employee (accounts.employee_for
+    primes the permission cache). Membership of a role group counts through the role permissions the
+    group holds."""
+    return user.is_staff or user.is_superuser or any(
+        user.has_perm(f"guidelines.{codename}") for codename in ROLE_PERMISSIONS)
+
+
 def employee_required(view):
     """The signed-in user must have an employee record."""
 

@@ -12,10 +12,15 @@
   outermost trusted proxy added).
 """
 
+import io
+
+import segno
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.authentication import get_authentication_records
 from allauth.account.forms import AddEmailForm
 from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.mfa.adapter import DefaultMFAAdapter
+from allauth.mfa.models import Authenticator
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.providers.base import AuthProcess
 from django.conf import settings
@@ -30,7 +35,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from requests import RequestException
 
-from .access import privileged_users
+from .access import is_privileged, privileged_users
 from .models import DueDateExtension, Employee, Exemption
 from .prepared import PreparedQuery
 from .security import client_address, security_event
@@ -65,6 +70,15 @@ class IntranetAccountAdapter(DefaultAccountAdapter):
             attempted = credentials.get("email") or credentials.get("username") or ""
             security_event("login_locked", request=request, outcome="denied", attempted_login=attempted)
             raise
+
+
+class IntranetMFAAdapter(DefaultMFAAdapter):
+    def build_totp_svg(self, url):
+        # segno draws the QR codes of the PDF reports already; allauth's default needs another package.
+        # A whole SVG document (with its namespace): allauth shows it as a data: image.
+        buffer = io.BytesIO()
+        segno.make(url, error="m").save(buffer, kind="svg", scale=4, border=2, xmldecl=False)
+        return buffer.getvalue().decode()
 
 
 class NoAddEmailForm(AddEmailForm):
@@ -171,6 +185,31 @@ def sso_claims(sociallogin):
         "amr": [str(method) for method in amr] if isinstance(amr, list) else [str(amr)],
         "acr": str(id_token.get("acr") or userinfo.get("acr") or ""),
     }
+
+
+# The second factor -------------------------------------------------------------------------------
+
+
+def second_factor_missing(request):
+    """A privileged user (access.is_privileged) signed in with a password and no second factor in
+    this session yet. A sign-in through an identity provider leaves the second factor to the
+    provider (its `amr` is on the security log)."""
+    user = request.user
+    if not user.is_authenticated or not is_privileged(user):
+        return False
+    records = get_authentication_records(request, user)
+    if any(record.get("method") == "mfa" for record in records):
+        return False
+    return not (records and records[-1].get("method") == "socialaccount")
+
+
+def has_authenticator(user):
+    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+
+
+def on_authenticator_added(sender, request, user, authenticator, **kwargs):
+    """allauth.mfa's authenticator_added (after the commit): on the security log."""
+    security_event("second_factor_added", request=request, user=user, type=authenticator.type)
 
 
 SSO_SESSION_KEY = "guidelines_sso_sign_in"
@@ -282,15 +321,17 @@ def employee_for(user):
 
 def authentication_method(request):
     """How this session was signed in, from allauth's authentication records: "password",
-    "sso:<provider>", or "session" when the session carries no record (e.g. a sign-in made by
-    code rather than through allauth)."""
+    "sso:<provider>", either with "+mfa" once a second factor was passed, or "session" when the
+    session carries no record (a sign-in made by code rather than through allauth)."""
     records = get_authentication_records(request, request.user)
-    if not records:
+    first_factor = [record for record in records if record.get("method") != "mfa"]
+    if not first_factor:
         return "session"
-    last = records[-1]
-    if last.get("method") == "socialaccount":
-        return f"sso:{last.get('provider', '')}"
-    return last.get("method", "unknown")
+    last = first_factor[-1]
+    method = last.get("method", "unknown")
+    if method == "socialaccount":
+        method = f"sso:{last.get('provider', '')}"
+    return f"{method}+mfa" if len(first_factor) < len(records) else method
 
 
 def request_evidence(request, channel):

@@ -8,6 +8,7 @@ class GuidelinesConfig(AppConfig):
 
     def ready(self):
         from allauth.account import signals as allauth_signals
+        from allauth.mfa import signals as mfa_signals
         from django.contrib.auth import signals
 
         from . import accounts, security
@@ -18,3 +19,4 @@ class GuidelinesConfig(AppConfig):
         signals.user_logged_out.connect(security.on_logout, dispatch_uid="security-logout")
         # A sign-in through an identity provider: its claims kept with the session, as evidence.
         allauth_signals.user_logged_in.connect(accounts.remember_sso_sign_in, dispatch_uid="sso-sign-in")
+        mfa_signals.authenticator_added.connect(accounts.on_authenticator_added, dispatch_uid="second-factor-added")

@@ -1,3 +1,6 @@
+from allauth.account.internal.flows.login import record_authentication
+from allauth.core import context as allauth_context
+from allauth.mfa.totp.forms import ActivateTOTPForm
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -195,3 +198,13 @@ class EmployeeImportForm(forms.Form):
                 _("The file is larger than %(size)s.") % {"size": filesizeformat(settings.IMPORT_MAX_BYTES)})
         return upload
 
+
+class ActivateAuthenticatorForm(ActivateTOTPForm):
+    """allauth's set-up of an authenticator app (settings.MFA_FORMS). The code that proves the new
+    authenticator is this session's second factor too (middleware.SecondFactorMiddleware): recorded
+    the moment it is accepted, as allauth records a code entered at sign-in."""
+
+    def clean_code(self):
+        code = super().clean_code()
+        record_authentication(allauth_context.request, self.user, "mfa", type="totp", activated=True)
+        return code

@@ -1,13 +1,14 @@
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, resolve, reverse
 from django.utils import translation
 from django.utils.cache import patch_cache_control
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
-from .accounts import employee_for
+from .accounts import employee_for, has_authenticator, second_factor_missing
 from .security import security_event
 
 
@@ -30,6 +31,25 @@ class EmployeeMiddleware:
             if request.employee and chosen not in dict(settings.LANGUAGES):
                 translation.activate(request.employee.language)
                 request.LANGUAGE_CODE = request.employee.language
+        return self.get_response(request)
+
+
+class SecondFactorMiddleware:
+    """HR, approvers, auditors and staff who signed in with a password pass a second factor before any
+    page of theirs, the admin's included (accounts.second_factor_missing): without an authenticator
+    they are sent to set one up, with one to enter its code. Only the second-factor pages, the
+    password confirmation that setting one up asks for, sign-out and the language switch stay open
+    meanwhile."""
+
+    OPEN = ("/accounts/2fa/", "/accounts/reauthenticate/", "/accounts/logout/", "/i18n/setlang/", "/healthz/")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path_info.startswith(self.OPEN) and second_factor_missing(request):
+            target = "mfa_reauthenticate" if has_authenticator(request.user) else "mfa_activate_totp"
+            return redirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")
         return self.get_response(request)
 
 

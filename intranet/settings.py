@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
     "guidelines",
 ]
 
@@ -119,6 +120,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "guidelines.middleware.EmployeeMiddleware",
+    # HR, approvers, auditors and staff signed in with a password pass a second factor first.
+    "guidelines.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -247,6 +250,13 @@ SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": OIDC_APPS}}
 SOCIALACCOUNT_LOGIN_ON_GET = False
 SOCIALACCOUNT_AUTO_SIGNUP = False
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+# A second factor (allauth.mfa: an authenticator app's codes, and recovery codes) for privileged
+# roles signed in with a password: guidelines.middleware.SecondFactorMiddleware requires it.
+MFA_ADAPTER = "guidelines.accounts.IntranetMFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_FORMS = {"activate_totp": "guidelines.forms.ActivateAuthenticatorForm"}
+MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "Guidelines intranet")
+MFA_TOTP_TOLERANCE = 1  # the code of the previous or next 30 seconds too (clocks drift); each code works once
 # Sign-in with a password: on by default (the embedded default and the demo have no provider); off,
 # the sign-in page offers only the providers and there is no password reset.
 PASSWORD_LOGIN = envbool("PASSWORD_LOGIN", "1")

@@ -14,7 +14,7 @@ from django.utils import translation
 
 from guidelines import services
 
-from .factories import make_employee, make_guideline, make_user, publish
+from .factories import make_employee, make_guideline, make_user, publish, sign_in
 
 # Playwright's sync API runs an event loop in the test thread; Django refuses ORM calls there otherwise.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -89,8 +89,7 @@ def client():
 def client_as(client):
     def login(person):
         user = getattr(person, "user", person)
-        client.force_login(user)
-        return client
+        return sign_in(client, user)
 
     return login
 

@@ -62,3 +62,51 @@ def tamper(sql, params=()):
             cursor.execute(sql, params)
         finally:
             cursor.execute("SET session_replication_role = DEFAULT")
+
+
+def sign_in(client, person, *, second_factor=None):
+    """Sign `person` (a user or an employee) in on a test client, as after allauth's sign-in with a
+    password, and for privileged roles (or with second_factor=True) the second factor they need
+    (guidelines.middleware.SecondFactorMiddleware)."""
+    import time
+
+    from allauth.account.internal.flows import login as allauth_login
+    from allauth.account.internal.userkit import user_id_to_str
+
+    user = getattr(person, "user", person)
+    client.force_login(user)
+    session = client.session
+    records = [{"method": "password", "at": time.time(), "email": user.email}]
+    if second_factor is None:
+        from guidelines.access import is_privileged
+
+        second_factor = is_privileged(user)
+    if second_factor:
+        records.append({"method": "mfa", "at": time.time(), "type": "totp"})
+    # Where allauth keeps the methods of this session's sign-in, and whose they are.
+    session[allauth_login.AUTHENTICATION_METHODS_SESSION_KEY] = records
+    session[allauth_login._AUTHENTICATION_METHODS_USER_SESSION_KEY] = user_id_to_str(user)
+    session.save()
+    return client
+
+
+def give_authenticator(user):
+    """An authenticator app (TOTP) for `user`; returns its secret (totp_code makes its codes)."""
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    secret = generate_totp_secret()
+    TOTP.activate(user, secret)
+    return secret
+
+
+def totp_code(secret, *, used=None):
+    """A code of the authenticator app that is valid now. Each code works once: pass the same `used`
+    set to get a different valid code for every sign-in (within MFA_TOTP_TOLERANCE periods of 30 s)."""
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value, yield_hotp_counters_from_time
+
+    counters = list(yield_hotp_counters_from_time())
+    now = counters[len(counters) // 2]
+    counter = next(c for c in sorted(counters, key=lambda c: (abs(c - now), c)) if c not in (used or set()))
+    if used is not None:
+        used.add(counter)
+    return format_hotp_value(hotp_value(secret, counter))

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from allauth.account.models import EmailAddress
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
 from django.conf import settings
 from django.contrib import admin
@@ -54,7 +55,7 @@ from django.utils import timezone, translation
 from guidelines import publishing, services
 from guidelines.models import AuditEvent, Department, Reading, Report
 
-from .factories import make_draft, make_employee, make_guideline, make_user, publish
+from .factories import make_draft, make_employee, make_guideline, make_user, publish, sign_in
 
 # Roles ---------------------------------------------------------------------------------------------
 
@@ -403,6 +404,18 @@ ACCOUNT_ROWS = [
           expect(REDIRECT, anonymous=LOGIN)),
     route("socialaccount_connections", "socialaccount_connections", url("socialaccount_connections"), "GET",
           SIGNED_IN_PAGE),
+    # The second factor's pages (allauth.mfa). Nobody in the cast has an authenticator (tests/test_mfa.py
+    # covers those who do): entering a code without a sign-in under way sends home, the pages of an
+    # authenticator one does not have are 404, and the others ask for a recent sign-in first.
+    route("mfa_index", "mfa_index", url("mfa_index"), "GET", SIGNED_IN_PAGE),
+    route("mfa_authenticate", "mfa_authenticate", url("mfa_authenticate"), "GET", expect(REDIRECT)),
+    route("mfa_reauthenticate", "mfa_reauthenticate", url("mfa_reauthenticate"), "GET", expect(REDIRECT)),
+    route("mfa_activate_totp", "mfa_activate_totp", url("mfa_activate_totp"), "GET",
+          expect(Expect((200, 302), label="the set-up, or a recent sign-in first"))),
+    *[route(name, name, url(name), "GET", expect(NOT_FOUND)) for name in (
+        "mfa_deactivate_totp", "mfa_view_recovery_codes", "mfa_download_recovery_codes")],
+    route("mfa_generate_recovery_codes", "mfa_generate_recovery_codes", url("mfa_generate_recovery_codes"), "GET",
+          expect(REDIRECT)),
     # Old addresses, permanently redirected to their 3rdparty/ successors.
     route("social_login_cancelled_old", "accounts/social/login/cancelled/", "/accounts/social/login/cancelled/",
           "GET", expect(REDIRECT, anonymous=REDIRECT)),
@@ -482,6 +495,8 @@ ADMIN_MODELS = {
     "socialaccount.socialapp": {"": ("social_app", NO_ACCESS, FULL)},
     "socialaccount.socialaccount": {"": ("social_account", NO_ACCESS, FULL)},
     "socialaccount.socialtoken": {"": ("social_token", NO_ACCESS, FULL)},
+    # A lost authenticator app is removed here by an administrator; the owner then sets up a new one.
+    "mfa.authenticator": {"": ("authenticator", NO_ACCESS, FULL)},
     "guidelines.department": {"": ("operations", VIEW_ADD_CHANGE, FULL)},
     "guidelines.employee": {"": ("alice", VIEW_ADD_CHANGE, FULL)},
     "guidelines.guideline": {"": ("everyone", VIEW_ADD_CHANGE, FULL)},
@@ -601,6 +616,7 @@ def _build_world(media):
                                             client_id="intranet", secret="not-a-secret")
     w.social_account = SocialAccount.objects.create(user=sam, provider="sso", uid="sam")
     w.social_token = SocialToken.objects.create(app=w.social_app, account=w.social_account, token="token")
+    w.authenticator = TOTP.activate(sam, generate_totp_secret()).instance
     w.guideline_type = ContentType.objects.get_for_model(w.everyone)
 
     users = {"employee": w.alice.user, "manager": w.bob.user, "hr": w.hilde, "auditor": w.arjen,
@@ -608,7 +624,7 @@ def _build_world(media):
     w.sessions = {}
     for role, user in users.items():
         client = Client()
-        client.force_login(user)
+        sign_in(client, user)
         w.sessions[role] = client.cookies[settings.SESSION_COOKIE_NAME].value
     return w
 

@@ -147,7 +147,7 @@ def test_an_acknowledgement_behind_a_proxy_records_the_client_not_the_proxy(sett
                                      HTTP_X_FORWARDED_FOR="6.6.6.6, 192.0.2.44", HTTP_USER_AGENT="Test browser")
     assert response.status_code == 302
     ack = Acknowledgement.objects.get(employee=alice)
-    assert (ack.ip_address, ack.user_agent, ack.auth_method) == ("192.0.2.44", "Test browser", "session")
+    assert (ack.ip_address, ack.user_agent, ack.auth_method) == ("192.0.2.44", "Test browser", "password")
 
 
 def test_without_a_trusted_proxy_a_forged_forwarded_header_is_ignored(client_as, alice, version_1):

@@ -5,9 +5,20 @@ import re
 
 import pytest
 
-from .factories import PASSWORD
+from .factories import PASSWORD, give_authenticator, totp_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+AUTHENTICATORS = {}  # e-mail address → (secret, codes used): HR and approvers pass a second factor
+USED_CODES = {}
+
+
+@pytest.fixture(autouse=True)
+def authenticator_apps(hilde, bob):
+    for user in (hilde, bob.user):
+        AUTHENTICATORS[user.email] = give_authenticator(user)
+        USED_CODES[user.email] = set()
 
 
 def _sign_in(page, live_server, email):  # noqa: F811
@@ -16,6 +27,9 @@ def _sign_in(page, live_server, email):  # noqa: F811
     page.get_by_label("E-mail address").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    if email in AUTHENTICATORS:
+        page.locator('input[name="code"]').fill(totp_code(AUTHENTICATORS[email], used=USED_CODES[email]))
+        page.get_by_role("button", name="Sign In").click()
     page.wait_for_url(f"{live_server.url}/")
 
 

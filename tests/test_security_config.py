@@ -20,6 +20,8 @@ from guidelines.middleware import UploadLimitMiddleware
 from guidelines.models import ImportRun
 from guidelines.reports import jobs
 
+from .factories import sign_in
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 
@@ -235,7 +237,7 @@ def test_personal_pages_and_downloads_are_never_stored(client_as, client, eviden
 def test_sign_in_and_account_pages_are_never_stored_even_anonymously(client, hilde):
     for url in (reverse("account_login"), reverse("account_reset_password"), reverse("admin:login")):
         assert_private(client.get(url), url)
-    client.force_login(hilde)
+    sign_in(client, hilde)
     assert_private(client.get(reverse("admin:index")), "admin")
 
 

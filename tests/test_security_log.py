@@ -13,6 +13,8 @@ from django.urls import reverse
 
 from guidelines.security import security_event
 
+from .factories import give_authenticator, totp_code
+
 pytestmark = pytest.mark.usefixtures("fresh_rate_limits")
 
 CANARY = "Canary-7f3a9c1e-Secret-Passphrase"
@@ -57,6 +59,7 @@ def test_the_security_log_has_the_events_and_never_a_secret(captured, hilde, ali
     caplog, log_file = captured
     hilde.set_password(CANARY)
     hilde.save()
+    totp_secret = give_authenticator(hilde)
     slug = version_1.guideline.slug
     browser = Client(enforce_csrf_checks=True, REMOTE_ADDR=CLIENT_IP, headers={"accept-language": "en"})
     tokens = set()
@@ -69,7 +72,13 @@ def test_the_security_log_has_the_events_and_never_a_secret(captured, hilde, ali
     tokens.add(csrf_token(failed))
     signed_in = browser.post(reverse("account_login"), {"login": "hilde@example.com", "password": CANARY,
                                                         "csrfmiddlewaretoken": csrf_token(failed)})
-    assert signed_in.status_code == 302
+    assert signed_in.status_code == 302 and signed_in["Location"] == reverse("mfa_authenticate")
+    code_page = browser.get(reverse("mfa_authenticate"))
+    code = totp_code(totp_secret)
+    second_factor = browser.post(reverse("mfa_authenticate"),
+                                 {"code": code, "csrfmiddlewaretoken": csrf_token(code_page)})
+    assert second_factor.status_code == 302
+    tokens.update({totp_secret, code})
     session_id = browser.cookies["sessionid"].value
     tokens.add(browser.cookies["csrftoken"].value)
 

@@ -14,8 +14,9 @@ from django.utils import timezone
 from guidelines.accounts import SSO_SESSION_KEY
 from guidelines.models import Acknowledgement
 
-from .factories import make_employee
-from .oidc_provider import OIDCProvider, oidc_provider, sign_in
+from .factories import make_employee, sign_in
+from .oidc_provider import OIDCProvider, oidc_provider
+from .oidc_provider import sign_in as sign_in_at_provider
 
 pytestmark = pytest.mark.django_db
 CALLBACK = "http://testserver/accounts/oidc/entra/login/callback/"
@@ -63,7 +64,7 @@ def sso_sign_in(client, login):
     of the callback."""
     start = client.post("/accounts/oidc/entra/login/?process=login")
     assert start.status_code == 302, start.content.decode()[:500]
-    back = urlsplit(sign_in(start["Location"], login))
+    back = urlsplit(sign_in_at_provider(start["Location"], login))
     assert f"{back.scheme}://{back.netloc}{back.path}" == CALLBACK
     return client.get(f"{back.path}?{back.query}")
 
@@ -160,7 +161,7 @@ def test_a_provider_that_goes_down_during_the_sign_in_is_a_clear_page(settings, 
     settings.SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": [entra_app(provider.issuer)]}}
     try:
         start = client.post("/accounts/oidc/entra/login/?process=login")
-        back = urlsplit(sign_in(start["Location"], "alice@example.com"))
+        back = urlsplit(sign_in_at_provider(start["Location"], "alice@example.com"))
     finally:
         provider.stop()
     response = client.get(f"{back.path}?{back.query}")  # the code cannot be exchanged any more
@@ -217,10 +218,10 @@ def test_with_sso_only_the_admin_signs_in_through_the_provider_page(sso_only, cl
 
 def test_a_staff_member_links_their_own_provider_account_while_signed_in(entra, hilde, client, security_log):
     """The one way to a privileged account: its owner, signed in with their password, connects it."""
-    client.force_login(hilde)
+    sign_in(client, hilde)  # with password and second factor
     start = client.post("/accounts/oidc/entra/login/?process=connect")
     assert start.status_code == 302
-    back = urlsplit(sign_in(start["Location"], "hilde@example.com"))
+    back = urlsplit(sign_in_at_provider(start["Location"], "hilde@example.com"))
     assert client.get(f"{back.path}?{back.query}").status_code == 302
     assert SocialAccount.objects.get(provider="entra").user == hilde
     client.logout()

@@ -17,7 +17,7 @@ from django.utils import timezone
 from guidelines import imports
 from guidelines.accounts import NoAddEmailForm
 
-from ..factories import PASSWORD
+from ..factories import PASSWORD, give_authenticator, totp_code
 
 pytestmark = pytest.mark.usefixtures("fresh_rate_limits")
 
@@ -88,9 +88,13 @@ def test_the_admin_login_keeps_a_local_next_and_drops_a_foreign_one(client, db):
     assert parse_qs(urlsplit(response.url).query)["next"] == [reverse("admin:index")]
 
 
-def test_staff_reach_the_admin_after_the_one_sign_in(client, hilde):
+def test_staff_reach_the_admin_after_the_one_sign_in_and_the_second_factor(client, hilde):
+    secret = give_authenticator(hilde)
     response = client.post(f"{reverse('account_login')}?next={reverse('admin:index')}",
                            {"login": "hilde@example.com", "password": PASSWORD, "next": reverse("admin:index")})
+    assert response.status_code == 302 and response.url == reverse("mfa_authenticate")
+    assert not signed_in_as(client)  # the password alone does not sign staff in
+    response = client.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})
     assert response.status_code == 302 and response.url == reverse("admin:index")
     assert client.get(reverse("admin:index")).status_code == 200
     assert client.get(reverse("admin:login")).url == reverse("admin:index")

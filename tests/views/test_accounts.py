@@ -7,7 +7,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from guidelines.models import Acknowledgement
 
-from ..factories import PASSWORD
+from ..factories import PASSWORD, sign_in
 
 
 def test_employee_signs_in_with_email_and_password(client, alice):
@@ -91,7 +91,7 @@ def test_admin_shows_acknowledgements_read_only(client, alice, version_1, web_me
 
     admin_user = get_user_model().objects.create_superuser("root@example.com", "root@example.com", PASSWORD)
     ack, _ = services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
-    client.force_login(admin_user)
+    sign_in(client, admin_user)
     change = reverse("admin:guidelines_acknowledgement_change", args=[ack.pk])
     delete = reverse("admin:guidelines_acknowledgement_delete", args=[ack.pk])
     if method == "get":
@@ -110,18 +110,18 @@ def test_hr_publishes_a_version_through_the_admin_actions(client, guideline, hil
 
     draft = make_draft(guideline, author=hilde)
     changelist = reverse("admin:guidelines_version_changelist")
-    client.force_login(hilde)
+    sign_in(client, hilde)
     client.post(changelist, {"action": "publish_material", "_selected_action": [draft.pk]})
     draft.refresh_from_db()
     assert draft.status == "draft"  # four-eyes: not approved yet
-    client.force_login(bob.user)
+    sign_in(client, bob.user)
     client.post(changelist, {"action": "approve", "_selected_action": [draft.pk]})
     draft.refresh_from_db()
     assert draft.status == "draft"  # Bob is not staff yet: the admin turns him away
     bob.user.is_staff = True
     bob.user.save()
     client.post(changelist, {"action": "approve", "_selected_action": [draft.pk]})
-    client.force_login(hilde)
+    sign_in(client, hilde)
     client.post(changelist, {"action": "publish_material", "_selected_action": [draft.pk]})
     draft.refresh_from_db()
     assert (draft.status, draft.number, draft.approved_by) == ("published", "1.0", bob.user)
@@ -132,7 +132,7 @@ def test_hr_publishes_a_version_through_the_admin_actions(client, guideline, hil
 def test_hr_writes_a_draft_with_both_languages_in_the_admin(client, guideline, hilde):
     from guidelines.models import Version
 
-    client.force_login(hilde)
+    sign_in(client, hilde)
     form = {
         "guideline": guideline.pk, "leading_language": "nl", "effective_date": "",
         "texts-TOTAL_FORMS": "2", "texts-INITIAL_FORMS": "0", "texts-MIN_NUM_FORMS": "0", "texts-MAX_NUM_FORMS": "2",

@@ -5,7 +5,7 @@ from django.urls import reverse
 from guidelines import content, status
 from guidelines.models import Acknowledgement, Reading
 
-from ..factories import make_draft, make_employee, publish
+from ..factories import make_draft, make_employee, publish, sign_in
 
 
 def urls(ack_pk=1):
@@ -100,7 +100,7 @@ def test_guideline_page_shows_the_employee_language_and_switches(client_as, alic
 def test_interface_follows_the_employees_language(client, alice, version_1):
     alice.language = "nl"
     alice.save()
-    client.force_login(alice.user)
+    sign_in(client, alice.user)
     from django.utils import translation
 
     with translation.override("nl"):

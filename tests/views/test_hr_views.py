@@ -9,7 +9,7 @@ from django.utils import timezone
 from guidelines import services, status
 from guidelines.models import AuditEvent, DueDateExtension, Exemption, Guideline, Version
 
-from ..factories import make_draft
+from ..factories import make_draft, sign_in
 
 
 def _draft_form(**overrides):
@@ -150,12 +150,12 @@ def test_editing_an_approved_draft_needs_a_new_approval(client_as, hilde, bob, d
 
 def test_four_eyes_flow_request_send_back_approve_publish(client, hilde, bob, draft, guideline):
     review = reverse("guidelines:hr_draft_review", args=[draft.pk])
-    client.force_login(hilde)
+    sign_in(client, hilde)
     client.post(review, {"action": "request"})
     draft.refresh_from_db()
     assert draft.review_requested_at is not None
     assert client.post(review, {"action": "approve"}).status_code == 403  # HR is no approver here
-    client.force_login(bob.user)
+    sign_in(client, bob.user)
     assert client.post(review, {"action": "send_back", "reason": ""}).status_code == 400
     client.post(review, {"action": "send_back", "reason": "Please mention the reporting desk."})
     draft.refresh_from_db()
@@ -165,7 +165,7 @@ def test_four_eyes_flow_request_send_back_approve_publish(client, hilde, bob, dr
     client.post(review, {"action": "approve", "fingerprint": fingerprint})
     draft.refresh_from_db()
     assert (draft.status, draft.approved_by) == ("approved", bob.user)
-    client.force_login(hilde)
+    sign_in(client, hilde)
     response = client.post(reverse("guidelines:hr_draft_publish", args=[draft.pk]),
                            {"change": "material", "confirm": "on"})
     assert response.status_code == 302

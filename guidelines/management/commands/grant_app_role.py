@@ -93,6 +93,7 @@ APP_POLICY = {
     "admin": APPEND,
     "account": READ_WRITE,  # allauth's e-mail addresses and confirmations
     "socialaccount": READ_WRITE,
+    "mfa": READ_WRITE,  # allauth's authenticators: added, used (last use, spent recovery codes), removed
 }
 # Tables without a model.
 OTHER_TABLES = {"django_migrations": READ}  # lets `showmigrations` and `migrate --check` run as the role

@@ -1,0 +1,116 @@
+"""A second factor for HR, approvers, auditors and staff who sign in with a password
+(guidelines.middleware.SecondFactorMiddleware, allauth.mfa), through the real sign-in pages."""
+
+import base64
+import re
+from xml.etree import ElementTree
+
+import pytest
+from allauth.mfa.models import Authenticator
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+from allauth.mfa.totp.internal.auth import SECRET_SESSION_KEY
+from django.urls import reverse
+
+from guidelines.models import Acknowledgement
+
+from .factories import PASSWORD, give_authenticator, totp_code
+
+pytestmark = pytest.mark.django_db
+
+
+def password_sign_in(client, email, next_url=None):
+    data = {"login": email, "password": PASSWORD}
+    if next_url:
+        data["next"] = next_url
+    return client.post(reverse("account_login"), data)
+
+
+@pytest.mark.parametrize("path", ["/hr/guidelines/", "/admin/", "/", "/dashboards/", "/accounts/3rdparty/"])
+def test_hr_without_a_second_factor_is_sent_to_set_one_up_before_any_page(client, hilde, path):
+    assert password_sign_in(client, "hilde@example.com").status_code == 302
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.url == f"{reverse('mfa_activate_totp')}?next={path.replace('/', '%2F')}"
+
+
+def test_an_employee_is_not_asked_for_a_second_factor(client, alice, version_1):
+    password_sign_in(client, "alice@example.com")
+    assert client.get("/").status_code == 200
+    assert client.get("/guidelines/social-media/").status_code == 200
+
+
+def test_hr_sets_up_an_authenticator_and_then_works(client, hilde, security_log, django_capture_on_commit_callbacks):
+    password_sign_in(client, "hilde@example.com")
+    # Setting up a second factor asks for the password once more (allauth's reauthentication).
+    confirm = client.get(reverse("mfa_activate_totp"))
+    assert confirm.url.startswith(reverse("account_reauthenticate"))
+    assert client.get(confirm.url).status_code == 200
+    back = client.post(confirm.url, {"password": PASSWORD})
+    assert back.status_code == 302 and back.url == reverse("mfa_activate_totp")
+    setup = client.get(reverse("mfa_activate_totp"))
+    assert setup.status_code == 200
+    page = setup.content.decode()
+    secret = client.session[SECRET_SESSION_KEY]
+    assert secret in page  # to type into the app, or
+    qr_svg = base64.b64decode(re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', page).group(1))
+    assert ElementTree.fromstring(qr_svg).tag == "{http://www.w3.org/2000/svg}svg"  # a QR code a browser shows
+
+    wrong = client.post(reverse("mfa_activate_totp"), {"code": "000000"})
+    assert wrong.status_code == 200 and not Authenticator.objects.filter(user=hilde).exists()
+    with django_capture_on_commit_callbacks(execute=True):  # allauth announces the new authenticator on commit
+        done = client.post(reverse("mfa_activate_totp"), {"code": totp_code(secret)})
+    assert done.status_code == 302
+    assert Authenticator.objects.filter(user=hilde, type=Authenticator.Type.TOTP).exists()
+    assert Authenticator.objects.filter(user=hilde, type=Authenticator.Type.RECOVERY_CODES).exists()
+    assert client.get("/hr/guidelines/").status_code == 200
+    assert client.get("/admin/").status_code == 200
+    assert security_log("second_factor_added")[0]["username"] == "hilde@example.com"
+
+
+def test_with_an_authenticator_the_password_alone_does_not_sign_in(client, hilde):
+    secret = give_authenticator(hilde)
+    response = password_sign_in(client, "hilde@example.com", next_url="/hr/guidelines/")
+    assert response.url == reverse("mfa_authenticate")
+    assert client.get("/hr/guidelines/").status_code == 302  # not signed in yet
+    response = client.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})
+    assert response.status_code == 302 and response.url == "/hr/guidelines/"
+    assert client.get("/hr/guidelines/").status_code == 200
+
+
+def test_a_wrong_code_is_refused_and_guessing_is_rate_limited(client, hilde, fresh_rate_limits):
+    secret = give_authenticator(hilde)
+    password_sign_in(client, "hilde@example.com")
+    for guess in ("000000", "111111", "222222", "333333", "444444"):
+        refused = client.post(reverse("mfa_authenticate"), {"code": guess})
+        assert refused.status_code == 200 and "Incorrect code" in refused.content.decode()
+    # The limit is reached: even the right code is refused now.
+    limited = client.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})
+    assert limited.status_code == 200 and "Too many failed" in limited.content.decode()
+    assert client.get("/hr/guidelines/").status_code == 302
+
+
+def test_a_recovery_code_works_once(client, hilde):
+    give_authenticator(hilde)
+    code = RecoveryCodes.activate(hilde).get_unused_codes()[0]
+    password_sign_in(client, "hilde@example.com")
+    assert client.post(reverse("mfa_authenticate"), {"code": code}).status_code == 302
+    assert client.get("/hr/guidelines/").status_code == 200
+    client.post(reverse("account_logout"))
+
+    password_sign_in(client, "hilde@example.com")
+    again = client.post(reverse("mfa_authenticate"), {"code": code})
+    assert again.status_code == 200 and "Incorrect code" in again.content.decode()
+    assert client.get("/hr/guidelines/").status_code == 302
+
+
+def test_the_acknowledgement_records_the_second_factor(client, hilde, version_1):
+    from guidelines.models import Employee
+
+    Employee.objects.create(user=hilde, employee_number="E0301")
+    secret = give_authenticator(hilde)
+    password_sign_in(client, "hilde@example.com")
+    client.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})
+    response = client.post("/guidelines/social-media/acknowledge/",
+                           {"version": version_1.pk, "language": "en", "confirm": "on"})
+    assert response.status_code == 302
+    assert Acknowledgement.objects.get(employee__user=hilde).auth_method == "password+mfa"
