@@ -12,12 +12,16 @@
   outermost trusted proxy added).
 """
 
+import functools
 import io
+import time
 
 import segno
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.adapter import get_adapter as get_account_adapter
 from allauth.account.authentication import get_authentication_records
 from allauth.account.forms import AddEmailForm
+from allauth.account.internal.flows.reauthentication import suspend_request
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
@@ -29,8 +33,10 @@ from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.db.models import CharField, Exists, OuterRef, StringAgg, Subquery, Value
 from django.db.models.functions import Cast
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from requests import RequestException
@@ -210,6 +216,52 @@ def has_authenticator(user):
 def on_authenticator_added(sender, request, user, authenticator, **kwargs):
     """allauth.mfa's authenticator_added (after the commit): on the security log."""
     security_event("second_factor_added", request=request, user=user, type=authenticator.type)
+
+
+# A fresh sign-in before the actions that change what everyone must do ---------------------------------
+
+
+def signed_in_recently(request):
+    """The latest sign-in or confirmation of this session (password, second factor, provider) is
+    younger than settings.REAUTHENTICATION_MINUTES."""
+    records = get_authentication_records(request, request.user)
+    latest = max((record.get("at", 0) for record in records), default=0)
+    return time.time() - latest < settings.REAUTHENTICATION_MINUTES * 60
+
+
+def _confirmation_url(request):
+    """Where the user confirms it is them: the second factor if they have one, else their password;
+    someone who signs in only through a provider signs in there again."""
+    methods = {method["id"]: method["url"] for method in get_account_adapter(request).get_reauthentication_methods(
+        request.user)}
+    if "mfa_reauthenticate" in methods or "reauthenticate" in methods:
+        return methods.get("mfa_reauthenticate") or methods["reauthenticate"]
+    sso = request.session.get(SSO_SESSION_KEY)
+    if sso:
+        return reverse("openid_connect_login", kwargs={"provider_id": sso["provider"]}) + "?process=login"
+    return None
+
+
+def fresh_sign_in_required(view):
+    """For publishing, approving, importing employees and granting exemptions: a sign-in older than
+    REAUTHENTICATION_MINUTES is confirmed first (allauth's reauthentication, which then resumes the
+    request; a posted form is posted again). The security log says so."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.user.is_authenticated and not signed_in_recently(request):
+            url = _confirmation_url(request)
+            if url is not None:
+                security_event("reauthentication_required", request=request, outcome="denied")
+                if "?" in url:  # the provider: back to the page afterwards
+                    return redirect(f"{url}&{urlencode({'next': request.get_full_path()})}")
+                if request.FILES:
+                    # A file cannot be kept for later: back to the page, to choose it again.
+                    return redirect(f"{url}?{urlencode({'next': request.path})}")
+                return suspend_request(request, url)
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 SSO_SESSION_KEY = "guidelines_sso_sign_in"

@@ -1,4 +1,9 @@
+import time
+
 from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -31,6 +36,32 @@ class EmployeeMiddleware:
             if request.employee and chosen not in dict(settings.LANGUAGES):
                 translation.activate(request.employee.language)
                 request.LANGUAGE_CODE = request.employee.language
+        return self.get_response(request)
+
+
+class IdleTimeoutMiddleware:
+    """Signs out a session that made no request for SESSION_IDLE_MINUTES, besides the absolute
+    lifetime of SESSION_COOKIE_AGE. The last activity is written at most once a minute, so an active
+    user does not cost a session write per request."""
+
+    KEY = "guidelines_last_activity"
+    RESOLUTION = 60  # seconds
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.user.is_authenticated:
+            now = int(time.time())
+            last = request.session.get(self.KEY, now)
+            if now - last > settings.SESSION_IDLE_MINUTES * 60:
+                security_event("session_idle_timeout", request=request, idle_minutes=(now - last) // 60)
+                logout(request)
+                messages.info(request, _("You were signed out after %(minutes)d minutes without activity.")
+                              % {"minutes": settings.SESSION_IDLE_MINUTES})
+                return redirect_to_login(request.get_full_path())
+            if now - last >= self.RESOLUTION or self.KEY not in request.session:
+                request.session[self.KEY] = now
         return self.get_response(request)
 
 

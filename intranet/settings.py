@@ -119,10 +119,12 @@ MIDDLEWARE = [
     "guidelines.middleware.SecurityLogMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    # A session without a request for SESSION_IDLE_MINUTES is signed out (it can say so: after messages).
+    "guidelines.middleware.IdleTimeoutMiddleware",
     "guidelines.middleware.EmployeeMiddleware",
     # HR, approvers, auditors and staff signed in with a password pass a second factor first.
     "guidelines.middleware.SecondFactorMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # Refuses an oversized upload before anything reads the body (CSRF reads it in process_view);
@@ -257,6 +259,11 @@ MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_FORMS = {"activate_totp": "guidelines.forms.ActivateAuthenticatorForm"}
 MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "Guidelines intranet")
 MFA_TOTP_TOLERANCE = 1  # the code of the previous or next 30 seconds too (clocks drift); each code works once
+# Publishing, approving, importing employees and granting exemptions ask to confirm a sign-in older than
+# this (guidelines.accounts.fresh_sign_in_required).
+REAUTHENTICATION_MINUTES = envint("REAUTHENTICATION_MINUTES", "15")
+if REAUTHENTICATION_MINUTES < 1:
+    raise ImproperlyConfigured("REAUTHENTICATION_MINUTES must be 1 or more.")
 # Sign-in with a password: on by default (the embedded default and the demo have no provider); off,
 # the sign-in page offers only the providers and there is no password reset.
 PASSWORD_LOGIN = envbool("PASSWORD_LOGIN", "1")
@@ -437,6 +444,9 @@ EVIDENCE_USER_AGENT = envbool("EVIDENCE_USER_AGENT", "1")
 # Security. Production sets DEBUG=0 and serves HTTPS; `manage.py check --deploy` stays clean.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", str(8 * 3600))
+SESSION_IDLE_MINUTES = envint("SESSION_IDLE_MINUTES", "30")
+if SESSION_IDLE_MINUTES < 1 or SESSION_IDLE_MINUTES * 60 > SESSION_COOKIE_AGE:
+    raise ImproperlyConfigured("SESSION_IDLE_MINUTES must be at least 1 and within SESSION_COOKIE_AGE.")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

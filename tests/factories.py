@@ -64,28 +64,33 @@ def tamper(sql, params=()):
             cursor.execute("SET session_replication_role = DEFAULT")
 
 
-def sign_in(client, person, *, second_factor=None):
+def sign_in(client, person, *, second_factor=None, minutes_ago=0):
     """Sign `person` (a user or an employee) in on a test client, as after allauth's sign-in with a
     password, and for privileged roles (or with second_factor=True) the second factor they need
-    (guidelines.middleware.SecondFactorMiddleware)."""
+    (guidelines.middleware.SecondFactorMiddleware), `minutes_ago`."""
     import time
 
     from allauth.account.internal.flows import login as allauth_login
     from allauth.account.internal.userkit import user_id_to_str
 
+    from guidelines.middleware import IdleTimeoutMiddleware
+
     user = getattr(person, "user", person)
     client.force_login(user)
     session = client.session
-    records = [{"method": "password", "at": time.time(), "email": user.email}]
+    at = time.time() - minutes_ago * 60
+    records = [{"method": "password", "at": at, "email": user.email}]
     if second_factor is None:
         from guidelines.access import is_privileged
 
         second_factor = is_privileged(user)
     if second_factor:
-        records.append({"method": "mfa", "at": time.time(), "type": "totp"})
+        records.append({"method": "mfa", "at": at, "type": "totp"})
     # Where allauth keeps the methods of this session's sign-in, and whose they are.
     session[allauth_login.AUTHENTICATION_METHODS_SESSION_KEY] = records
     session[allauth_login._AUTHENTICATION_METHODS_USER_SESSION_KEY] = user_id_to_str(user)
+    # Active now, as after the request that signed in (middleware.IdleTimeoutMiddleware).
+    session[IdleTimeoutMiddleware.KEY] = int(time.time())
     session.save()
     return client
 

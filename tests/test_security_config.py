@@ -94,6 +94,9 @@ def test_a_development_run_says_debug_and_needs_no_key(tmp_path):
     ({"SECURITY_LOG_FILE": "/nonexistent-folder/security.log"}, "SECURITY_LOG_FILE"),
     ({"REPORT_RATE_GENERATE": "10 per hour"}, "REPORT_RATE_GENERATE"),
     ({"REPORT_RATE_DOWNLOAD": "0/600"}, "REPORT_RATE_DOWNLOAD"),
+    ({"SESSION_IDLE_MINUTES": "0"}, "SESSION_IDLE_MINUTES"),
+    ({"SESSION_IDLE_MINUTES": "600"}, "SESSION_IDLE_MINUTES"),  # longer than the 8-hour sign-in
+    ({"REAUTHENTICATION_MINUTES": "0"}, "REAUTHENTICATION_MINUTES"),
 ])
 def test_production_refuses_to_start_on_an_unsafe_value_naming_it(tmp_path, overrides, variable):
     result = load_settings(production_env(tmp_path, **overrides))

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .. import publishing, services
 from ..access import hr_required
+from ..accounts import fresh_sign_in_required
 from ..content import diff_blocks, render_markdown
 from ..forms import DraftForm, ExemptionForm, ExtensionForm, GuidelineForm, PublishForm, ReasonForm
 from ..models import (
@@ -204,6 +205,7 @@ def draft_preview(request):
 
 
 @require_POST
+@fresh_sign_in_required
 def draft_review(request, pk):
     """Ask for approval (author), approve, or send back with a comment (approver)."""
     version = _draft(pk)
@@ -232,6 +234,7 @@ def draft_review(request, pk):
 
 
 @hr_required
+@fresh_sign_in_required
 def draft_publish(request, pk):
     """Confirmation page: material or editorial, and who will be asked; then publish."""
     version = _draft(pk)
@@ -293,6 +296,7 @@ def guideline_retire(request, slug):
 
 @require_POST
 @hr_required
+@fresh_sign_in_required
 def exemption_grant(request, slug):
     guideline = guideline_or_404(slug, "owner")
     form = ExemptionForm(request.POST)

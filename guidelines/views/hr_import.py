@@ -8,6 +8,7 @@ from django.views.decorators.http import require_http_methods
 
 from .. import imports
 from ..access import hr_required
+from ..accounts import fresh_sign_in_required
 from ..forms import EmployeeImportForm
 from ..models import ImportChange, ImportRun
 
@@ -17,6 +18,7 @@ CHANGES_SHOWN = 200  # employees whose changes the result page lists field by fi
 
 @require_http_methods(["GET", "POST"])
 @hr_required
+@fresh_sign_in_required
 def employee_import(request):
     result = None
     status = 200
