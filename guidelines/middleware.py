@@ -50,6 +50,13 @@ class IdleTimeoutMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
+    @classmethod
+    def on_sign_in(cls, sender, request, user, **kwargs):
+        """user_logged_in: the sign-in is activity, stamped with the sign-in's own session write (the
+        next request then has nothing to write)."""
+        if request is not None and hasattr(request, "session"):
+            request.session[cls.KEY] = int(time.time())
+
     def __call__(self, request):
         if request.user.is_authenticated:
             now = int(time.time())

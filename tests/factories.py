@@ -73,8 +73,6 @@ def sign_in(client, person, *, second_factor=None, minutes_ago=0):
     from allauth.account.internal.flows import login as allauth_login
     from allauth.account.internal.userkit import user_id_to_str
 
-    from guidelines.middleware import IdleTimeoutMiddleware
-
     user = getattr(person, "user", person)
     client.force_login(user)
     session = client.session
@@ -89,8 +87,6 @@ def sign_in(client, person, *, second_factor=None, minutes_ago=0):
     # Where allauth keeps the methods of this session's sign-in, and whose they are.
     session[allauth_login.AUTHENTICATION_METHODS_SESSION_KEY] = records
     session[allauth_login._AUTHENTICATION_METHODS_USER_SESSION_KEY] = user_id_to_str(user)
-    # Active now, as after the request that signed in (middleware.IdleTimeoutMiddleware).
-    session[IdleTimeoutMiddleware.KEY] = int(time.time())
     session.save()
     return client
 

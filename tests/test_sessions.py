@@ -41,6 +41,15 @@ def test_an_active_session_stays_and_is_written_at_most_once_a_minute(client, al
     assert client.session[KEY] == stamped  # within the minute: no new write
 
 
+def test_signing_in_stamps_the_activity_so_the_next_request_writes_nothing(client, alice, version_1,
+                                                                           django_assert_max_num_queries):
+    sign_in(client, alice)
+    assert abs(client.session[KEY] - time.time()) < 5
+    client.get("/")  # warm the caches of the page
+    with django_assert_max_num_queries(5):  # session, user, employee, texts, acknowledgements: no UPDATE
+        assert client.get("/").status_code == 200
+
+
 def test_the_idle_time_is_a_setting(client, alice, settings):
     settings.SESSION_IDLE_MINUTES = 5
     sign_in(client, alice)
