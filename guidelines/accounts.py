@@ -26,6 +26,8 @@ from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.adapter import get_adapter as get_social_adapter
+from allauth.socialaccount.models import SocialApp
 from allauth.socialaccount.providers.base import AuthProcess
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -76,6 +78,25 @@ class IntranetAccountAdapter(DefaultAccountAdapter):
             attempted = credentials.get("email") or credentials.get("username") or ""
             security_event("login_locked", request=request, outcome="denied", attempted_login=attempted)
             raise
+
+
+    def get_logout_redirect_url(self, request):
+        """Asked before the session ends. A session signed in through a provider that supports
+        RP-initiated logout (an end_session_endpoint in its discovery document) signs out there too:
+        the provider ends its own session and sends the browser back here."""
+        here = super().get_logout_redirect_url(request)
+        sso = request.session.get(SSO_SESSION_KEY) if hasattr(request, "session") else None
+        if not sso:
+            return here
+        try:
+            provider = get_social_adapter().get_provider(request, sso["provider"])
+            end_session = provider.get_oauth2_adapter(request).openid_config.get("end_session_endpoint")
+        except (SocialApp.DoesNotExist, RequestException, ValueError, KeyError):
+            return here  # no such provider any more, or it does not answer: signed out here at least
+        if not end_session:
+            return here
+        query = {"client_id": provider.app.client_id, "post_logout_redirect_uri": request.build_absolute_uri(here)}
+        return f"{end_session}?{urlencode(query)}"
 
 
 class IntranetMFAAdapter(DefaultMFAAdapter):

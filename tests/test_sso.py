@@ -228,3 +228,34 @@ def test_a_staff_member_links_their_own_provider_account_while_signed_in(entra, 
     assert sso_sign_in(client, "hilde@example.com").status_code == 302
     assert client.get("/hr/guidelines/").status_code == 200
     assert client.session[SSO_SESSION_KEY]["subject"] == "sub-hilde"
+
+
+def test_signing_out_ends_the_session_at_the_provider_too(entra, alice, client, security_log):
+    from .oidc_provider import ProviderBrowser, sign_out
+
+    browser = ProviderBrowser()
+    start = client.post("/accounts/oidc/entra/login/?process=login")
+    back = urlsplit(sign_in_at_provider(start["Location"], "alice@example.com", browser=browser))
+    client.get(f"{back.path}?{back.query}")
+    assert client.get("/").status_code == 200
+
+    out = client.post("/accounts/logout/")
+    end_session = urlsplit(out["Location"])
+    assert f"{end_session.scheme}://{end_session.netloc}" == entra.issuer
+    assert "client_id=intranet" in end_session.query
+    assert "post_logout_redirect_uri=http%3A%2F%2Ftestserver%2F" in end_session.query
+    assert client.get("/").status_code == 302  # signed out here at once
+    returned = sign_out(out["Location"], browser)
+    assert returned.startswith("http://testserver/")
+    # The provider's session is gone: the next sign-in there asks for the login again.
+    again = client.post("/accounts/oidc/entra/login/?process=login")
+    reply = browser.request(again["Location"])
+    while reply.location and reply.location.startswith(entra.issuer) and "/interaction/" not in reply.url:
+        reply = browser.request(reply.location)
+    assert 'name="login"' in reply.text
+
+
+def test_signing_out_of_a_password_session_stays_here(entra, alice, client):
+    sign_in(client, alice)
+    out = client.post("/accounts/logout/")
+    assert out["Location"] == "/"
