@@ -251,12 +251,14 @@ def signed_in_recently(request):
 
 
 def _confirmation_url(request):
-    """Where the user confirms it is them: the second factor if they have one, else their password;
-    someone who signs in only through a provider signs in there again."""
+    """Where the user confirms it is them: the second factor if they have one, else their password
+    (unless PASSWORD_LOGIN is off); someone who signs in through a provider signs in there again."""
     methods = {method["id"]: method["url"] for method in get_account_adapter(request).get_reauthentication_methods(
         request.user)}
-    if "mfa_reauthenticate" in methods or "reauthenticate" in methods:
-        return methods.get("mfa_reauthenticate") or methods["reauthenticate"]
+    if "mfa_reauthenticate" in methods:
+        return methods["mfa_reauthenticate"]
+    if "reauthenticate" in methods and settings.PASSWORD_LOGIN:  # without passwords, a password cannot confirm
+        return methods["reauthenticate"]
     sso = request.session.get(SSO_SESSION_KEY)
     if sso:
         return reverse("openid_connect_login", kwargs={"provider_id": sso["provider"]}) + "?process=login"

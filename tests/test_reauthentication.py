@@ -96,15 +96,20 @@ def test_an_import_file_posted_with_a_stale_sign_in_is_not_applied_and_the_page_
     assert not ImportRun.objects.exists() and Employee.objects.count() == 0
 
 
-def test_a_stale_sign_in_through_a_provider_is_confirmed_at_the_provider(client, hilde, approved_draft):
+@pytest.mark.parametrize("password_login", [True, False])
+def test_a_stale_sign_in_through_a_provider_is_confirmed_at_the_provider(client, hilde, approved_draft, settings,
+                                                                         password_login):
+    """Without a password, or with passwords switched off even for an account that still has one."""
     import time
 
     from allauth.account.internal.flows import login as allauth_login
 
     from guidelines.accounts import SSO_SESSION_KEY
 
-    hilde.set_unusable_password()
-    hilde.save()
+    settings.PASSWORD_LOGIN = password_login
+    if password_login:
+        hilde.set_unusable_password()
+        hilde.save()
     sign_in(client, hilde)
     session = client.session
     session[allauth_login.AUTHENTICATION_METHODS_SESSION_KEY] = [
