@@ -250,19 +250,20 @@ def signed_in_recently(request):
     return time.time() - latest < settings.REAUTHENTICATION_MINUTES * 60
 
 
-def _confirmation_url(request):
-    """Where the user confirms it is them: the second factor if they have one, else their password
-    (unless PASSWORD_LOGIN is off); someone who signs in through a provider signs in there again."""
+def _confirmation(request):
+    """Where the user confirms it is them, and whether that is at a provider: the second factor if
+    they have one, else their password (unless PASSWORD_LOGIN is off); someone who signs in through a
+    provider signs in there again. (None, False) when there is no way."""
     methods = {method["id"]: method["url"] for method in get_account_adapter(request).get_reauthentication_methods(
         request.user)}
     if "mfa_reauthenticate" in methods:
-        return methods["mfa_reauthenticate"]
+        return methods["mfa_reauthenticate"], False
     if "reauthenticate" in methods and settings.PASSWORD_LOGIN:  # without passwords, a password cannot confirm
-        return methods["reauthenticate"]
+        return methods["reauthenticate"], False
     sso = request.session.get(SSO_SESSION_KEY)
     if sso:
-        return reverse("openid_connect_login", kwargs={"provider_id": sso["provider"]}) + "?process=login"
-    return None
+        return reverse("openid_connect_login", kwargs={"provider_id": sso["provider"]}), True
+    return None, False
 
 
 def fresh_sign_in_required(view):
@@ -273,11 +274,11 @@ def fresh_sign_in_required(view):
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         if request.user.is_authenticated and not signed_in_recently(request):
-            url = _confirmation_url(request)
+            url, at_provider = _confirmation(request)
             if url is not None:
                 security_event("reauthentication_required", request=request, outcome="denied")
-                if "?" in url:  # the provider: back to the page afterwards
-                    return redirect(f"{url}&{urlencode({'next': request.get_full_path()})}")
+                if at_provider:  # a new sign-in there, then back to the page
+                    return redirect(f"{url}?{urlencode({'process': 'login', 'next': request.get_full_path()})}")
                 if request.FILES:
                     # A file cannot be kept for later: back to the page, to choose it again.
                     return redirect(f"{url}?{urlencode({'next': request.path})}")

@@ -88,10 +88,28 @@ def client():
 @pytest.fixture
 def client_as(client):
     def login(person):
-        user = getattr(person, "user", person)
-        return sign_in(client, user)
+        return sign_in(client, person)
 
     return login
+
+
+@pytest.fixture
+def without_passwords(settings):
+    """PASSWORD_LOGIN=0. The URLs depend on it and are built at start-up, so they are built again."""
+    import importlib
+
+    from django.urls import clear_url_caches
+
+    import intranet.urls
+
+    def rebuild(password_login):
+        settings.PASSWORD_LOGIN = password_login
+        clear_url_caches()
+        importlib.reload(intranet.urls)
+
+    rebuild(False)
+    yield
+    rebuild(True)
 
 
 @pytest.fixture

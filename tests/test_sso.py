@@ -1,14 +1,12 @@
 """Signing in with the company's identity provider, through a real OpenID Connect provider on loopback
 (tests/oidc/provider.mjs) and Django's test client: who gets in, as whom, and what is recorded."""
 
-import importlib
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from allauth.socialaccount.models import SocialAccount
 from django.contrib.auth import get_user_model
-from django.urls import clear_url_caches
 from django.utils import timezone
 
 from guidelines.accounts import SSO_SESSION_KEY
@@ -174,17 +172,8 @@ def test_a_provider_that_goes_down_during_the_sign_in_is_a_clear_page(settings, 
 
 
 @pytest.fixture
-def sso_only(settings, entra):
-    """The provider, and no passwords: the URLs are built at start-up, so they are built again."""
-    import intranet.urls
-
-    settings.PASSWORD_LOGIN = False
-    clear_url_caches()
-    importlib.reload(intranet.urls)
-    yield entra
-    settings.PASSWORD_LOGIN = True
-    clear_url_caches()
-    importlib.reload(intranet.urls)
+def sso_only(without_passwords, entra):
+    return entra
 
 
 def test_with_sso_only_the_sign_in_page_has_only_the_provider(sso_only, client):

@@ -1,12 +1,10 @@
 """Signing in with the identity provider in Debian's Chromium: the real provider on loopback
 (tests/oidc/provider.mjs), the site on Django's live server."""
 
-import importlib
 
 import pytest
 from allauth.socialaccount.models import SocialAccount
 from django.contrib.auth import get_user_model
-from django.urls import clear_url_caches
 
 from guidelines.models import Acknowledgement, Employee
 from intranet.settings import provider_origins
@@ -98,22 +96,12 @@ def test_a_provider_outage_is_a_clear_page(live_server, page, screenshots, provi
     page.screenshot(path=screenshots / "sso-3-provider-down.png", full_page=True)
 
 
-def test_with_sso_only_the_sign_in_page_is_one_button(live_server, page, screenshots, provider, settings):
-    import intranet.urls
-
-    settings.PASSWORD_LOGIN = False
-    clear_url_caches()
-    importlib.reload(intranet.urls)
-    try:
-        for language in ("en", "nl"):
-            in_language(page, live_server, language)
-            page.goto(f"{live_server.url}/admin/")
-            assert "/accounts/login/" in page.url
-            assert page.get_by_label("Password").count() == 0
-            page.screenshot(path=screenshots / f"sso-4-sso-only-{language}.png", full_page=True)
-        button = page.get_by_role("button", name="Inloggen met Entra ID")
-        assert button.count() == 1
-    finally:
-        settings.PASSWORD_LOGIN = True
-        clear_url_caches()
-        importlib.reload(intranet.urls)
+def test_with_sso_only_the_sign_in_page_is_one_button(live_server, page, screenshots, provider, without_passwords):
+    for language in ("en", "nl"):
+        in_language(page, live_server, language)
+        page.goto(f"{live_server.url}/admin/")
+        assert "/accounts/login/" in page.url
+        assert page.get_by_label("Password").count() == 0
+        page.screenshot(path=screenshots / f"sso-4-sso-only-{language}.png", full_page=True)
+    button = page.get_by_role("button", name="Inloggen met Entra ID")
+    assert button.count() == 1
