@@ -410,13 +410,53 @@ def authentication_method(request):
     return f"{method}+mfa" if len(first_factor) < len(records) else method
 
 
+def provider_second_factor(sso_amr):
+    """Whether the identity provider's `amr` (RFC 8176, space-separated as recorded) says the person
+    passed more than one factor: "mfa" itself, or two or more methods (e.g. "pwd otp")."""
+    methods = set(sso_amr.split())
+    return "mfa" in methods or len(methods) >= 2
+
+
+SIGN_IN_LABELS = {
+    "password": gettext_lazy("e-mail address and password"),
+    "password+mfa": gettext_lazy("e-mail address and password, with a second factor (authenticator app)"),
+    "session": gettext_lazy("an existing session (no sign-in recorded)"),
+    "sso": gettext_lazy("single sign-on through %(provider)s"),
+    "sso+provider-mfa": gettext_lazy("single sign-on through %(provider)s, with the provider's second factor"),
+    "sso+mfa": gettext_lazy("single sign-on through %(provider)s, with a second factor (authenticator app)"),
+}
+
+
+def sign_in_label(auth_method, sso_amr=""):
+    """An acknowledgement's recorded sign-in (authentication_method, and the provider's amr) as people
+    read it on a certificate or in an auditor pack. A provider no longer configured is named by its id;
+    a method this code does not know is shown as recorded."""
+    method, _plus, factor = auth_method.partition("+")
+    if method.startswith("sso:"):
+        provider_id = method.removeprefix("sso:")
+        names = {app["provider_id"]: app["name"] for app in settings.OIDC_APPS}
+        key = "sso+mfa" if factor == "mfa" else "sso+provider-mfa" if provider_second_factor(sso_amr) else "sso"
+        return SIGN_IN_LABELS[key] % {"provider": names.get(provider_id, provider_id)}
+    label = SIGN_IN_LABELS.get(auth_method)
+    return str(label) if label else auth_method
+
+
 def request_evidence(request, channel):
     """services.RequestMeta for an acknowledgement made through `channel` with this request: how the
-    employee signed in, the client address (security.client_address, the rule of the security log
-    and the rate limits, which honours TRUSTED_PROXY_COUNT) and the browser's user agent."""
+    employee signed in (after a sign-in through a provider, with its subject, amr and acr), the client
+    address (security.client_address, the rule of the security log and the rate limits, which honours
+    TRUSTED_PROXY_COUNT) and the browser's user agent."""
+    method = authentication_method(request)
+    claims = request.session.get(SSO_SESSION_KEY) or {}
+    # The claims count only for the sign-in they came with: not after a later password confirmation.
+    if method.removesuffix("+mfa") != f"sso:{claims.get('provider')}":
+        claims = {}
     return RequestMeta(
         channel=channel,
-        auth_method=authentication_method(request),
+        auth_method=method,
         ip_address=client_address(request) or None,
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        sso_subject=claims.get("subject", ""),
+        sso_amr=" ".join(claims.get("amr", [])),
+        sso_acr=claims.get("acr", ""),
     )

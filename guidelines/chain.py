@@ -7,10 +7,11 @@ one final "\\n". Its content hash is the SHA-256 of the UTF-8 bytes, in lowercas
 Seal of an acknowledgement: SHA-256 (lowercase hex) of the UTF-8 bytes of the JSON array
 of the fields of its seal format (SEAL_FORMATS[ack.seal_format]), in that order, serialised with
 `json.dumps(values, ensure_ascii=False, separators=(",", ":"))`. Format 1 is SEALED_FIELDS. A later
-format (a quiz score, SSO claims) is added to SEAL_FORMATS and becomes CURRENT_SEAL_FORMAT; records
-keep the format they were sealed with, and verification computes each record's seal with its own
-format. Every format after 1 starts its array with the format number, so the format is sealed too
-(for format 1 it is implied: a record claiming another format no longer matches its seal).
+format is added to SEAL_FORMATS and becomes CURRENT_SEAL_FORMAT (format 2 adds the identity provider's
+subject, amr and acr); records keep the format they were sealed with, and verification computes each
+record's seal with its own format. Every format after 1 starts its array with the format number, so
+the format is sealed too (for format 1 it is implied: a record claiming another format no longer
+matches its seal).
 Timestamps are UTC ISO 8601 with microseconds ("2026-01-31T09:15:00.123456Z"),
 empty values are "". Each seal covers `previous_seal`, so changing, removing or inserting any
 record breaks every later seal. The first record's previous seal is GENESIS_SEAL.
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC
 
 GENESIS_SEAL = "0" * 64
-CURRENT_SEAL_FORMAT = 1
+CURRENT_SEAL_FORMAT = 2
 
 SEALED_FIELDS = (
     "sequence",
@@ -52,7 +53,10 @@ SEALED_FIELDS = (
 )
 
 
-SEAL_FORMATS = {1: SEALED_FIELDS}
+# Format 2 adds what an identity provider said about the sign-in (empty after a password sign-in).
+SSO_FIELDS = ("sso_subject", "sso_amr", "sso_acr")
+
+SEAL_FORMATS = {1: SEALED_FIELDS, 2: ("seal_format", *SEALED_FIELDS, *SSO_FIELDS)}
 
 
 class UnknownSealFormat(ValueError):
@@ -88,32 +92,20 @@ def _timestamp(value):
 
 
 def sealed_values(ack, *, guideline_slug, version_number):
-    seal_format = getattr(ack, "seal_format", CURRENT_SEAL_FORMAT)  # a stored 0 is unknown, not current
+    """The values the seal of `ack` covers, in its format's order and in their sealed form. Only the
+    fields of the record's own format are read, so a format 1 record needs no later field."""
+    seal_format = ack.seal_format
     if seal_format not in SEAL_FORMATS:
         raise UnknownSealFormat(f"record {ack.sequence} names seal format {seal_format}, which is unknown")
-    fields = {
-        "seal_format": seal_format,
-        "sequence": ack.sequence,
-        "previous_seal": ack.previous_seal,
-        "employee_number": ack.employee_number,
-        "employee_name": ack.employee_name,
+    # The values not sealed as stored; every other field is its attribute as it is.
+    written = {
         "guideline_slug": guideline_slug,
         "version_number": version_number,
-        "cycle": ack.cycle,
-        "language": ack.language,
-        "content_hash": ack.content_hash,
-        "statement": ack.statement,
         "acknowledged_at": _timestamp(ack.acknowledged_at),
         "first_opened_at": _timestamp(ack.first_opened_at),
-        "channel": ack.channel,
-        "auth_method": ack.auth_method,
         "ip_address": ack.ip_address or "",
-        "user_agent": ack.user_agent,
-        "department_name": ack.department_name,
-        "manager_employee_number": ack.manager_employee_number,
-        "manager_name": ack.manager_name,
     }
-    return [fields[name] for name in SEAL_FORMATS[seal_format]]
+    return [written[name] if name in written else getattr(ack, name) for name in SEAL_FORMATS[seal_format]]
 
 
 def compute_seal(ack, *, guideline_slug, version_number):

@@ -180,7 +180,8 @@ def _scale_history(staff, version, *, share, rng):
             ip_address=rng.choice(addresses),
             user_agent=USER_AGENT, employee_number=person.number, employee_name=person.name,
             department_name=person.department, manager_employee_number=person.manager_number,
-            manager_name=person.manager_name, seal_format=chain.CURRENT_SEAL_FORMAT,
+            manager_name=person.manager_name, sso_subject="", sso_amr="", sso_acr="",
+            seal_format=chain.CURRENT_SEAL_FORMAT,
         ))
     return acks, readings
 

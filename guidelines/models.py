@@ -315,6 +315,12 @@ class Acknowledgement(models.Model):
     department_name = models.CharField(max_length=200, blank=True)
     manager_employee_number = models.CharField(max_length=32, blank=True)
     manager_name = models.CharField(max_length=300, blank=True)
+    # A sign-in through an identity provider (auth_method "sso:<provider>"): the provider's subject
+    # (its stable identifier of the person), and its `amr` (space-separated) and `acr` claims: how it
+    # authenticated them, its second factor included. Empty after a password sign-in. Seal format 2.
+    sso_subject = models.CharField(_("subject at the identity provider"), max_length=255, blank=True)
+    sso_amr = models.CharField(_("authentication methods at the identity provider"), max_length=200, blank=True)
+    sso_acr = models.CharField(_("authentication context at the identity provider"), max_length=200, blank=True)
     sequence = models.PositiveBigIntegerField(_("record number"), unique=True)
     previous_seal = models.CharField(max_length=64)
     seal = models.CharField(max_length=64, unique=True)

@@ -99,6 +99,10 @@ class RequestMeta:
     auth_method: str = "unknown"
     ip_address: str | None = None
     user_agent: str = ""
+    # After a sign-in through an identity provider: its subject and its amr (space-separated) and acr.
+    sso_subject: str = ""
+    sso_amr: str = ""
+    sso_acr: str = ""
 
 
 # An acknowledgement counts as made through an e-mail link only when the page was opened from a
@@ -201,6 +205,10 @@ def build_acknowledgement(*, employee, version, text, at, meta, cycle=1, first_o
         department_name=employee.department.name if employee.department_id else "",
         manager_employee_number=manager.employee_number if manager else "",
         manager_name=manager.full_name if manager else "",
+        # A provider's claims are its own text: cut to the columns rather than fail the acknowledgement.
+        sso_subject=meta.sso_subject[:255],
+        sso_amr=meta.sso_amr[:200],
+        sso_acr=meta.sso_acr[:200],
     )
 
 

@@ -170,6 +170,23 @@ def test_the_authentication_method_names_the_sso_provider(alice, monkeypatch):
     assert accounts.authentication_method(request) == "sso:entra"
 
 
+@pytest.mark.parametrize("records, expected", [
+    ([{"method": "socialaccount", "provider": "entra"}], ("sso:entra", "sub-1", "pwd mfa", "urn:example:mfa")),
+    ([{"method": "socialaccount", "provider": "entra"}, {"method": "mfa"}],
+     ("sso:entra+mfa", "sub-1", "pwd mfa", "urn:example:mfa")),
+    # The claims belong to the sign-in they came with: not to a later password sign-in or another provider.
+    ([{"method": "socialaccount", "provider": "entra"}, {"method": "password"}], ("password", "", "", "")),
+    ([{"method": "socialaccount", "provider": "entra2"}], ("sso:entra2", "", "", "")),
+])
+def test_the_evidence_carries_the_providers_claims_of_this_sign_in(alice, monkeypatch, records, expected):
+    request = _request(alice.user)
+    request.session[accounts.SSO_SESSION_KEY] = {"provider": "entra", "subject": "sub-1", "amr": ["pwd", "mfa"],
+                                                 "acr": "urn:example:mfa"}
+    monkeypatch.setattr(accounts, "get_authentication_records", lambda request, user: records)
+    meta = accounts.request_evidence(request, "web")
+    assert (meta.auth_method, meta.sso_subject, meta.sso_amr, meta.sso_acr) == expected
+
+
 def test_a_permission_created_while_the_process_runs_is_named(alice):
     accounts.employee_for(_fresh(alice.user))
     new = Permission.objects.create(codename="sign_off", name="Can sign off",

@@ -1,10 +1,11 @@
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from guidelines import chain, services
 from guidelines.models import Acknowledgement, AuditEvent, ChainHead
 
-from .factories import publish, tamper
+from .factories import tamper
 
 
 def test_canonical_text_ignores_line_endings_and_trailing_spaces():
@@ -95,7 +96,8 @@ def test_seal_covers_every_documented_field(alice, version_1, web_meta):
     ack, _ = services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
     original = chain.compute_seal(ack, guideline_slug="social-media", version_number="1.0")
     assert original == ack.seal
-    for field in ("employee_number", "statement", "content_hash", "language", "channel", "department_name"):
+    for field in ("employee_number", "statement", "content_hash", "language", "channel", "department_name",
+                  "sso_subject", "sso_amr", "sso_acr"):
         changed = Acknowledgement.objects.get(pk=ack.pk)
         setattr(changed, field, "x")
         assert chain.compute_seal(changed, guideline_slug="social-media", version_number="1.0") != original, field
@@ -106,8 +108,9 @@ def test_seal_covers_every_documented_field(alice, version_1, web_meta):
 
 
 def test_new_records_carry_the_current_seal_format(three_acks):
-    assert {ack.seal_format for ack in three_acks} == {chain.CURRENT_SEAL_FORMAT} == {1}
+    assert {ack.seal_format for ack in three_acks} == {chain.CURRENT_SEAL_FORMAT} == {2}
     assert chain.SEAL_FORMATS[1] == chain.SEALED_FIELDS
+    assert chain.SEAL_FORMATS[2] == ("seal_format", *chain.SEALED_FIELDS, "sso_subject", "sso_amr", "sso_acr")
 
 
 def test_a_record_claiming_an_unknown_seal_format_breaks_the_chain_there(three_acks):
@@ -117,21 +120,36 @@ def test_a_record_claiming_an_unknown_seal_format_breaks_the_chain_there(three_a
     assert "seal format 99" in result.problem
 
 
-def test_a_later_seal_format_verifies_next_to_the_first_and_seals_its_own_number(
-        three_acks, bob, guideline, hilde, web_meta, monkeypatch):
-    # A format 2 as a future change would add it: its number first, then its fields.
-    monkeypatch.setitem(chain.SEAL_FORMATS, 2, ("seal_format", *chain.SEALED_FIELDS))
-    monkeypatch.setattr(chain, "CURRENT_SEAL_FORMAT", 2)
-    second = publish(guideline, author=hilde, approver=bob.user)
-    fourth = services.build_acknowledgement(employee=bob, version=second, text=second.texts.get(language="en"),
-                                            at=three_acks[-1].acknowledged_at, meta=web_meta)
-    fourth.seal_format = 2
-    services.append_seeded_acknowledgements([fourth])
-    stored = Acknowledgement.objects.get(sequence=4)
-    assert stored.seal_format == 2
-    assert chain.sealed_values(stored, guideline_slug="social-media", version_number="2.0")[0] == 2
+def test_records_of_format_1_verify_next_to_format_2_and_each_seals_its_own_format(
+        alice, bob, otto, version_1, web_meta):
+    # Records made before format 2 existed: sealed in format 1, with empty provider fields.
+    older = [services.build_acknowledgement(employee=employee, version=version_1, at=timezone.now(), meta=web_meta,
+                                            text=version_1.texts.get(language="en")) for employee in (alice, bob)]
+    for ack in older:
+        ack.seal_format = 1
+    services.append_seeded_acknowledgements(older)
+    sso = services.RequestMeta(auth_method="sso:entra", sso_subject="AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
+                               sso_amr="pwd mfa", sso_acr="urn:example:loa:2")
+    newer, _ = services.acknowledge(employee=otto, version=version_1, language="en", meta=sso)
+    newer = Acknowledgement.objects.get(pk=newer.pk)
+    assert [ack.seal_format for ack in Acknowledgement.objects.order_by("sequence")] == [1, 1, 2]
+    assert chain.sealed_values(newer, guideline_slug="social-media", version_number="1.0")[0] == 2
+    assert chain.sealed_values(newer, guideline_slug="social-media", version_number="1.0")[-3:] == [
+        "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ", "pwd mfa", "urn:example:loa:2"]
     assert services.verify_evidence().intact  # formats 1 and 2 side by side
 
-    tamper("UPDATE guidelines_acknowledgement SET seal_format = 1 WHERE sequence = 4", [])
+    tamper("UPDATE guidelines_acknowledgement SET seal_format = 2 WHERE sequence = 1", [])
     result = services.verify_evidence()
-    assert (result.intact, result.first_break_sequence) == (False, 4)
+    assert (result.intact, result.first_break_sequence) == (False, 1)
+
+
+@pytest.mark.parametrize("column, value", [("sso_subject", "someone-else"), ("sso_amr", "pwd"), ("sso_acr", ""),
+                                           ("seal_format", 1)])
+def test_the_provider_claims_of_a_format_2_record_are_sealed(alice, version_1, column, value):
+    sso = services.RequestMeta(auth_method="sso:entra", sso_subject="subject-1", sso_amr="pwd mfa", sso_acr="2")
+    services.acknowledge(employee=alice, version=version_1, language="en", meta=sso)
+    assert services.verify_evidence().intact
+    tamper(f"UPDATE guidelines_acknowledgement SET {column} = %s WHERE sequence = 1", [value])
+    result = services.verify_evidence()
+    assert (result.intact, result.first_break_sequence) == (False, 1)
+    assert "altered" in result.problem

@@ -71,6 +71,7 @@ def other_meta():
     return services.RequestMeta(
         channel="email", auth_method="sso:entra", ip_address="2001:db8:85a3:7:8a2e:370:7334:1",
         user_agent='Mozilla/5.0 "quoted" back\\slash\ttab – é ✓ ' + "x" * 600,
+        sso_subject='sub "ü" \\ ✓', sso_amr="pwd mfa hwk", sso_acr="urn:example:loa:2",
     )
 
 
@@ -104,7 +105,7 @@ def test_the_script_recomputes_the_stored_seal_of_a_record_exported_as_the_doc_s
     record.write_text(export(ack.sequence), encoding="utf-8")
     exported = json.loads(record.read_text(encoding="utf-8"))
     assert exported["seal"] == ack.seal and exported["previous_seal"] != chain.GENESIS_SEAL
-    assert exported["seal_format"] == ack.seal_format == 1
+    assert exported["seal_format"] == ack.seal_format == chain.CURRENT_SEAL_FORMAT == 2
     assert (exported["first_opened_at"] is None) == (ack.first_opened_at is None)
     assert (exported["ip_address"] is None) == (ack.ip_address is None)
 
@@ -144,6 +145,8 @@ CHANGES = {
     "ip_address": lambda value: "192.0.2.1",
     "user_agent": lambda value: value + " ",
     "manager_employee_number": lambda value: "E9999",
+    "sso_amr": lambda value: "pwd",
+    "seal_format": lambda value: 1,
 }
 
 
@@ -162,7 +165,7 @@ def test_one_changed_field_gives_a_different_seal(ack, script, tmp_path, field):
     assert verdict == f"DIFFERENT from the stored seal {ack.seal}"
 
 
-def test_the_script_accepts_any_utc_offset_assumes_format_1_and_refuses_what_it_cannot_seal(
+def test_the_script_accepts_any_utc_offset_and_refuses_what_it_cannot_seal(
         alice, version_1, web_meta, script, tmp_path):
     ack, _ = services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
     exported = json.loads(export(ack.sequence))
@@ -181,12 +184,31 @@ def test_the_script_accepts_any_utc_offset_assumes_format_1_and_refuses_what_it_
     result = run(script, record)
     assert result.returncode == 1 and "missing sealed fields: cycle" in result.stderr
 
-    record.write_text(json.dumps({**exported, "seal_format": 2}))
+    record.write_text(json.dumps({**exported, "seal_format": 3}))
     result = run(script, record)
-    assert result.returncode == 1 and "seal format 2: this script computes format 1 only" in result.stderr
+    assert result.returncode == 1 and "seal format 3: this script computes formats 1 and 2 only" in result.stderr
 
+    record.write_text(json.dumps({key: value for key, value in exported.items() if key != "sso_acr"}))
+    result = run(script, record)
+    assert result.returncode == 1 and "missing sealed fields: sso_acr" in result.stderr
+
+    # Without its format, a record is read as format 1: a format 2 record's seal is then not found.
     record.write_text(json.dumps({key: value for key, value in exported.items() if key != "seal_format"}))
-    assert run(script, record).stdout.splitlines() == [ack.seal, "equal to the stored seal"]
+    assert run(script, record).returncode == 1
+
+
+def test_the_script_recomputes_a_record_sealed_in_format_1(alice, version_1, web_meta, script, tmp_path):
+    older = services.build_acknowledgement(employee=alice, version=version_1, text=version_1.texts.get(language="en"),
+                                           at=django_timezone.now(), meta=web_meta)
+    older.seal_format = 1
+    services.append_seeded_acknowledgements([older])
+    exported = json.loads(export(older.sequence))
+    assert exported["seal_format"] == 1 and exported["seal"] == older.seal
+    record = tmp_path / "record.json"
+    for variant in (exported, {key: value for key, value in exported.items()
+                               if key not in ("seal_format", "sso_subject", "sso_amr", "sso_acr")}):
+        record.write_text(json.dumps(variant, ensure_ascii=False), encoding="utf-8")
+        assert run(script, record).stdout.splitlines() == [older.seal, "equal to the stored seal"]
 
 
 def test_the_worked_example_is_sealed_as_the_application_seals(script, tmp_path):

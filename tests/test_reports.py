@@ -113,6 +113,7 @@ def test_the_embedded_csv_equals_the_database_rows(scene, arjen):
         "last_name": "Example", "department": "Operations", "status": "acknowledged", "due_date": "2027-03-15",
         "version_read": "1.0", "language": "en", "acknowledged_at_utc": ack.acknowledged_at.isoformat(),
         "channel": "web", "content_hash": ack.content_hash, "record_number": str(ack.sequence),
+        "sign_in": "password", "provider_subject": "", "provider_amr": "", "provider_acr": "",
     }
     assert (by_number["E0002"]["status"], by_number["E0099"]["status"]) == ("pending", "exempt")
     manifest = reader.attachments["manifest.json"][0].decode()
@@ -195,6 +196,71 @@ def test_the_certificate_is_one_page_with_the_acknowledgement(scene, alice):
     assert text.count("\f") == 1 and "Certificate of acknowledgement" in text
     assert scene["ack"].content_hash in text and scene["ack"].statement in text and report.verification_code in text
     assert PdfReader(pdf_path(report)).attachments["acknowledgement.json"]
+
+
+SSO = services.RequestMeta(auth_method="sso:entra", sso_subject="=HYPERLINK(\"http://x\")", sso_amr="pwd mfa",
+                           sso_acr="urn:example:mfa")
+
+
+def test_the_pack_explains_and_counts_the_sign_ins_through_a_provider(scene, arjen, bob, otto, settings):
+    settings.OIDC_APPS = [{"provider_id": "entra", "name": "Microsoft Entra ID"}]
+    with time_machine.travel(at(date(2027, 3, 3)), tick=False):
+        services.acknowledge(employee=bob, version=scene["version"], language="en", meta=SSO)
+        services.acknowledge(employee=otto, version=scene["version"], language="en", meta=services.RequestMeta(
+            auth_method="sso:entra", sso_subject="sub-otto", sso_amr="pwd"))
+    report = generate(arjen)
+    words = words_of(pdf_path(report))
+    assert "Single sign-on as evidence" in words and "the provider's subject" in words
+    assert "Identity providers configured when this report was made: Microsoft Entra ID." in words
+    table = words.split("How the acknowledgements in this report were signed in", 1)[1]
+    assert "Single sign-on through Microsoft Entra ID, with the provider's second factor sso:entra 1" in table
+    assert "Single sign-on through Microsoft Entra ID sso:entra 1" in table
+    assert "E-mail address and password password 1" in table
+
+    reader = PdfReader(pdf_path(report))
+    rows = {row["employee_number"]: row for row in
+            csv.DictReader(io.StringIO(reader.attachments["acknowledgements.csv"][0].decode()))}
+    # The subject is the provider's text: defused for spreadsheets like every other such cell.
+    assert (rows["E0002"]["sign_in"], rows["E0002"]["provider_subject"], rows["E0002"]["provider_amr"],
+            rows["E0002"]["provider_acr"]) == ("sso:entra", "'=HYPERLINK(\"http://x\")", "pwd mfa", "urn:example:mfa")
+    manifest = json.loads(reader.attachments["manifest.json"][0])
+    assert sorted(manifest["sign_ins"], key=lambda row: row["method"] + str(row["provider_second_factor"])) == [
+        {"method": "password", "provider_second_factor": False, "count": 1},
+        {"method": "sso:entra", "provider_second_factor": False, "count": 1},
+        {"method": "sso:entra", "provider_second_factor": True, "count": 1},
+    ]
+
+
+def test_the_certificate_names_the_provider_and_its_claims_and_stays_one_page(scene, bob, settings):
+    settings.OIDC_APPS = [{"provider_id": "entra", "name": "Microsoft Entra ID"}]
+    longest = services.RequestMeta(auth_method="sso:entra", sso_subject="S" * 255, sso_amr="pwd mfa " + "x" * 192,
+                                   sso_acr="<b>" + "a" * 197)
+    ack, _ = services.acknowledge(employee=bob, version=scene["version"], language="en", meta=longest)
+    report = jobs.certificate(acknowledgement=ack, user=bob.user, language="en")
+    text = text_of(pdf_path(report))
+    assert text.count("\f") == 1
+    words = " ".join(text.split())
+    assert "Single sign-on through Microsoft Entra ID, with the provider's second factor" in words
+    assert "<b>" + "a" * 20 in "".join(text.split())  # shown as text, not markup
+    record = json.loads(PdfReader(pdf_path(report)).attachments["acknowledgement.json"][0])
+    assert (record["seal_format"], record["sso_subject"], record["sso_acr"]) == (2, "S" * 255, "<b>" + "a" * 197)
+
+
+def test_sign_in_labels_in_both_languages(settings):
+    from django.utils import translation
+
+    from guidelines.accounts import sign_in_label
+
+    settings.OIDC_APPS = [{"provider_id": "entra", "name": "Entra ID"}]
+    assert sign_in_label("sso:entra", "pwd otp") == "single sign-on through Entra ID, with the provider's second factor"
+    assert sign_in_label("sso:entra", "pwd") == "single sign-on through Entra ID"
+    assert sign_in_label("sso:gone", "") == "single sign-on through gone"  # a provider no longer configured
+    assert sign_in_label("password+mfa") == ("e-mail address and password, with a second factor "
+                                             "(authenticator app)")
+    assert sign_in_label("something-new") == "something-new"
+    with translation.override("nl"):
+        assert sign_in_label("password") == "e-mailadres en wachtwoord"
+        assert sign_in_label("sso:entra", "mfa").startswith("single sign-on via Entra ID, met")
 
 
 # Web: roles, downloads, verification ---------------------------------------------------------------------

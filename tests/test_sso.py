@@ -9,6 +9,7 @@ from allauth.socialaccount.models import SocialAccount
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from guidelines import services
 from guidelines.accounts import SSO_SESSION_KEY
 from guidelines.models import Acknowledgement
 
@@ -80,7 +81,10 @@ def test_an_employee_signs_in_and_the_acknowledgement_says_sso(entra, alice, ver
     acknowledged = client.post("/guidelines/social-media/acknowledge/",
                                {"version": version_1.pk, "language": "en", "confirm": "on"})
     assert acknowledged.status_code == 302
-    assert Acknowledgement.objects.get(employee=alice).auth_method == "sso:entra"
+    ack = Acknowledgement.objects.get(employee=alice)
+    assert (ack.auth_method, ack.sso_subject, ack.sso_amr, ack.sso_acr) == (
+        "sso:entra", "sub-alice", "pwd mfa", "urn:example:mfa")
+    assert services.verify_evidence().intact
 
 
 def test_a_second_sign_in_finds_the_account_by_the_subject(entra, alice, client):

@@ -7,6 +7,7 @@ reconstructed exactly. The population is today's HR data read with its start and
 """
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -16,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import dashboards
+from ..accounts import provider_second_factor, sign_in_label
 from ..models import (
     BATCH_ROWS,
     LANGUAGES,
@@ -128,7 +130,8 @@ def employee_rows(pack, version):
     rows = with_status(population(pack, version), version, pack.as_of).values(
         "employee_number", "user__first_name", "user__last_name", "department__name", "status", "due_date",
         "ack__acknowledged_at", "ack__version__major", "ack__version__minor", "ack__language", "ack__channel",
-        "ack__content_hash", "ack__sequence", "pk",
+        "ack__content_hash", "ack__sequence", "ack__auth_method", "ack__sso_subject", "ack__sso_amr",
+        "ack__sso_acr", "pk",
     ).order_by("department__name", "user__last_name", "user__first_name", "employee_number")
     return rows.iterator(chunk_size=BATCH_ROWS)
 
@@ -140,6 +143,7 @@ def count_rows(pack):
 CSV_COLUMNS = [
     "guideline", "major_version", "employee_number", "first_name", "last_name", "department", "status",
     "due_date", "version_read", "language", "acknowledged_at_utc", "channel", "content_hash", "record_number",
+    "sign_in", "provider_subject", "provider_amr", "provider_acr",
 ]
 
 
@@ -154,7 +158,29 @@ def csv_record(pack, version, row):
         f"{row['ack__version__major']}.{row['ack__version__minor']}" if acknowledged else "",
         row["ack__language"] or "", acknowledged.astimezone(timezone.UTC).isoformat() if acknowledged else "",
         row["ack__channel"] or "", row["ack__content_hash"] or "", row["ack__sequence"] or "",
+        row["ack__auth_method"] or "", cell(row["ack__sso_subject"] or ""), cell(row["ack__sso_amr"] or ""),
+        cell(row["ack__sso_acr"] or ""),
     ]
+
+
+class SignIns:
+    """How the acknowledgements in a pack were signed in: a count per recorded method, with whether
+    the identity provider reported a second factor (accounts.sign_in_label names each), tallied while
+    the per-employee rows stream past."""
+
+    def __init__(self):
+        self.counts = Counter()
+
+    def add(self, row):
+        if row["ack__acknowledged_at"]:
+            method = row["ack__auth_method"]
+            self.counts[(method, method.startswith("sso:") and provider_second_factor(row["ack__sso_amr"]))] += 1
+
+    def rows(self):
+        """One dict per method (label, method, provider_second_factor, count), most frequent first."""
+        return [{"label": sign_in_label(method, "mfa" if provider_mfa else ""), "method": method,
+                 "provider_second_factor": provider_mfa, "count": count}
+                for (method, provider_mfa), count in self.counts.most_common()]
 
 
 @dataclass

@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 
 from .. import chain, imports
 from ..access import require_acknowledgement_reader, require_evidence_reader
+from ..accounts import sign_in_label
 from ..models import ERROR_TEXT_LIMIT, AuditEvent, Report
 from ..services import record_audit_event
 from ..status import Status
@@ -166,8 +167,9 @@ def prepare(report):
     with translation.override(pack.language):
         chain = contents.chain_check(report.requested_by)
         sections = contents.version_sections(pack)
-        counts = {}
-        # One pass over the per-employee rows writes both the table lines and the embedded CSV.
+        counts, sign_ins = {}, contents.SignIns()
+        # One pass over the per-employee rows writes the table lines and the embedded CSV, and counts
+        # the sign-in methods.
         csv_buffer = io.StringIO()
         csv_writer = csv.writer(csv_buffer, lineterminator="\n")
         csv_writer.writerow(contents.CSV_COLUMNS)
@@ -177,6 +179,7 @@ def prepare(report):
                 for row in contents.employee_rows(pack, version):
                     lines.write(json.dumps(_employee_line(version, row)) + "\n")
                     csv_writer.writerow(contents.csv_record(pack, version, row))
+                    sign_ins.add(row)
                     counts["employees"] += 1
         csv_text = csv_buffer.getvalue()
         with open(folder / "outstanding.jsonl", "w") as lines:
@@ -199,6 +202,7 @@ def prepare(report):
         back_context = {
             "exemptions": contents.exemptions(pack), "extensions": contents.extensions(pack),
             "history": contents.version_history(pack), "texts": contents.reported_texts(pack), "chain": chain,
+            "sign_ins": sign_ins.rows(), "providers": [app["name"] for app in settings.OIDC_APPS],
         }
 
         def context(section_title, total):
@@ -228,6 +232,8 @@ def prepare(report):
                       "head_seal": chain.head_seal},
             "csv_sha256": hashlib.sha256(csv_text.encode()).hexdigest(), "pages": total,
             "csv_formula_cells": CSV_FORMULA_CELLS,
+            "sign_ins": [{key: row[key] for key in ("method", "provider_second_factor", "count")}
+                         for row in sign_ins.rows()],
         }
         front = rendering.render("reports/front.html", {**front_context, **context(title, total)},
                            language=pack.language)
@@ -420,6 +426,7 @@ def _render_certificate(report, ack, language, folder):
             **_print_context(report, title=title, section_title=title, generated_by=generated_by, total_pages=1),
             "ack": ack, "title": text.title if text else ack.guideline.title, "orientation": "portrait",
             "utc": ack.acknowledged_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            "sign_in": sign_in_label(ack.auth_method, ack.sso_amr),
         }
         document = rendering.render("reports/certificate.html", context, total_pages=1, language=language)
         if len(document.pages) != 1:
