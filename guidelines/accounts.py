@@ -100,6 +100,19 @@ class IntranetAccountAdapter(DefaultAccountAdapter):
 
 
 class IntranetMFAAdapter(DefaultMFAAdapter):
+    error_messages = {
+        **DefaultMFAAdapter.error_messages,
+        "cannot_delete_authenticator": gettext_lazy(
+            "Your role needs a second factor, so you cannot switch off your authenticator app. For a new phone, "
+            "ask an administrator to reset it."),
+    }
+
+    def can_delete_authenticator(self, authenticator):
+        """A privileged user (access.is_privileged) keeps their authenticator app: without it their
+        next password sign-in would have no second factor. An administrator can remove it in the
+        admin (a lost phone); the user then sets one up again at their next sign-in."""
+        return authenticator.type != Authenticator.Type.TOTP or not is_privileged(authenticator.user)
+
     def build_totp_svg(self, url):
         # segno draws the QR codes of the PDF reports already; allauth's default needs another package.
         # A whole SVG document (with its namespace): allauth shows it as a data: image.
@@ -427,6 +440,12 @@ SIGN_IN_LABELS = {
 }
 
 
+def configured_providers():
+    """{provider id: display name} of the identity providers allauth offers (settings.OIDC_APPS)."""
+    apps = settings.SOCIALACCOUNT_PROVIDERS.get("openid_connect", {}).get("APPS", [])
+    return {app["provider_id"]: app.get("name") or app["provider_id"] for app in apps}
+
+
 def sign_in_label(auth_method, sso_amr=""):
     """An acknowledgement's recorded sign-in (authentication_method, and the provider's amr) as people
     read it on a certificate or in an auditor pack. A provider no longer configured is named by its id;
@@ -434,7 +453,7 @@ def sign_in_label(auth_method, sso_amr=""):
     method, _plus, factor = auth_method.partition("+")
     if method.startswith("sso:"):
         provider_id = method.removeprefix("sso:")
-        names = {app["provider_id"]: app["name"] for app in settings.OIDC_APPS}
+        names = configured_providers()
         key = "sso+mfa" if factor == "mfa" else "sso+provider-mfa" if provider_second_factor(sso_amr) else "sso"
         return SIGN_IN_LABELS[key] % {"provider": names.get(provider_id, provider_id)}
     label = SIGN_IN_LABELS.get(auth_method)

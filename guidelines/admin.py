@@ -6,6 +6,11 @@ are read-only here once they are up for review (they are edited on the HR pages)
 their permissions and call the same services, which check them again.
 """
 
+from allauth.mfa.admin import AuthenticatorAdmin
+from allauth.mfa.models import Authenticator
+from allauth.socialaccount.admin import SocialAccountAdmin
+from allauth.socialaccount.models import SocialAccount
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -14,12 +19,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from . import publishing
+from .accounts import configured_providers
 from .models import Acknowledgement, AuditEvent, Department, Employee, Guideline, Reading, Version, VersionText
 from .security import security_event
 from .services import record_audit_event
 
 ROLE_FIELDS = {"groups", "user_permissions", "permissions", "is_staff", "is_superuser"}
-SECRET_FIELDS = {"password"}
+# Never copied into the audit trail: a password hash, an authenticator's secret or recovery codes, and
+# what a provider sent about the person.
+SECRET_FIELDS = {"password", "data", "extra_data"}
 
 
 def _value(obj, field):
@@ -97,6 +105,46 @@ class AuditedUserAdmin(AuditedAdmin, UserAdmin):
 @admin.register(Group)
 class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
     pass
+
+
+admin.site.unregister(SocialAccount)
+admin.site.unregister(Authenticator)
+
+
+class ProviderLinkForm(forms.ModelForm):
+    """A link between an account and a person at a configured identity provider (accounts.configured_providers),
+    made by an administrator: the way to a privileged account when there are no passwords."""
+
+    provider = forms.ChoiceField(label=_("identity provider"))
+    uid = forms.CharField(label=_("subject at the identity provider"), max_length=191, help_text=_(
+        "The person's subject (sub) at the provider, exactly as it sends it. Entra ID's is specific to this "
+        "application (not the user's object ID); Keycloak's is the user's ID. After the person has tried to "
+        "sign in once, the security log's sso_login_refused event shows it."))
+
+    class Meta:
+        model = SocialAccount
+        fields = ["user", "provider", "uid"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["provider"].choices = list(configured_providers().items())
+
+
+@admin.register(SocialAccount)
+class AuditedSocialAccountAdmin(AuditedAdmin, SocialAccountAdmin):
+    form = ProviderLinkForm
+
+
+@admin.register(Authenticator)
+class AuditedAuthenticatorAdmin(AuditedAdmin, AuthenticatorAdmin):
+    """An administrator removes a lost authenticator here (its owner then sets up a new one); nobody
+    makes one here, since its secret belongs in its owner's app only."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Department)

@@ -481,6 +481,8 @@ FULL = _views(OK, OK, OK, OK, OK, OK)
 VIEW_ADD_CHANGE = _views(OK, OK, OK, OK, FORBIDDEN, OK)
 # Evidence: readable, never added, changed or deleted, even by the superuser.
 READ_ONLY = _views(OK, FORBIDDEN, OK, FORBIDDEN, FORBIDDEN, OK)
+# An authenticator: seen and removed (a lost phone), never made or edited in the admin.
+VIEW_DELETE = _views(OK, FORBIDDEN, OK, FORBIDDEN, OK, OK)
 # A published version: new drafts may be added, the version itself is frozen.
 FROZEN = _views(OK, OK, OK, FORBIDDEN, FORBIDDEN, OK)
 
@@ -496,7 +498,7 @@ ADMIN_MODELS = {
     "socialaccount.socialaccount": {"": ("social_account", NO_ACCESS, FULL)},
     "socialaccount.socialtoken": {"": ("social_token", NO_ACCESS, FULL)},
     # A lost authenticator app is removed here by an administrator; the owner then sets up a new one.
-    "mfa.authenticator": {"": ("authenticator", NO_ACCESS, FULL)},
+    "mfa.authenticator": {"": ("authenticator", NO_ACCESS, VIEW_DELETE)},
     "guidelines.department": {"": ("operations", VIEW_ADD_CHANGE, FULL)},
     "guidelines.employee": {"": ("alice", VIEW_ADD_CHANGE, FULL)},
     "guidelines.guideline": {"": ("everyone", VIEW_ADD_CHANGE, FULL)},

@@ -114,3 +114,77 @@ def test_the_acknowledgement_records_the_second_factor(client, hilde, version_1)
                            {"version": version_1.pk, "language": "en", "confirm": "on"})
     assert response.status_code == 302
     assert Acknowledgement.objects.get(employee__user=hilde).auth_method == "password+mfa"
+
+
+# The second factor's own pages -------------------------------------------------------------------------
+
+
+def signed_in_and_confirmed(client, user, secret):
+    """Signed in with the password and the app's code, then confirmed with another code, as allauth
+    asks before changing or showing a second factor."""
+    used = set()
+    password_sign_in(client, user.email)
+    client.post(reverse("mfa_authenticate"), {"code": totp_code(secret, used=used)})
+    assert client.post(reverse("mfa_reauthenticate"), {"code": totp_code(secret, used=used)}).status_code == 302
+
+
+def test_a_privileged_user_cannot_switch_off_their_authenticator_app(client, hilde):
+    secret = give_authenticator(hilde)
+    RecoveryCodes.activate(hilde)
+    signed_in_and_confirmed(client, hilde, secret)
+    overview = client.get(reverse("mfa_index")).content.decode()
+    assert "Your role needs it, so it cannot be switched off" in overview
+    assert reverse("mfa_deactivate_totp") not in overview
+    assert "10 of 10 codes unused" in overview
+
+    # Posted anyway (the form is allauth's): refused, with the reason, and nothing removed.
+    refused = client.post(reverse("mfa_deactivate_totp"))
+    assert refused.status_code == 200
+    assert "Your role needs a second factor, so you cannot switch off" in refused.content.decode()
+    assert Authenticator.objects.filter(user=hilde, type=Authenticator.Type.TOTP).exists()
+
+
+def test_an_employee_may_switch_their_own_authenticator_app_off(client, alice):
+    secret = give_authenticator(alice.user)
+    signed_in_and_confirmed(client, alice.user, secret)
+    overview = client.get(reverse("mfa_index")).content.decode()
+    assert reverse("mfa_deactivate_totp") in overview and "Switch off" in overview
+    done = client.post(reverse("mfa_deactivate_totp"))
+    assert done.status_code == 302
+    assert not Authenticator.objects.filter(user=alice.user, type=Authenticator.Type.TOTP).exists()
+
+
+def test_the_recovery_codes_page_lists_the_unused_codes_after_a_confirmation(client, hilde):
+    secret = give_authenticator(hilde)
+    codes = RecoveryCodes.activate(hilde).get_unused_codes()
+    password_sign_in(client, "hilde@example.com")
+    client.post(reverse("mfa_authenticate"), {"code": codes[0]})  # one used to sign in
+    assert client.get(reverse("mfa_view_recovery_codes")).url.startswith(reverse("account_reauthenticate"))
+    client.post(reverse("mfa_reauthenticate"), {"code": totp_code(secret)})
+    page = client.get(reverse("mfa_view_recovery_codes")).content.decode()
+    listed = re.findall(r"<li><code>([^<]+)</code></li>", page)
+    assert listed == codes[1:] and "9 of 10 codes unused" in page
+
+
+def test_an_administrator_removes_a_lost_authenticator_and_the_audit_trail_keeps_no_secret(client, hilde):
+    from django.test import Client
+
+    from guidelines.models import AuditEvent
+
+    from .factories import make_employee, sign_in
+
+    secret = give_authenticator(hilde)
+    app = Authenticator.objects.get(user=hilde, type=Authenticator.Type.TOTP)
+    root = make_employee("root@example.com", "E0900", is_staff=True, is_superuser=True).user
+    admin = Client()
+    sign_in(admin, root)
+    url = reverse("admin:mfa_authenticator_delete", args=[app.pk])
+    assert admin.post(url, {"post": "yes"}).status_code == 302
+    assert not Authenticator.objects.filter(pk=app.pk).exists()
+    event = AuditEvent.objects.get(details__model="mfa.authenticator")
+    assert event.actor == root and event.details["operation"] == "deleted"
+    assert secret not in str(event.details) and "data" not in event.details["changes"]
+
+    # Hilde's next sign-in sends her to set up a new one.
+    password_sign_in(client, "hilde@example.com")
+    assert client.get("/hr/guidelines/").url.startswith(reverse("mfa_activate_totp"))

@@ -198,12 +198,13 @@ def test_the_certificate_is_one_page_with_the_acknowledgement(scene, alice):
     assert PdfReader(pdf_path(report)).attachments["acknowledgement.json"]
 
 
+ENTRA = {"openid_connect": {"APPS": [{"provider_id": "entra", "name": "Microsoft Entra ID"}]}}
 SSO = services.RequestMeta(auth_method="sso:entra", sso_subject="=HYPERLINK(\"http://x\")", sso_amr="pwd mfa",
                            sso_acr="urn:example:mfa")
 
 
 def test_the_pack_explains_and_counts_the_sign_ins_through_a_provider(scene, arjen, bob, otto, settings):
-    settings.OIDC_APPS = [{"provider_id": "entra", "name": "Microsoft Entra ID"}]
+    settings.SOCIALACCOUNT_PROVIDERS = ENTRA
     with time_machine.travel(at(date(2027, 3, 3)), tick=False):
         services.acknowledge(employee=bob, version=scene["version"], language="en", meta=SSO)
         services.acknowledge(employee=otto, version=scene["version"], language="en", meta=services.RequestMeta(
@@ -232,7 +233,7 @@ def test_the_pack_explains_and_counts_the_sign_ins_through_a_provider(scene, arj
 
 
 def test_the_certificate_names_the_provider_and_its_claims_and_stays_one_page(scene, bob, settings):
-    settings.OIDC_APPS = [{"provider_id": "entra", "name": "Microsoft Entra ID"}]
+    settings.SOCIALACCOUNT_PROVIDERS = ENTRA
     longest = services.RequestMeta(auth_method="sso:entra", sso_subject="S" * 255, sso_amr="pwd mfa " + "x" * 192,
                                    sso_acr="<b>" + "a" * 197)
     ack, _ = services.acknowledge(employee=bob, version=scene["version"], language="en", meta=longest)
@@ -251,7 +252,7 @@ def test_sign_in_labels_in_both_languages(settings):
 
     from guidelines.accounts import sign_in_label
 
-    settings.OIDC_APPS = [{"provider_id": "entra", "name": "Entra ID"}]
+    settings.SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": [{"provider_id": "entra", "name": "Entra ID"}]}}
     assert sign_in_label("sso:entra", "pwd otp") == "single sign-on through Entra ID, with the provider's second factor"
     assert sign_in_label("sso:entra", "pwd") == "single sign-on through Entra ID"
     assert sign_in_label("sso:gone", "") == "single sign-on through gone"  # a provider no longer configured

@@ -1,17 +1,20 @@
 """Signing in with the company's identity provider, through a real OpenID Connect provider on loopback
 (tests/oidc/provider.mjs) and Django's test client: who gets in, as whom, and what is recorded."""
 
+import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from allauth.socialaccount.models import SocialAccount
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
+from django.test import Client
 from django.utils import timezone
 
 from guidelines import services
 from guidelines.accounts import SSO_SESSION_KEY
-from guidelines.models import Acknowledgement
+from guidelines.models import Acknowledgement, AuditEvent
 
 from .factories import make_employee, sign_in
 from .oidc_provider import OIDCProvider, oidc_provider
@@ -252,3 +255,33 @@ def test_signing_out_of_a_password_session_stays_here(entra, alice, client):
     sign_in(client, alice)
     out = client.post("/accounts/logout/")
     assert out["Location"] == "/"
+
+
+def test_with_sso_only_an_administrator_links_a_privileged_account_in_the_admin(
+        entra, without_passwords, hilde, client, security_log):
+    """PASSWORD_LOGIN=0: HR cannot connect their provider account with a password, and their address
+    alone does not link it. An administrator adds the link (the README's way); from then on HR signs in
+    at the provider, without a second factor here."""
+    assert sso_sign_in(client, "hilde@example.com").status_code == 403  # refused: privileged
+    assert not SocialAccount.objects.exists()
+
+    root = make_employee("root@example.com", "E0900", is_staff=True, is_superuser=True).user
+    admin = Client()
+    sign_in(admin, root)
+    form = admin.get("/admin/socialaccount/socialaccount/add/")
+    assert form.status_code == 200
+    added = admin.post("/admin/socialaccount/socialaccount/add/", {
+        "user": hilde.pk, "provider": "entra", "uid": "sub-hilde", "extra_data": "{}"})
+    assert added.status_code == 302, re.findall(r"errorlist[^>]*>(.*?)</ul>", added.content.decode(), re.S)
+    link = SocialAccount.objects.get(provider="entra", uid="sub-hilde")
+    assert link.user == hilde
+    assert LogEntry.objects.get(object_id=str(link.pk)).user == root  # the admin records who linked it
+    event = AuditEvent.objects.get(details__model="socialaccount.socialaccount")
+    assert event.actor == root and event.details["operation"] == "added"
+    assert event.details["changes"]["uid"] == [None, "sub-hilde"]
+    assert event.details["changes"]["provider"] == [None, "entra"]
+
+    client.logout()
+    assert sso_sign_in(client, "hilde@example.com").status_code == 302
+    assert client.get("/hr/guidelines/").status_code == 200
+    assert client.session[SSO_SESSION_KEY]["subject"] == "sub-hilde"

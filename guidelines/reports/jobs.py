@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 
 from .. import chain, imports
 from ..access import require_acknowledgement_reader, require_evidence_reader
-from ..accounts import sign_in_label
+from ..accounts import configured_providers, sign_in_label
 from ..models import ERROR_TEXT_LIMIT, AuditEvent, Report
 from ..services import record_audit_event
 from ..status import Status
@@ -202,7 +202,7 @@ def prepare(report):
         back_context = {
             "exemptions": contents.exemptions(pack), "extensions": contents.extensions(pack),
             "history": contents.version_history(pack), "texts": contents.reported_texts(pack), "chain": chain,
-            "sign_ins": sign_ins.rows(), "providers": [app["name"] for app in settings.OIDC_APPS],
+            "sign_ins": sign_ins.rows(), "providers": list(configured_providers().values()),
         }
 
         def context(section_title, total):
