@@ -65,6 +65,15 @@ class IntranetAccountAdapter(DefaultAccountAdapter):
         # Accounts come from the HR import; nobody signs themselves up.
         return False
 
+    def get_reauthentication_methods(self, user):
+        """allauth's ways to confirm a sign-in (its reauthentication; the first is where it sends
+        the user): a second factor first, when the user has one; never a password while passwords
+        are off (PASSWORD_LOGIN=0)."""
+        methods = super().get_reauthentication_methods(user)
+        if not settings.PASSWORD_LOGIN:
+            methods = [method for method in methods if method["id"] != "reauthenticate"]
+        return sorted(methods, key=lambda method: not method["id"].startswith("mfa_"))
+
     def pre_authenticate(self, request, **credentials):
         """allauth refuses a sign-in once the failed attempts for the address or the client address
         exceed ACCOUNT_RATE_LIMITS["login_failed"]: that lockout goes on the security log. With
@@ -103,15 +112,19 @@ class IntranetMFAAdapter(DefaultMFAAdapter):
     error_messages = {
         **DefaultMFAAdapter.error_messages,
         "cannot_delete_authenticator": gettext_lazy(
-            "Your role needs a second factor, so you cannot switch off your authenticator app. For a new phone, "
-            "ask an administrator to reset it."),
+            "Your role needs a second factor, so you cannot remove your last one. Add a security key or an "
+            "authenticator app first, or ask an administrator to reset a lost one."),
     }
 
     def can_delete_authenticator(self, authenticator):
-        """A privileged user (access.is_privileged) keeps their authenticator app: without it their
-        next password sign-in would have no second factor. An administrator can remove it in the
-        admin (a lost phone); the user then sets one up again at their next sign-in."""
-        return authenticator.type != Authenticator.Type.TOTP or not is_privileged(authenticator.user)
+        """A privileged user (access.is_privileged) keeps at least one second factor (an authenticator
+        app or a security key): without one their next password sign-in would have none. An
+        administrator can remove a lost one in the admin; the user then sets one up again at their
+        next sign-in."""
+        if authenticator.type not in SECOND_FACTORS or not is_privileged(authenticator.user):
+            return True
+        others = Authenticator.objects.filter(user=authenticator.user, type__in=SECOND_FACTORS)
+        return others.exclude(pk=authenticator.pk).exists()
 
     def build_totp_svg(self, url):
         # segno draws the QR codes of the PDF reports already; allauth's default needs another package.
@@ -243,13 +256,23 @@ def second_factor_missing(request):
     return not (records and records[-1].get("method") == "socialaccount")
 
 
-def has_authenticator(user):
-    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+# What counts as a second factor; recovery codes only stand in for one.
+SECOND_FACTORS = (Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN)
+
+
+def has_second_factor(user):
+    """An authenticator app or a security key."""
+    return Authenticator.objects.filter(user=user, type__in=SECOND_FACTORS).exists()
 
 
 def on_authenticator_added(sender, request, user, authenticator, **kwargs):
     """allauth.mfa's authenticator_added (after the commit): on the security log."""
     security_event("second_factor_added", request=request, user=user, type=authenticator.type)
+
+
+def on_authenticator_removed(sender, request, user, authenticator, **kwargs):
+    """allauth.mfa's authenticator_removed: on the security log."""
+    security_event("second_factor_removed", request=request, user=user, type=authenticator.type)
 
 
 # A fresh sign-in before the actions that change what everyone must do ---------------------------------

@@ -22,3 +22,5 @@ class GuidelinesConfig(AppConfig):
         # A sign-in through an identity provider: its claims kept with the session, as evidence.
         allauth_signals.user_logged_in.connect(accounts.remember_sso_sign_in, dispatch_uid="sso-sign-in")
         mfa_signals.authenticator_added.connect(accounts.on_authenticator_added, dispatch_uid="second-factor-added")
+        mfa_signals.authenticator_removed.connect(accounts.on_authenticator_removed,
+                                                  dispatch_uid="second-factor-removed")

@@ -1,6 +1,8 @@
 from allauth.account.internal.flows.login import record_authentication
 from allauth.core import context as allauth_context
+from allauth.mfa.adapter import get_adapter as get_mfa_adapter
 from allauth.mfa.totp.forms import ActivateTOTPForm
+from allauth.mfa.webauthn.forms import AddWebAuthnForm, AuthenticateWebAuthnForm, ReauthenticateWebAuthnForm
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -208,3 +210,42 @@ class ActivateAuthenticatorForm(ActivateTOTPForm):
         code = super().clean_code()
         record_authentication(allauth_context.request, self.user, "mfa", type="totp", activated=True)
         return code
+
+
+# allauth turns only some malformed WebAuthn credentials into a form error: a posted credential that
+# misses a field or is not an object raised KeyError or TypeError, a 500. These forms make every one
+# the error a wrong code gets.
+MALFORMED_CREDENTIAL = (KeyError, TypeError, ValueError)
+
+
+class SecurityKeySignInForm(AuthenticateWebAuthnForm):
+    """allauth's second step of a sign-in with a security key (settings.MFA_FORMS)."""
+
+    def clean_credential(self):
+        try:
+            return super().clean_credential()
+        except MALFORMED_CREDENTIAL as error:
+            raise get_mfa_adapter().validation_error("incorrect_code") from error
+
+
+class SecurityKeyConfirmationForm(SecurityKeySignInForm):
+    """allauth's confirmation of a sign-in with a security key (settings.MFA_FORMS): its
+    ReauthenticateWebAuthnForm, which is the sign-in form with these two flags."""
+
+    reauthenticated = ReauthenticateWebAuthnForm.reauthenticated
+    passwordless = ReauthenticateWebAuthnForm.passwordless
+
+
+class AddSecurityKeyForm(AddWebAuthnForm):
+    """allauth's adding of a security key (settings.MFA_FORMS). As with the authenticator app, the key
+    just proven is this session's second factor too; a credential the browser did not really make is
+    refused (a form error) before anything is recorded."""
+
+    def clean(self):
+        try:
+            cleaned_data = super().clean()
+        except MALFORMED_CREDENTIAL as error:
+            raise get_mfa_adapter().validation_error("incorrect_code") from error
+        if cleaned_data.get("credential") and not self.errors:
+            record_authentication(allauth_context.request, self.user, "mfa", type="webauthn", activated=True)
+        return cleaned_data

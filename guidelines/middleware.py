@@ -13,7 +13,7 @@ from django.utils.cache import patch_cache_control
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
-from .accounts import employee_for, has_authenticator, second_factor_missing
+from .accounts import employee_for, has_second_factor, second_factor_missing
 from .security import security_event
 
 
@@ -86,7 +86,7 @@ class SecondFactorMiddleware:
 
     def __call__(self, request):
         if not request.path_info.startswith(self.OPEN) and second_factor_missing(request):
-            target = "mfa_reauthenticate" if has_authenticator(request.user) else "mfa_activate_totp"
+            target = "mfa_reauthenticate" if has_second_factor(request.user) else "mfa_activate_totp"
             return redirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")
         return self.get_response(request)
 

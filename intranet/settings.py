@@ -255,8 +255,13 @@ SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
 # A second factor (allauth.mfa: an authenticator app's codes, and recovery codes) for privileged
 # roles signed in with a password: guidelines.middleware.SecondFactorMiddleware requires it.
 MFA_ADAPTER = "guidelines.accounts.IntranetMFAAdapter"
-MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
-MFA_FORMS = {"activate_totp": "guidelines.forms.ActivateAuthenticatorForm"}
+# Security keys and passkeys (WebAuthn) as a second factor next to the app; not (yet) as a sign-in of
+# their own. The browser allows them on https:// and on http://localhost, not on an IP address.
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_FORMS = {"activate_totp": "guidelines.forms.ActivateAuthenticatorForm",
+             "add_webauthn": "guidelines.forms.AddSecurityKeyForm",
+             "authenticate_webauthn": "guidelines.forms.SecurityKeySignInForm",
+             "reauthenticate_webauthn": "guidelines.forms.SecurityKeyConfirmationForm"}
 MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "Guidelines intranet")
 MFA_TOTP_TOLERANCE = 1  # the code of the previous or next 30 seconds too (clocks drift); each code works once
 # Publishing, approving, importing employees and granting exemptions ask to confirm a sign-in older than

@@ -80,7 +80,7 @@ urlpatterns = [
     path("accounts/oidc/<str:provider_id>/login/", signin.provider_login, name="openid_connect_login"),
     path("accounts/oidc/<str:provider_id>/login/callback/", signin.provider_callback,
          name="openid_connect_callback"),
-    path("accounts/2fa/", signin.second_factor_overview, name="mfa_index"),
+    path("accounts/2fa/webauthn/keys/<int:pk>/remove/", signin.remove_security_key, name="mfa_remove_webauthn"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     # The sign-in page offers the language switch too, so it must work before login.

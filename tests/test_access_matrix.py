@@ -416,6 +416,14 @@ ACCOUNT_ROWS = [
         "mfa_deactivate_totp", "mfa_view_recovery_codes", "mfa_download_recovery_codes")],
     route("mfa_generate_recovery_codes", "mfa_generate_recovery_codes", url("mfa_generate_recovery_codes"), "GET",
           expect(REDIRECT)),
+    # Security keys: the list is one's own; adding one, and changing or removing one (here: Sam's app,
+    # not a key, so nobody's key), ask for a recent sign-in first.
+    route("mfa_list_webauthn", "mfa_list_webauthn", url("mfa_list_webauthn"), "GET", SIGNED_IN_PAGE),
+    route("mfa_add_webauthn", "mfa_add_webauthn", url("mfa_add_webauthn"), "GET", expect(REDIRECT)),
+    route("mfa_reauthenticate_webauthn", "mfa_reauthenticate_webauthn", url("mfa_reauthenticate_webauthn"), "GET",
+          expect(Expect((200, 302), label="the confirmation, or home without a key"))),
+    *[route(name, name, url(name, "authenticator.pk"), method, expect(Expect((302, 404), label="not theirs")))
+      for name in ("mfa_edit_webauthn", "mfa_remove_webauthn") for method in ("GET", "POST")],
     # Old addresses, permanently redirected to their 3rdparty/ successors.
     route("social_login_cancelled_old", "accounts/social/login/cancelled/", "/accounts/social/login/cancelled/",
           "GET", expect(REDIRECT, anonymous=REDIRECT)),

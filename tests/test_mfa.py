@@ -133,14 +133,14 @@ def test_a_privileged_user_cannot_switch_off_their_authenticator_app(client, hil
     RecoveryCodes.activate(hilde)
     signed_in_and_confirmed(client, hilde, secret)
     overview = client.get(reverse("mfa_index")).content.decode()
-    assert "Your role needs it, so it cannot be switched off" in overview
+    assert "Your role needs a second factor and this is your only one" in overview
     assert reverse("mfa_deactivate_totp") not in overview
     assert "10 of 10 codes unused" in overview
 
     # Posted anyway (the form is allauth's): refused, with the reason, and nothing removed.
     refused = client.post(reverse("mfa_deactivate_totp"))
     assert refused.status_code == 200
-    assert "Your role needs a second factor, so you cannot switch off" in refused.content.decode()
+    assert "Your role needs a second factor, so you cannot remove your last one" in refused.content.decode()
     assert Authenticator.objects.filter(user=hilde, type=Authenticator.Type.TOTP).exists()
 
 
@@ -159,7 +159,8 @@ def test_the_recovery_codes_page_lists_the_unused_codes_after_a_confirmation(cli
     codes = RecoveryCodes.activate(hilde).get_unused_codes()
     password_sign_in(client, "hilde@example.com")
     client.post(reverse("mfa_authenticate"), {"code": codes[0]})  # one used to sign in
-    assert client.get(reverse("mfa_view_recovery_codes")).url.startswith(reverse("account_reauthenticate"))
+    # Confirmed with the second factor first (accounts.IntranetAccountAdapter.get_reauthentication_methods).
+    assert client.get(reverse("mfa_view_recovery_codes")).url.startswith(reverse("mfa_reauthenticate"))
     client.post(reverse("mfa_reauthenticate"), {"code": totp_code(secret)})
     page = client.get(reverse("mfa_view_recovery_codes")).content.decode()
     listed = re.findall(r"<li><code>([^<]+)</code></li>", page)
@@ -188,3 +189,55 @@ def test_an_administrator_removes_a_lost_authenticator_and_the_audit_trail_keeps
     # Hilde's next sign-in sends her to set up a new one.
     password_sign_in(client, "hilde@example.com")
     assert client.get("/hr/guidelines/").url.startswith(reverse("mfa_activate_totp"))
+
+
+def fake_key(user, name="Key"):
+    """A security key's row (its credential is not used by these tests; the browser tests make real ones)."""
+    return Authenticator.objects.create(user=user, type=Authenticator.Type.WEBAUTHN,
+                                        data={"name": name, "credential": {}})
+
+
+def test_a_privileged_users_last_security_key_is_not_removed(client, hilde):
+    from .factories import sign_in
+
+    key = fake_key(hilde)
+    sign_in(client, hilde)
+    refused = client.post(reverse("mfa_remove_webauthn", args=[key.pk]))
+    assert refused.status_code == 409
+    assert "you cannot remove your last one" in refused.content.decode()
+    assert Authenticator.objects.filter(pk=key.pk).exists()
+
+
+def test_with_an_app_as_well_a_privileged_user_removes_a_key(client, hilde, security_log):
+    secret = give_authenticator(hilde)
+    key = fake_key(hilde)
+    signed_in_and_confirmed(client, hilde, secret)
+    assert client.post(reverse("mfa_remove_webauthn", args=[key.pk])).status_code == 302
+    assert not Authenticator.objects.filter(pk=key.pk).exists()
+    assert security_log("second_factor_removed")[0]["details"]["type"] == "webauthn"
+    # The app is now the last one: it stays.
+    assert client.post(reverse("mfa_deactivate_totp")).status_code == 200
+    assert Authenticator.objects.filter(user=hilde, type=Authenticator.Type.TOTP).exists()
+
+
+def test_someone_elses_key_cannot_be_removed(client, hilde, alice):
+    key = fake_key(alice.user)
+    secret = give_authenticator(hilde)
+    fake_key(hilde)
+    signed_in_and_confirmed(client, hilde, secret)
+    assert client.post(reverse("mfa_remove_webauthn", args=[key.pk])).status_code == 404
+    assert Authenticator.objects.filter(pk=key.pk).exists()
+
+
+@pytest.mark.parametrize("credential", ["not json", '{"id": "x"}', '{"id": "AAAA", "rawId": "AAAA", '
+                                        '"response": {"clientDataJSON": "e30", "attestationObject": "oA"}, '
+                                        '"type": "public-key"}', "[]"])
+def test_a_forged_credential_is_refused_without_an_error_page(client, hilde, credential):
+    secret = give_authenticator(hilde)
+    signed_in_and_confirmed(client, hilde, secret)
+    assert client.get(reverse("mfa_add_webauthn")).status_code == 200  # the ceremony's challenge
+    response = client.post(reverse("mfa_add_webauthn"), {"name": "Forged", "credential": credential})
+    assert response.status_code == 200
+    assert 'role="alert"' in response.content.decode()
+    assert not Authenticator.objects.filter(user=hilde, type=Authenticator.Type.WEBAUTHN).exists()
+

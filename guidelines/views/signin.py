@@ -1,7 +1,9 @@
 from allauth.mfa.adapter import get_adapter as get_mfa_adapter
-from allauth.mfa.base import views as mfa
+from allauth.mfa.models import Authenticator
+from allauth.mfa.webauthn import views as webauthn
 from allauth.socialaccount.providers.openid_connect import views as openid_connect
 from django.contrib.auth.decorators import login_not_required
+from django.shortcuts import render
 from requests import RequestException
 
 from ..accounts import provider_unreachable
@@ -29,12 +31,13 @@ provider_login = _provider_may_be_down(openid_connect.login)
 provider_callback = _provider_may_be_down(openid_connect.callback)
 
 
-def second_factor_overview(request):
-    """allauth's overview of the second factor, told whether the authenticator app may be switched
-    off (the MFA adapter's rule), so the page offers only what will work."""
-    response = mfa.index(request)
-    context = getattr(response, "context_data", None) or {}
-    totp = context.get("authenticators", {}).get("totp")
-    if totp is not None:
-        context["can_deactivate_totp"] = get_mfa_adapter().can_delete_authenticator(totp.instance)
-    return response
+
+def remove_security_key(request, pk):
+    """allauth's removal of a security key, which does not ask the MFA adapter: a key its owner may not
+    remove (their last second factor, access.is_privileged) is refused here with the reason."""
+    key = Authenticator.objects.filter(user=request.user, type=Authenticator.Type.WEBAUTHN, pk=pk).first()
+    if key is not None and request.method == "POST" and not get_mfa_adapter().can_delete_authenticator(key):
+        reason = get_mfa_adapter().error_messages["cannot_delete_authenticator"]
+        return render(request, "mfa/webauthn/authenticator_confirm_delete.html",
+                      {"authenticator": key, "refused": reason}, status=409)
+    return webauthn.remove_webauthn(request, pk=pk)
