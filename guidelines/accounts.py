@@ -14,6 +14,7 @@
 
 import functools
 import io
+import json
 import time
 
 import segno
@@ -157,9 +158,11 @@ class IntranetSocialAccountAdapter(DefaultSocialAccountAdapter):
         return False
 
     def pre_social_login(self, request, sociallogin):
+        claims = sso_claims(sociallogin)
+        if not _storable(sociallogin):
+            self._refuse(request, sociallogin, claims, "unreadable")
         if sociallogin.state.get("process") == AuthProcess.CONNECT:
             return  # a signed-in user links their own provider account; allauth checks it is nobody else's
-        claims = sso_claims(sociallogin)
         if sociallogin.is_existing:
             user, email = sociallogin.user, claims["email"]
         else:
@@ -167,6 +170,10 @@ class IntranetSocialAccountAdapter(DefaultSocialAccountAdapter):
             user = self._hr_account(request, sociallogin, claims)
         if not user.is_active or _has_left(user):
             self._refuse(request, sociallogin, claims, "leaver", user=user)
+        # A privileged account (linked by its owner or an administrator) signs in through a provider
+        # only with the provider's second factor: the provider's sign-in replaces ours.
+        if is_privileged(user) and not provider_vouches_for_second_factor(sociallogin.provider.app.settings, claims):
+            self._refuse(request, sociallogin, claims, "no_second_factor", user=user)
         if not sociallogin.is_existing:
             sociallogin.connect(request, user)
             security_event("sso_account_linked", request=request, user=user, provider=claims["provider"],
@@ -177,9 +184,14 @@ class IntranetSocialAccountAdapter(DefaultSocialAccountAdapter):
         domains = sociallogin.provider.app.settings.get("allowed_domains") or []
         if not email or "@" not in email:
             self._refuse(request, sociallogin, claims, "no_email")
+        if claims["email_verified"] is False:  # said, and false; a provider that does not say (Entra) vouches
+            self._refuse(request, sociallogin, claims, "unverified")
         if domains and email.rsplit("@", 1)[1].lower() not in domains:
             self._refuse(request, sociallogin, claims, "domain")
-        matches = list(get_user_model().objects.filter(email__iexact=email, employee__isnull=False)[:2])
+        # Compared as ASCII in Python: the database's case-insensitive match folds look-alike letters
+        # (a dotless ı, a long ſ) into the address of someone else.
+        candidates = get_user_model().objects.filter(email__iexact=email, employee__isnull=False)[:5]
+        matches = [user for user in candidates if email.isascii() and user.email.lower() == email.lower()]
         if len(matches) != 1:
             self._refuse(request, sociallogin, claims, "unknown")
         if privileged_users().filter(pk=matches[0].pk).exists():
@@ -188,9 +200,8 @@ class IntranetSocialAccountAdapter(DefaultSocialAccountAdapter):
 
     def _refuse(self, request, sociallogin, claims, reason, *, user=None):
         security_event("sso_login_refused", request=request, user=user, outcome="denied", reason=reason,
-                       provider=claims["provider"], subject=claims["subject"], email=claims["email"])
-        context = {"reason": reason, "message": SSO_REFUSALS[reason], "provider": sociallogin.provider.name}
-        raise ImmediateHttpResponse(render(request, "account/sso_refused.html", context, status=403))
+                       provider=claims["provider"], subject=claims["subject"][:200], email=claims["email"][:200])
+        raise ImmediateHttpResponse(sso_refused(request, reason, sociallogin.provider.name))
 
     def on_authentication_error(self, request, provider, error=None, exception=None, extra_context=None):
         """The sign-in with the provider failed: on the security log, and a page that says so
@@ -203,6 +214,12 @@ class IntranetSocialAccountAdapter(DefaultSocialAccountAdapter):
             raise ImmediateHttpResponse(provider_unreachable(request))
 
 
+def sso_refused(request, reason, provider_name):
+    """The page that tells someone why their sign-in through a provider was refused (403)."""
+    context = {"reason": reason, "message": SSO_REFUSALS[reason], "provider": provider_name}
+    return render(request, "account/sso_refused.html", context, status=403)
+
+
 def provider_unreachable(request):
     return render(request, "socialaccount/authentication_error.html", {"unreachable": True}, status=502)
 
@@ -212,6 +229,11 @@ SSO_REFUSALS = {
                             "contact HR."),
     "domain": gettext_lazy("Your account is not one of this organisation's. Sign in with your work account, or "
                            "contact HR."),
+    "unverified": gettext_lazy("Your identity provider says your e-mail address is not confirmed, so we cannot "
+                               "find you by it. Confirm it there, or contact HR."),
+    "unreadable": gettext_lazy("Your identity provider sent details we cannot use. Please contact IT."),
+    "no_second_factor": gettext_lazy("Your role needs a second factor, and your identity provider did not report "
+                                     "one for this sign-in. Sign in there with your second factor, or contact IT."),
     "no_email": gettext_lazy("Your identity provider did not tell us your e-mail address, so we cannot find you "
                              "in HR's records. Please contact the service desk."),
     "leaver": gettext_lazy("Your employment has ended, so you can no longer sign in here. If this is wrong, "
@@ -231,13 +253,54 @@ def sso_claims(sociallogin):
     claim = sociallogin.provider.app.settings.get("email_claim", "email")
     email = str(userinfo.get(claim) or id_token.get(claim) or "").strip()
     amr = id_token.get("amr") or userinfo.get("amr") or []
+    verified = userinfo.get("email_verified", id_token.get("email_verified"))
+    auth_time = id_token.get("auth_time")
     return {
         "provider": sociallogin.account.provider,
         "subject": str(sociallogin.account.uid),
         "email": email,
+        # True, False, or None when the provider does not say (a string "false" is false).
+        "email_verified": None if verified is None else str(verified).lower() == "true",
         "amr": [str(method) for method in amr] if isinstance(amr, list) else [str(amr)],
         "acr": str(id_token.get("acr") or userinfo.get("acr") or ""),
+        "auth_time": auth_time if isinstance(auth_time, int | float) else None,
     }
+
+
+def _storable(sociallogin):
+    """What the provider sent fits the database: a subject of at most 191 characters (allauth's
+    column) and no NUL character anywhere (PostgreSQL refuses it in JSON)."""
+    extra = json.dumps(sociallogin.account.extra_data or {})
+    return len(str(sociallogin.account.uid)) <= 191 and "\\u0000" not in extra
+
+
+# RFC 8176 methods that prove something besides a password: a one-time code, a key, a card, the body.
+SECOND_FACTOR_METHODS = {"mfa", "otp", "hwk", "swk", "sc", "sms", "tel", "fpt", "face", "iris", "retina", "vbm"}
+
+
+def provider_second_factor(sso_amr):
+    """Whether the identity provider's `amr` (as recorded: a JSON list, or older space-separated
+    text) says the person passed a second factor: "mfa" itself, or a password-free method next to
+    another method (e.g. "pwd otp"). A lone "pwd", "kba" or "rba" is one factor."""
+    methods = set(amr_methods(sso_amr))
+    return "mfa" in methods or (bool(methods & SECOND_FACTOR_METHODS) and len(methods) >= 2)
+
+
+def amr_methods(sso_amr):
+    try:
+        methods = json.loads(sso_amr)
+    except ValueError:
+        return sso_amr.split()
+    return [str(method) for method in methods] if isinstance(methods, list) else []
+
+
+def provider_vouches_for_second_factor(config, claims):
+    """A provider's sign-in counts as two factors when its `amr` says so, when its `acr` is one the
+    operator named (OIDC_<ID>_MFA_ACR), or when the operator states that the provider requires a
+    second factor for this application itself (OIDC_<ID>_MFA_ENFORCED, e.g. Entra ID Conditional
+    Access, whose ID token carries no amr)."""
+    return (config.get("mfa_enforced", False) or claims["acr"] in config.get("mfa_acr", [])
+            or provider_second_factor(json.dumps(claims["amr"])))
 
 
 # The second factor -------------------------------------------------------------------------------
@@ -280,9 +343,17 @@ def on_authenticator_removed(sender, request, user, authenticator, **kwargs):
 
 def signed_in_recently(request):
     """The latest sign-in or confirmation of this session (password, second factor, provider) is
-    younger than settings.REAUTHENTICATION_MINUTES."""
-    records = get_authentication_records(request, request.user)
-    latest = max((record.get("at", 0) for record in records), default=0)
+    younger than settings.REAUTHENTICATION_MINUTES. A sign-in through a provider counts from when the
+    person authenticated there (the ID token's auth_time), not from when the provider answered: a
+    provider that lets an open session through has not asked them anything."""
+    sso = request.session.get(SSO_SESSION_KEY) or {}
+
+    def moment(record):
+        if record.get("method") == "socialaccount" and sso.get("auth_time"):
+            return min(record.get("at", 0), sso["auth_time"])
+        return record.get("at", 0)
+
+    latest = max((moment(record) for record in get_authentication_records(request, request.user)), default=0)
     return time.time() - latest < settings.REAUTHENTICATION_MINUTES * 60
 
 
@@ -313,8 +384,9 @@ def fresh_sign_in_required(view):
             url, at_provider = _confirmation(request)
             if url is not None:
                 security_event("reauthentication_required", request=request, outcome="denied")
-                if at_provider:  # a new sign-in there, then back to the page
-                    return redirect(f"{url}?{urlencode({'process': 'login', 'next': request.get_full_path()})}")
+                if at_provider:  # a new sign-in there (asking for it again, not passing an open session), then back
+                    query = {"process": "login", "next": request.get_full_path(), "auth_params": PROVIDER_SIGN_IN_AGAIN}
+                    return redirect(f"{url}?{urlencode(query)}")
                 if request.FILES:
                     # A file cannot be kept for later: back to the page, to choose it again.
                     return redirect(f"{url}?{urlencode({'next': request.path})}")
@@ -325,6 +397,8 @@ def fresh_sign_in_required(view):
 
 
 SSO_SESSION_KEY = "guidelines_sso_sign_in"
+# OpenID Connect: authenticate the person again even if the provider has a session, and say when.
+PROVIDER_SIGN_IN_AGAIN = "prompt=login&max_age=0"
 
 
 def remember_sso_sign_in(sender, request, user, sociallogin=None, **kwargs):
@@ -334,7 +408,8 @@ def remember_sso_sign_in(sender, request, user, sociallogin=None, **kwargs):
         request.session.pop(SSO_SESSION_KEY, None)
         return
     claims = sso_claims(sociallogin)
-    request.session[SSO_SESSION_KEY] = {key: claims[key] for key in ("provider", "subject", "amr", "acr")}
+    request.session[SSO_SESSION_KEY] = {key: claims[key] for key in ("provider", "subject", "amr", "acr",
+                                                                        "auth_time")}
     security_event("sso_login", request=request, user=user, **request.session[SSO_SESSION_KEY])
 
 
@@ -446,20 +521,13 @@ def authentication_method(request):
     return f"{method}+mfa" if len(first_factor) < len(records) else method
 
 
-def provider_second_factor(sso_amr):
-    """Whether the identity provider's `amr` (RFC 8176, space-separated as recorded) says the person
-    passed more than one factor: "mfa" itself, or two or more methods (e.g. "pwd otp")."""
-    methods = set(sso_amr.split())
-    return "mfa" in methods or len(methods) >= 2
-
-
 SIGN_IN_LABELS = {
     "password": gettext_lazy("e-mail address and password"),
-    "password+mfa": gettext_lazy("e-mail address and password, with a second factor (authenticator app)"),
+    "password+mfa": gettext_lazy("e-mail address and password, with a second factor"),
     "session": gettext_lazy("an existing session (no sign-in recorded)"),
     "sso": gettext_lazy("single sign-on through %(provider)s"),
     "sso+provider-mfa": gettext_lazy("single sign-on through %(provider)s, with the provider's second factor"),
-    "sso+mfa": gettext_lazy("single sign-on through %(provider)s, with a second factor (authenticator app)"),
+    "sso+mfa": gettext_lazy("single sign-on through %(provider)s, with a second factor here"),
 }
 
 
@@ -499,6 +567,6 @@ def request_evidence(request, channel):
         ip_address=client_address(request) or None,
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
         sso_subject=claims.get("subject", ""),
-        sso_amr=" ".join(claims.get("amr", [])),
+        sso_amr=json.dumps(claims["amr"], ensure_ascii=False, separators=(",", ":")) if claims.get("amr") else "",
         sso_acr=claims.get("acr", ""),
     )

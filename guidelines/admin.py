@@ -140,6 +140,9 @@ class AuditedAuthenticatorAdmin(AuditedAdmin, AuthenticatorAdmin):
     """An administrator removes a lost authenticator here (its owner then sets up a new one); nobody
     makes one here, since its secret belongs in its owner's app only."""
 
+    # Never shown: `data` holds the app's secret and the recovery codes' seed.
+    fields = readonly_fields = ["user", "type", "created_at", "last_used_at"]
+
     def has_add_permission(self, request):
         return False
 

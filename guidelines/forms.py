@@ -213,19 +213,48 @@ class ActivateAuthenticatorForm(ActivateTOTPForm):
 
 
 # allauth turns only some malformed WebAuthn credentials into a form error: a posted credential that
-# misses a field or is not an object raised KeyError or TypeError, a 500. These forms make every one
-# the error a wrong code gets.
-MALFORMED_CREDENTIAL = (KeyError, TypeError, ValueError)
+# misses a field, is not an object, or whose binary parts are cut short raised KeyError, TypeError,
+# IndexError, struct.error … inside allauth and fido2, a 500. These forms make every failure to read
+# or check a credential the error a wrong code gets, and refuse a credential too big (or too deeply
+# nested) to be one before it is parsed at all.
+CREDENTIAL_LIMIT = 64 * 1024
+
+
+def _wrong_credential():
+    return get_mfa_adapter().validation_error("incorrect_code")
+
+
+class CredentialField(forms.JSONField):
+    def to_python(self, value):
+        if isinstance(value, str) and len(value) > CREDENTIAL_LIMIT:
+            raise _wrong_credential()
+        try:
+            return super().to_python(value)
+        except RecursionError as error:
+            raise _wrong_credential() from error
+
+    def bound_data(self, data, initial):
+        return None  # never shown again: the browser makes a new credential for every try
+
+
+def _checked(check):
+    """Run allauth's reading and checking of a credential; any failure but its own form error is a
+    wrong credential."""
+    try:
+        return check()
+    except forms.ValidationError:
+        raise
+    except Exception as error:  # noqa: BLE001 - whatever the parsers raise on hostile bytes
+        raise _wrong_credential() from error
 
 
 class SecurityKeySignInForm(AuthenticateWebAuthnForm):
     """allauth's second step of a sign-in with a security key (settings.MFA_FORMS)."""
 
+    credential = CredentialField(required=True, widget=forms.HiddenInput)
+
     def clean_credential(self):
-        try:
-            return super().clean_credential()
-        except MALFORMED_CREDENTIAL as error:
-            raise get_mfa_adapter().validation_error("incorrect_code") from error
+        return _checked(super().clean_credential)
 
 
 class SecurityKeyConfirmationForm(SecurityKeySignInForm):
@@ -241,11 +270,10 @@ class AddSecurityKeyForm(AddWebAuthnForm):
     just proven is this session's second factor too; a credential the browser did not really make is
     refused (a form error) before anything is recorded."""
 
+    credential = CredentialField(required=True, widget=forms.HiddenInput)
+
     def clean(self):
-        try:
-            cleaned_data = super().clean()
-        except MALFORMED_CREDENTIAL as error:
-            raise get_mfa_adapter().validation_error("incorrect_code") from error
+        cleaned_data = _checked(super().clean)
         if cleaned_data.get("credential") and not self.errors:
             record_authentication(allauth_context.request, self.user, "mfa", type="webauthn", activated=True)
         return cleaned_data

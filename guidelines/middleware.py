@@ -85,7 +85,9 @@ class SecondFactorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if not request.path_info.startswith(self.OPEN) and second_factor_missing(request):
+        # Read by the layout: until then the menu offers nothing (every link would come back here).
+        request.second_factor_pending = second_factor_missing(request)
+        if request.second_factor_pending and not request.path_info.startswith(self.OPEN):
             target = "mfa_reauthenticate" if has_second_factor(request.user) else "mfa_activate_totp"
             return redirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")
         return self.get_response(request)

@@ -210,7 +210,7 @@ def envoidc(names):
                 "starting with a letter, at most 30).")
         prefix = f"OIDC_{provider_id.upper()}_"
         values = {key: os.environ.get(prefix + key, "").strip() for key in
-                  ("ISSUER", "CLIENT_ID", "CLIENT_SECRET", "NAME", "SCOPES", "EMAIL_CLAIM", "DOMAINS")}
+                  ("ISSUER", "CLIENT_ID", "CLIENT_SECRET", "NAME", "SCOPES", "EMAIL_CLAIM", "DOMAINS", "MFA_ACR")}
         for required in ("ISSUER", "CLIENT_ID", "CLIENT_SECRET"):
             if not values[required]:
                 raise ImproperlyConfigured(f"{prefix}{required} must be set for the provider {provider_id!r}.")
@@ -234,6 +234,10 @@ def envoidc(names):
                 "email_claim": values["EMAIL_CLAIM"] or "email",
                 "allowed_domains": [domain.lower().lstrip("@")
                                     for domain in values["DOMAINS"].replace(",", " ").split()],
+                # Read by guidelines.accounts.provider_vouches_for_second_factor: the acr values that
+                # mean a second factor, or the statement that the provider always asks for one.
+                "mfa_acr": values["MFA_ACR"].replace(",", " ").split(),
+                "mfa_enforced": envbool(prefix + "MFA_ENFORCED", "0"),
             },
         })
     return apps

@@ -171,9 +171,9 @@ def test_the_authentication_method_names_the_sso_provider(alice, monkeypatch):
 
 
 @pytest.mark.parametrize("records, expected", [
-    ([{"method": "socialaccount", "provider": "entra"}], ("sso:entra", "sub-1", "pwd mfa", "urn:example:mfa")),
+    ([{"method": "socialaccount", "provider": "entra"}], ("sso:entra", "sub-1", '["pwd","mfa"]', "urn:example:mfa")),
     ([{"method": "socialaccount", "provider": "entra"}, {"method": "mfa"}],
-     ("sso:entra+mfa", "sub-1", "pwd mfa", "urn:example:mfa")),
+     ("sso:entra+mfa", "sub-1", '["pwd","mfa"]', "urn:example:mfa")),
     # The claims belong to the sign-in they came with: not to a later password sign-in or another provider.
     ([{"method": "socialaccount", "provider": "entra"}, {"method": "password"}], ("password", "", "", "")),
     ([{"method": "socialaccount", "provider": "entra2"}], ("sso:entra2", "", "", "")),

@@ -33,6 +33,14 @@ def test_hr_without_a_second_factor_is_sent_to_set_one_up_before_any_page(client
     assert response.url == f"{reverse('mfa_activate_totp')}?next={path.replace('/', '%2F')}"
 
 
+def test_while_the_second_factor_is_pending_the_menu_offers_nothing(client, hilde):
+    password_sign_in(client, "hilde@example.com")
+    confirm = client.get(reverse("mfa_activate_totp"))
+    page = client.get(confirm.url).content.decode()
+    assert "Manage guidelines" not in page and 'aria-label="Main"' not in page
+    assert "Sign out" in page
+
+
 def test_an_employee_is_not_asked_for_a_second_factor(client, alice, version_1):
     password_sign_in(client, "alice@example.com")
     assert client.get("/").status_code == 200

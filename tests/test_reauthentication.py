@@ -117,6 +117,7 @@ def test_a_stale_sign_in_through_a_provider_is_confirmed_at_the_provider(client,
     session[SSO_SESSION_KEY] = {"provider": "entra", "subject": "sub-hilde", "amr": ["mfa"], "acr": ""}
     session.save()
     asked = publish(client, approved_draft)
+    # The provider is asked to authenticate her again, even over a session it still has.
     assert asked.url == (f"/accounts/oidc/entra/login/?process=login&next=%2Fhr%2Fdrafts%2F{approved_draft.pk}"
-                         "%2Fpublish%2F")
+                         "%2Fpublish%2F&auth_params=prompt%3Dlogin%26max_age%3D0")
     assert Version.objects.get(pk=approved_draft.pk).status == Version.Status.APPROVED

@@ -255,9 +255,12 @@ def test_sign_in_labels_in_both_languages(settings):
     settings.SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": [{"provider_id": "entra", "name": "Entra ID"}]}}
     assert sign_in_label("sso:entra", "pwd otp") == "single sign-on through Entra ID, with the provider's second factor"
     assert sign_in_label("sso:entra", "pwd") == "single sign-on through Entra ID"
+    assert sign_in_label("sso:entra", '["pwd","otp"]').endswith("with the provider's second factor")
+    # One factor, however many words: knowledge, risk or a single value with a space are not a second one.
+    for one_factor in ('["pwd","kba"]', '["pwd","rba"]', '["pwd kba"]', "user pwd"):
+        assert sign_in_label("sso:entra", one_factor) == "single sign-on through Entra ID", one_factor
     assert sign_in_label("sso:gone", "") == "single sign-on through gone"  # a provider no longer configured
-    assert sign_in_label("password+mfa") == ("e-mail address and password, with a second factor "
-                                             "(authenticator app)")
+    assert sign_in_label("password+mfa") == "e-mail address and password, with a second factor"
     assert sign_in_label("something-new") == "something-new"
     with translation.override("nl"):
         assert sign_in_label("password") == "e-mailadres en wachtwoord"

@@ -17,7 +17,7 @@ from guidelines.accounts import SSO_SESSION_KEY
 from guidelines.models import Acknowledgement, AuditEvent
 
 from .factories import make_employee, sign_in
-from .oidc_provider import OIDCProvider, oidc_provider
+from .oidc_provider import OIDCProvider, OIDCProviderError, oidc_provider
 from .oidc_provider import sign_in as sign_in_at_provider
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +39,15 @@ ACCOUNTS = {
     "leaver@example.com": account("sub-leaver", "leaver@example.com"),
     "mallory@elsewhere.test": account("sub-mallory", "alice@elsewhere.test"),
     "nomail@example.com": {"sub": "sub-nomail", "name": "No Mail", "amr": ["pwd"]},
+    # Hostile or careless provider accounts: an address the provider has not confirmed, look-alike
+    # letters that the database would fold into another employee's address, claims it cannot store.
+    "unverified@example.com": account("sub-unverified", "otto@example.com", email_verified=False),
+    "dotless@example.com": account("sub-dotless", "al\u0131ce@example.com"),
+    "longs@example.com": account("sub-longs", "\u017fusan@example.com"),
+    "nul@example.com": account("sub-nul", "otto@example.com", name="x\u0000y"),
+    "longsub@example.com": account("s" * 300, "otto@example.com"),
+    # HR's account at the provider, signed in with a password only.
+    "hilde-pwd@example.com": account("sub-hilde-pwd", "hilde@example.com", amr=["pwd"], acr="urn:example:pwd"),
 }
 
 
@@ -75,7 +84,7 @@ def test_an_employee_signs_in_and_the_acknowledgement_says_sso(entra, alice, ver
     response = sso_sign_in(client, "alice@example.com")
     assert response.status_code == 302 and response["Location"] == "/"
     assert SocialAccount.objects.get(provider="entra", uid="sub-alice").user == alice.user
-    assert client.session[SSO_SESSION_KEY] == {"provider": "entra", "subject": "sub-alice", **MFA}
+    assert client.session[SSO_SESSION_KEY] == {"provider": "entra", "subject": "sub-alice", **MFA, "auth_time": None}
     [signed_in] = security_log("sso_login")
     assert (signed_in["username"], signed_in["details"]["amr"], signed_in["details"]["acr"]) == (
         alice.user.username, ["pwd", "mfa"], "urn:example:mfa")
@@ -86,7 +95,7 @@ def test_an_employee_signs_in_and_the_acknowledgement_says_sso(entra, alice, ver
     assert acknowledged.status_code == 302
     ack = Acknowledgement.objects.get(employee=alice)
     assert (ack.auth_method, ack.sso_subject, ack.sso_amr, ack.sso_acr) == (
-        "sso:entra", "sub-alice", "pwd mfa", "urn:example:mfa")
+        "sso:entra", "sub-alice", '["pwd","mfa"]', "urn:example:mfa")
     assert services.verify_evidence().intact
 
 
@@ -285,3 +294,81 @@ def test_with_sso_only_an_administrator_links_a_privileged_account_in_the_admin(
     assert sso_sign_in(client, "hilde@example.com").status_code == 302
     assert client.get("/hr/guidelines/").status_code == 200
     assert client.session[SSO_SESSION_KEY]["subject"] == "sub-hilde"
+
+
+@pytest.mark.parametrize("login, reason, text", [
+    ("unverified@example.com", "unverified", "says your e-mail address is not confirmed"),
+    ("dotless@example.com", "unknown", "You are not registered"),
+    ("longs@example.com", "unknown", "You are not registered"),
+    ("nul@example.com", "unreadable", "sent details we cannot use"),
+    ("longsub@example.com", "unreadable", "sent details we cannot use"),
+])
+def test_a_provider_account_that_could_take_over_an_employee_is_refused(
+        entra, client, otto, alice, login, reason, text, security_log):
+    make_employee("susan@example.com", "E0500")
+    response = sso_sign_in(client, login)
+    assert response.status_code == 403 and text in response.content.decode()
+    assert not SocialAccount.objects.exists() and client.get("/").status_code == 302
+    assert security_log("sso_login_refused")[-1]["details"]["reason"] == reason
+
+
+def link(user, uid):
+    """As an administrator links an account in the admin."""
+    return SocialAccount.objects.create(user=user, provider="entra", uid=uid)
+
+
+def test_a_privileged_sign_in_without_the_providers_second_factor_is_refused(entra, hilde, client, security_log):
+    link(hilde, "sub-hilde-pwd")
+    response = sso_sign_in(client, "hilde-pwd@example.com")
+    assert response.status_code == 403 and "did not report one for this sign-in" in response.content.decode()
+    assert client.get("/admin/").status_code == 302 and client.get("/hr/guidelines/").status_code == 302
+    assert security_log("sso_login_refused")[-1]["details"]["reason"] == "no_second_factor"
+
+
+@pytest.mark.parametrize("statement", [{"mfa_enforced": True}, {"mfa_acr": ["urn:example:pwd"]}])
+def test_the_operator_may_state_that_the_provider_asks_for_the_second_factor(entra, settings, hilde, client,
+                                                                            statement):
+    settings.SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": [entra_app(entra.issuer, **statement)]}}
+    link(hilde, "sub-hilde-pwd")
+    assert sso_sign_in(client, "hilde-pwd@example.com").status_code == 302
+    assert client.get("/hr/guidelines/").status_code == 200
+
+
+def test_confirming_at_the_provider_asks_it_to_authenticate_again(entra, hilde, guideline, bob, version_1, client):
+    """The provider's own session is still open: without prompt=login it would answer at once."""
+    import time
+
+    from allauth.account.internal.flows import login as allauth_login
+
+    from guidelines import publishing
+
+    from .factories import make_draft
+    from .oidc_provider import ProviderBrowser
+
+    approved_draft = make_draft(guideline, author=hilde)
+    publishing.approve_version(version=approved_draft, by=bob.user)
+    hilde.set_unusable_password()  # she signs in at the provider only
+    hilde.save()
+
+    link(hilde, "sub-hilde")
+    browser = ProviderBrowser()
+    start = client.post("/accounts/oidc/entra/login/?process=login")
+    back = urlsplit(sign_in_at_provider(start["Location"], "hilde@example.com", browser=browser))
+    assert client.get(f"{back.path}?{back.query}").status_code == 302
+    session = client.session  # the sign-in grows old
+    for record in session[allauth_login.AUTHENTICATION_METHODS_SESSION_KEY]:
+        record["at"] = time.time() - 3600
+    session[SSO_SESSION_KEY] = {**session[SSO_SESSION_KEY], "auth_time": time.time() - 3600}
+    session.save()
+
+    asked = client.post(f"/hr/drafts/{approved_draft.pk}/publish/", {"change": "material", "confirm": "on"})
+    assert asked.status_code == 302 and "prompt%3Dlogin" in asked.url
+    start = client.post(asked.url)
+    assert start.status_code == 302 and "prompt=login" in start["Location"] and "max_age=0" in start["Location"]
+    # The provider shows its sign-in form again, although its session is open (without a login to
+    # give, the helper stops at a form), and its ID token then says when she authenticated.
+    with pytest.raises(OIDCProviderError, match="login"):
+        sign_in_at_provider(start["Location"], None, browser=browser)
+    back = urlsplit(sign_in_at_provider(start["Location"], "hilde@example.com", browser=browser))
+    assert client.get(f"{back.path}?{back.query}").status_code == 302
+    assert time.time() - client.session[SSO_SESSION_KEY]["auth_time"] < 60

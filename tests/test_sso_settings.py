@@ -15,6 +15,7 @@ ENTRA = {
     "OIDC_ENTRA_CLIENT_SECRET": "from-the-vault",
     "OIDC_ENTRA_NAME": "Microsoft",
     "OIDC_ENTRA_DOMAINS": "Bank.nl, @dochter.nl",
+    "OIDC_ENTRA_MFA_ENFORCED": "1",
 }
 KEYCLOAK = {
     "OIDC_PROVIDERS": "entra,keycloak",
@@ -23,6 +24,7 @@ KEYCLOAK = {
     "OIDC_KEYCLOAK_CLIENT_SECRET": "another-secret",
     "OIDC_KEYCLOAK_SCOPES": "openid email",
     "OIDC_KEYCLOAK_EMAIL_CLAIM": "preferred_username",
+    "OIDC_KEYCLOAK_MFA_ACR": "gold, 2",
 }
 READ = ("import json; from django.conf import settings; print(json.dumps({'apps': settings.OIDC_APPS, "
         "'password_login': settings.PASSWORD_LOGIN}))")
@@ -50,8 +52,10 @@ def test_two_providers_from_the_environment(tmp_path):
         "entra", "Microsoft", "1b2c3d4e-client", "from-the-vault")
     assert entra["settings"] == {
         "server_url": ENTRA["OIDC_ENTRA_ISSUER"], "scope": ["openid", "email", "profile"],
-        "oauth_pkce_enabled": True, "email_claim": "email", "allowed_domains": ["bank.nl", "dochter.nl"]}
+        "oauth_pkce_enabled": True, "email_claim": "email", "allowed_domains": ["bank.nl", "dochter.nl"],
+        "mfa_acr": [], "mfa_enforced": True}
     assert keycloak["name"] == "keycloak"  # no NAME: the id
+    assert (keycloak["settings"]["mfa_acr"], keycloak["settings"]["mfa_enforced"]) == (["gold", "2"], False)
     assert keycloak["settings"]["scope"] == ["openid", "email"]
     assert keycloak["settings"]["email_claim"] == "preferred_username"
     assert keycloak["settings"]["allowed_domains"] == []
@@ -65,6 +69,7 @@ def test_two_providers_from_the_environment(tmp_path):
     ({**ENTRA, "OIDC_PROVIDERS": "Entra ID"}, "OIDC_PROVIDERS"),
     ({"PASSWORD_LOGIN": "0"}, "PASSWORD_LOGIN"),  # no way in at all
     ({**ENTRA, "PASSWORD_LOGIN": "maybe"}, "PASSWORD_LOGIN"),
+    ({**ENTRA, "OIDC_ENTRA_MFA_ENFORCED": "perhaps"}, "OIDC_ENTRA_MFA_ENFORCED"),
 ])
 def test_a_wrong_provider_configuration_stops_the_start_naming_the_variable(tmp_path, overrides, variable):
     result = load(tmp_path, **overrides)
