@@ -12,6 +12,7 @@
   outermost trusted proxy added).
 """
 
+import base64
 import functools
 import io
 import json
@@ -30,6 +31,9 @@ from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.adapter import get_adapter as get_social_adapter
 from allauth.socialaccount.models import SocialApp
 from allauth.socialaccount.providers.base import AuthProcess
+from cryptography.fernet import Fernet, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -127,12 +131,33 @@ class IntranetMFAAdapter(DefaultMFAAdapter):
         others = Authenticator.objects.filter(user=authenticator.user, type__in=SECOND_FACTORS)
         return others.exclude(pk=authenticator.pk).exists()
 
+    def encrypt(self, text):
+        """An authenticator app's secret or the recovery codes' seed, encrypted before it is stored:
+        a copy of the database (a backup, a restore drill) does not hold a usable second factor."""
+        return second_factor_cipher().encrypt(text.encode()).decode()
+
+    def decrypt(self, encrypted_text):
+        return second_factor_cipher().decrypt(encrypted_text.encode()).decode()
+
     def build_totp_svg(self, url):
         # segno draws the QR codes of the PDF reports already; allauth's default needs another package.
         # A whole SVG document (with its namespace): allauth shows it as a data: image.
         buffer = io.BytesIO()
         segno.make(url, error="m").save(buffer, kind="svg", scale=4, border=2, xmldecl=False)
         return buffer.getvalue().decode()
+
+
+def second_factor_cipher():
+    """MultiFernet over settings.MFA_ENCRYPTION_KEYS (the first encrypts) and a key derived from
+    SECRET_KEY (the default, and what rows were encrypted with before keys were set)."""
+    return _cipher(tuple(settings.MFA_ENCRYPTION_KEYS), settings.SECRET_KEY)
+
+
+@functools.lru_cache(maxsize=4)
+def _cipher(keys, secret_key):
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"guidelines.mfa-secrets").derive(
+        secret_key.encode())
+    return MultiFernet([Fernet(key) for key in (*keys, base64.urlsafe_b64encode(derived).decode())])
 
 
 class NoAddEmailForm(AddEmailForm):

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from celery.schedules import crontab
+from cryptography.fernet import Fernet
 from django.core.checks.security.base import _check_secret_key as _secret_key_is_strong
 from django.core.exceptions import ImproperlyConfigured
 
@@ -267,6 +268,17 @@ MFA_FORMS = {"activate_totp": "guidelines.forms.ActivateAuthenticatorForm",
              "authenticate_webauthn": "guidelines.forms.SecurityKeySignInForm",
              "reauthenticate_webauthn": "guidelines.forms.SecurityKeyConfirmationForm"}
 MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "Guidelines intranet")
+# Keys (Fernet, comma-separated, the first encrypts) for the authenticator apps' secrets and the
+# recovery codes' seeds at rest (guidelines.accounts.IntranetMFAAdapter). Without them a key derived
+# from SECRET_KEY is used; list the old key after a new one to rotate.
+MFA_ENCRYPTION_KEYS = envlist("MFA_ENCRYPTION_KEYS", "")
+for _key in MFA_ENCRYPTION_KEYS:
+    try:
+        Fernet(_key)
+    except ValueError:
+        raise ImproperlyConfigured("MFA_ENCRYPTION_KEYS: each key is 32 url-safe base64-encoded bytes, as "
+                                   "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key()"
+                                   ".decode())'` prints.") from None
 MFA_TOTP_TOLERANCE = 1  # the code of the previous or next 30 seconds too (clocks drift); each code works once
 # Publishing, approving, importing employees and granting exemptions ask to confirm a sign-in older than
 # this (guidelines.accounts.fresh_sign_in_required).

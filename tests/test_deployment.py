@@ -215,6 +215,7 @@ def test_deploy_check_passes_for_the_production_environment():
         ("REMINDER_TIME", "25:00"),
         ("TIME_ZONE", "Mars/Base"),
         ("EMAIL_PORT", "abc"),
+        ("MFA_ENCRYPTION_KEYS", "not-a-fernet-key"),
     ],
 )
 def test_malformed_value_stops_start_up_naming_the_variable(name, value):

@@ -249,3 +249,41 @@ def test_a_forged_credential_is_refused_without_an_error_page(client, hilde, cre
     assert 'role="alert"' in response.content.decode()
     assert not Authenticator.objects.filter(user=hilde, type=Authenticator.Type.WEBAUTHN).exists()
 
+
+
+def test_the_second_factors_secrets_are_encrypted_at_rest(hilde, settings):
+    from allauth.mfa.totp.internal.auth import TOTP
+    from cryptography.fernet import Fernet, InvalidToken
+
+    from guidelines.accounts import second_factor_cipher
+
+    secret = give_authenticator(hilde)
+    codes = RecoveryCodes.activate(hilde)
+    stored = Authenticator.objects.get(user=hilde, type=Authenticator.Type.TOTP).data["secret"]
+    seed = Authenticator.objects.get(user=hilde, type=Authenticator.Type.RECOVERY_CODES).data["seed"]
+    assert secret not in stored and stored.startswith("gAAAA")  # a Fernet token
+    assert second_factor_cipher().decrypt(seed.encode()).decode() not in seed
+    # A new key encrypts from now on; rows made before still open (rotation), and the codes still work.
+    settings.MFA_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    app = TOTP(Authenticator.objects.get(user=hilde, type=Authenticator.Type.TOTP))
+    assert app.validate_code(totp_code(secret))
+    assert RecoveryCodes(codes.instance).get_unused_codes() == codes.get_unused_codes()
+    # Without the key (a copy of the database elsewhere, with another SECRET_KEY) nothing opens.
+    settings.MFA_ENCRYPTION_KEYS, settings.SECRET_KEY = [], "another-" + "k" * 60
+    with pytest.raises(InvalidToken):
+        second_factor_cipher().decrypt(stored.encode())
+
+
+def test_the_migration_encrypts_secrets_stored_before(hilde):
+    import importlib
+
+    from django.apps import apps
+
+    from guidelines.accounts import second_factor_cipher
+
+    migration = importlib.import_module("guidelines.migrations.0013_encrypt_second_factors")
+    plain = Authenticator.objects.create(user=hilde, type=Authenticator.Type.TOTP, data={"secret": "JBSWY3DPEHPK3PXP"})
+    migration.encrypt_existing(apps, None)
+    migration.encrypt_existing(apps, None)  # twice: already encrypted rows stay as they are
+    stored = Authenticator.objects.get(pk=plain.pk).data["secret"]
+    assert second_factor_cipher().decrypt(stored.encode()).decode() == "JBSWY3DPEHPK3PXP"
