@@ -122,6 +122,9 @@ class ChainVerification:
     head_seal: str
     first_break_sequence: int | None = None
     problem: str = ""
+    checkpoints_checked: int = 0
+    # When the chain no longer matches a checkpoint: that checkpoint's time (UTC, ISO 8601).
+    broken_checkpoint: str = ""
 
 
 def verify_chain(acks, *, expected_head=None):

@@ -358,6 +358,44 @@ class Acknowledgement(models.Model):
         return interval is None or self.acknowledged_at + timedelta(days=interval) > moment
 
 
+class Checkpoint(models.Model):
+    """A statement of the acknowledgement chain at a moment (its head, its length), made every day
+    and kept where rewriting the chain cannot reach it: an RFC 3161 timestamp from an outside
+    authority binds its digest to the time, and a copy of the statement may be written outside the
+    database. Checkpoints link to each other by digest. Append-only (database triggers);
+    guidelines.checkpoints makes and checks them."""
+
+    made_at = models.DateTimeField(_("made at"))
+    head_sequence = models.PositiveBigIntegerField(_("last record"))
+    head_seal = models.CharField(_("seal of the last record"), max_length=64)
+    record_count = models.PositiveBigIntegerField(_("records"))
+    previous_digest = models.CharField(max_length=64)
+    digest = models.CharField(_("digest"), max_length=64, unique=True)
+    # The DER TimeStampToken (RFC 3161) over the digest, and who gave it when; empty without a TSA.
+    timestamp_token = models.BinaryField(null=True, editable=False)
+    timestamp_authority = models.CharField(_("timestamp authority"), max_length=300, blank=True)
+    timestamped_at = models.DateTimeField(_("timestamped at"), null=True)
+    copy_path = models.CharField(_("copy outside the database"), max_length=500, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["head_sequence", "made_at"]
+        verbose_name = _("checkpoint")
+        verbose_name_plural = _("checkpoints")
+
+    def __str__(self):
+        return f"{self.made_at:%Y-%m-%d %H:%M} #{self.head_sequence}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Checkpoints are append-only evidence and cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Checkpoints are append-only evidence and cannot be deleted.")
+
+
 class ChainHead(models.Model):
     """The last seal of the acknowledgement chain. Its row lock serialises appends."""
 
@@ -487,6 +525,7 @@ class AuditEvent(models.Model):
         DUE_DATE_EXTENDED = "due_date_extended", _("due date extended")
         EMPLOYEES_IMPORTED = "employees_imported", _("employees imported")
         CHAIN_VERIFIED = "chain_verified", _("evidence chain verified")
+        CHECKPOINT_MADE = "checkpoint_made", _("evidence checkpoint made")
         DEMO_LOADED = "demo_loaded", _("demo data loaded")
         REMINDERS_PLANNED = "reminders_planned", _("reminder cycle planned")
         NUDGE_REQUESTED = "nudge_requested", _("reminders sent by HR")

@@ -331,15 +331,27 @@ def chain_rows():
     )
 
 
+def chain_records():
+    """chain_rows() with the version number the seal covers, as chain.verify_chain reads them."""
+    for ack in chain_rows():
+        ack.version_number = f"{ack.version_major}.{ack.version_minor}"
+        yield ack
+
+
 def verify_evidence(*, actor=None):
     head = ChainHead.objects.get(pk=1)
+    result = chain.verify_chain(chain_records(), expected_head=(head.sequence, head.seal))
+    if result.intact:
+        # A chain consistent in itself may still be a rewritten or shortened one: the checkpoints say.
+        from . import checkpoints
 
-    def rows():
-        for ack in chain_rows():
-            ack.version_number = f"{ack.version_major}.{ack.version_minor}"
-            yield ack
-
-    result = chain.verify_chain(rows(), expected_head=(head.sequence, head.seal))
+        check = checkpoints.verify(chain_end=result.head_sequence)
+        result.checkpoints_checked = check.checked
+        if not check.intact:
+            broken = check.first_broken
+            result.intact, result.problem = False, check.problem
+            result.broken_checkpoint = checkpoints.moment(broken)
+            result.first_break_sequence = min(broken.head_sequence, result.head_sequence + 1)
     record_audit_event(
         action=AuditEvent.Action.CHAIN_VERIFIED,
         actor=actor,
@@ -349,5 +361,7 @@ def verify_evidence(*, actor=None):
         head_seal=result.head_seal,
         first_break_sequence=result.first_break_sequence,
         problem=result.problem,
+        checkpoints_checked=result.checkpoints_checked,
+        broken_checkpoint=result.broken_checkpoint,
     )
     return result

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from . import notifications, services
+from . import checkpoints, notifications, services
 from .models import NotificationLog, Report, Version
 from .reports import jobs
 
@@ -21,6 +21,15 @@ def verify_evidence_chain():
     """Nightly check of the acknowledgement chain; the result is stored as an audit event."""
     result = services.verify_evidence()
     return {"intact": result.intact, "checked": result.checked, "first_break": result.first_break_sequence}
+
+
+@shared_task(acks_late=True, autoretry_for=(checkpoints.TimestampUnavailable,), retry_backoff=60,
+             retry_backoff_max=3600, max_retries=8)
+def make_checkpoint():
+    """Beat's daily checkpoint of the evidence chain (guidelines.checkpoints). A time-stamping
+    authority that does not answer is asked again, later and later, for some hours."""
+    checkpoint = checkpoints.make()
+    return {"head_sequence": checkpoint.head_sequence, "digest": checkpoint.digest}
 
 
 def _day(value):

@@ -432,7 +432,26 @@ CELERY_BEAT_SCHEDULE = {
         "task": "guidelines.tasks.verify_evidence_chain",
         "schedule": crontab(hour=2, minute=15),
     },
+    "evidence-checkpoint-daily": {
+        "task": "guidelines.tasks.make_checkpoint",
+        "schedule": crontab(hour=2, minute=30),
+    },
 }
+
+# The daily checkpoint of the evidence chain (guidelines.checkpoints): an RFC 3161 time-stamping
+# authority (its URL, optional basic-auth credentials, and the PEM file of the certificates its
+# tokens must chain to) and/or a folder outside the database for a copy of each checkpoint.
+TIMESTAMP_URL = os.environ.get("TIMESTAMP_URL", "").strip()
+TIMESTAMP_USERNAME = os.environ.get("TIMESTAMP_USERNAME", "")
+TIMESTAMP_PASSWORD = os.environ.get("TIMESTAMP_PASSWORD", "")
+TIMESTAMP_CA_CERTS = os.environ.get("TIMESTAMP_CA_CERTS", "").strip()
+TIMESTAMP_TIMEOUT = envint("TIMESTAMP_TIMEOUT", "10")
+if TIMESTAMP_URL and not TIMESTAMP_CA_CERTS:
+    raise ImproperlyConfigured("TIMESTAMP_URL needs TIMESTAMP_CA_CERTS: the certificates (PEM) its timestamps are "
+                               "checked against; without them a timestamp proves nothing.")
+if TIMESTAMP_CA_CERTS and not Path(TIMESTAMP_CA_CERTS).is_file():
+    raise ImproperlyConfigured(f"TIMESTAMP_CA_CERTS: there is no file {TIMESTAMP_CA_CERTS!r}.")
+CHECKPOINT_DIR = os.environ.get("CHECKPOINT_DIR", "").strip()
 
 # Generated reports (PDF) are kept in the default file storage; web and workers must share it.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))

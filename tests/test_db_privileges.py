@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.test import Client
 from django.urls import reverse
 from psycopg import errors, sql
@@ -429,6 +429,23 @@ def test_certificates_work_as_the_application_role(app_role, alice, version_1, w
         ack, _ = services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
         report = jobs.certificate(acknowledgement=ack, user=alice.user, language="en")
         assert report.status == Report.Status.DONE and len(report.sha256) == 64
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_checkpoints_work_as_the_application_role_and_stay_as_they_are(app_role, alice, version_1, web_meta):
+    from psycopg import errors
+
+    from guidelines import checkpoints
+
+    with django_connects_as(app_role):
+        services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+        checkpoint = checkpoints.make()
+        assert services.verify_evidence().checkpoints_checked == 1
+        for statement in ("UPDATE guidelines_checkpoint SET head_seal = 'x'", "DELETE FROM guidelines_checkpoint"):
+            with pytest.raises(DatabaseError) as refused, transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(statement)
+            assert isinstance(refused.value.__cause__, errors.InsufficientPrivilege)
+    assert checkpoint.head_sequence == 1
 
 
 # --- refusing to run -------------------------------------------------------------------------------------------

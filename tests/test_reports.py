@@ -584,3 +584,22 @@ def test_verification_hashes_a_large_upload_in_chunks_and_reads_its_code_from_th
     assert "Altered" in page and report.verification_code in page  # pikepdf read the claim from the file
     assert hashlib.sha256(content).hexdigest() in page
     assert reads and all(len(size) == 1 and 0 < size[0] <= 64 * 1024 for size in reads)  # never all at once
+
+
+def test_the_pack_lists_the_checkpoints_up_to_its_day(scene, arjen):
+    from guidelines import checkpoints
+
+    with time_machine.travel(at(date(2027, 3, 5), 3), tick=False):
+        early = checkpoints.make()
+    with time_machine.travel(at(date(2027, 3, 20), 3), tick=False):
+        checkpoints.make()  # after the pack's day: not in it
+    report = generate(arjen)  # as of 10 March
+    words = words_of(pdf_path(report))
+    section = words.split("Checkpoints", 1)[1]
+    assert "1 checkpoint was made by the end of this report's day" in section
+    assert "2 checkpoints were checked against the chain" in section
+    assert f"5 Mar 2027 03:00 {early.head_sequence}" in section
+    assert early.head_seal in section.replace(" ", "")  # the seal wraps inside its cell
+    manifest = json.loads(PdfReader(pdf_path(report)).attachments["manifest.json"][0])
+    assert [row["digest"] for row in manifest["checkpoints"]] == [early.digest]
+    assert manifest["chain"]["checkpoints_checked"] == 2

@@ -40,6 +40,8 @@ def demo_sqlite(tmp_path_factory):
         "DELETE FROM guidelines_version",
         "UPDATE guidelines_guideline SET slug = 'renamed'",
         "UPDATE guidelines_acknowledgement SET seal_format = 2",
+        "UPDATE guidelines_checkpoint SET head_seal = 'forged'",
+        "DELETE FROM guidelines_checkpoint",
     ],
 )
 def test_sqlite_refuses_changes_to_evidence(demo_sqlite, statement):
@@ -68,6 +70,7 @@ EXPECTED_TRIGGERS = {
     "guidelines_version": {"frozen", "no_delete"},
     "guidelines_versiontext": {"frozen_insert", "frozen_update", "frozen_delete", "frozen_move"},
     "guidelines_guideline": {"slug_frozen"},
+    "guidelines_checkpoint": {"no_update", "no_delete"},
 }
 
 

@@ -21,6 +21,7 @@ from ..accounts import provider_second_factor, sign_in_label
 from ..models import (
     BATCH_ROWS,
     LANGUAGES,
+    Checkpoint,
     Department,
     DueDateExtension,
     Employee,
@@ -276,6 +277,17 @@ def reported_texts(pack):
         texts.append({"version": version, "text": by_language[pack.language],
                       "hashes": sorted((language, text.content_hash) for language, text in by_language.items())})
     return texts
+
+
+# The pack lists the latest checkpoints up to its day (older ones are in the database and its copies).
+PACK_CHECKPOINTS = 31
+
+
+def checkpoints_until(pack):
+    """(the latest PACK_CHECKPOINTS checkpoints made by the end of the pack's day, oldest first; how
+    many were made by then in all)."""
+    made = Checkpoint.objects.filter(made_at__lt=pack.moment)
+    return list(made.order_by("-made_at")[:PACK_CHECKPOINTS])[::-1], made.count()
 
 
 def chain_check(by):

@@ -199,10 +199,12 @@ def prepare(report):
                                          + [g.name for g in pack.guideline.audience_groups.all()])),
             "last_import": imports.last_applied_import(), "chain": chain, "statuses": Status.choices,
         }
+        checkpoint_rows, checkpoints_made = contents.checkpoints_until(pack)
         back_context = {
             "exemptions": contents.exemptions(pack), "extensions": contents.extensions(pack),
             "history": contents.version_history(pack), "texts": contents.reported_texts(pack), "chain": chain,
             "sign_ins": sign_ins.rows(), "providers": list(configured_providers().values()),
+            "checkpoints": checkpoint_rows, "checkpoints_made": checkpoints_made,
         }
 
         def context(section_title, total):
@@ -229,11 +231,16 @@ def prepare(report):
             "counts": {s.version.number: {status: getattr(s.summary.counts, status) for status in Status.values}
                        for s in sections},
             "chain": {"intact": chain.intact, "checked": chain.checked, "head_sequence": chain.head_sequence,
-                      "head_seal": chain.head_seal},
+                      "head_seal": chain.head_seal, "checkpoints_checked": chain.checkpoints_checked},
             "csv_sha256": hashlib.sha256(csv_text.encode()).hexdigest(), "pages": total,
             "csv_formula_cells": CSV_FORMULA_CELLS,
             "sign_ins": [{key: row[key] for key in ("method", "provider_second_factor", "count")}
                          for row in sign_ins.rows()],
+            "checkpoints": [{"made_at": checkpoint.made_at.astimezone(UTC).isoformat(),
+                             "head_sequence": checkpoint.head_sequence, "head_seal": checkpoint.head_seal,
+                             "digest": checkpoint.digest, "timestamp_authority": checkpoint.timestamp_authority,
+                             "timestamped_at": checkpoint.timestamped_at.astimezone(UTC).isoformat()
+                             if checkpoint.timestamped_at else None} for checkpoint in checkpoint_rows],
         }
         front = rendering.render("reports/front.html", {**front_context, **context(title, total)},
                            language=pack.language)

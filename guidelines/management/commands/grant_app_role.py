@@ -70,6 +70,7 @@ MODEL_POLICY = {
     # The chain head: one row, made by migration 0002, moved forward by every acknowledgement under a
     # row lock (SELECT ... FOR UPDATE needs UPDATE). Never inserted or deleted by the application.
     "guidelines.chainhead": READ.with_update("sequence", "seal"),
+    "guidelines.checkpoint": APPEND,
     # Drafts are written, edited and deleted; triggers freeze a version and its texts once released.
     "guidelines.version": READ_WRITE,
     "guidelines.versiontext": READ_WRITE,
