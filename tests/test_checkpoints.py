@@ -199,3 +199,30 @@ def test_the_settings_need_the_authoritys_certificates(tmp_path):
                              " 'intranet.settings'); django.setup()"], env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "TIMESTAMP_CA_CERTS" in result.stderr.strip().splitlines()[-1]
     assert make_authority(tmp_path / "x").exists()
+
+
+def test_the_docs_way_to_check_a_checkpoints_timestamp_works_with_openssl(acknowledged, timestamped, settings,
+                                                                          tmp_path):
+    """docs/evidence.md, "Checking a checkpoint's timestamp yourself", run as written on a real copy."""
+    import re
+    import shutil
+    import subprocess
+
+    from .test_evidence_doc import blocks, section
+
+    settings.CHECKPOINT_DIR = str(tmp_path / "outside")
+    checkpoint = checkpoints.make()
+    shutil.copy(checkpoint.copy_path, tmp_path / "checkpoint.json")
+    shutil.copy(timestamped.ca_path, tmp_path / "tsa-ca.pem")
+    [script] = blocks(section("### Checking a checkpoint's timestamp yourself"), "sh")
+    result = subprocess.run(["sh", "-e", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert re.match(rf"{checkpoint.digest}\s+statement.json", result.stdout)
+    assert "Verification: OK" in result.stdout
+
+    # A copy whose statement was edited no longer verifies against its token.
+    copy = json.loads((tmp_path / "checkpoint.json").read_text())
+    copy["statement"]["head_sequence"] += 1
+    (tmp_path / "checkpoint.json").write_text(json.dumps(copy))
+    edited = subprocess.run(["sh", "-e", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert edited.returncode != 0 and "Verification: OK" not in edited.stdout
