@@ -226,3 +226,41 @@ def test_the_docs_way_to_check_a_checkpoints_timestamp_works_with_openssl(acknow
     (tmp_path / "checkpoint.json").write_text(json.dumps(copy))
     edited = subprocess.run(["sh", "-e", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert edited.returncode != 0 and "Verification: OK" not in edited.stdout
+
+
+# The restore drill -------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_restore_drill_restores_verifies_and_matches_the_latest_outside_checkpoint(
+        alice, bob, otto, version_1, web_meta, settings, tmp_path, capsys):
+    from io import StringIO
+
+    settings.CHECKPOINT_DIR = str(tmp_path / "outside")
+    for employee in (alice, bob):
+        services.acknowledge(employee=employee, version=version_1, language="en", meta=web_meta)
+    checkpoints.make()
+    services.acknowledge(employee=otto, version=version_1, language="en", meta=web_meta)
+    out = StringIO()
+    call_command("restore_drill", stdout=out)
+    text = out.getvalue()
+    assert "Evidence chain intact: 3 acknowledgements" in text and "1 checkpoints match it" in text
+    assert "record 2) matches the restored chain and is in the backup" in text
+    assert "Restore drill passed" in text
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_database WHERE datname LIKE %s",
+                       [f"{connection.settings_dict['NAME']}_drill_%"])
+        assert cursor.fetchone()[0] == 0  # the drill's database is gone again
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_restore_drill_fails_when_the_backup_no_longer_holds_the_outside_checkpoint(
+        alice, bob, version_1, web_meta, settings, tmp_path):
+    settings.CHECKPOINT_DIR = str(tmp_path / "outside")
+    services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+    checkpoints.make()
+    # The database is rewritten afterwards (checkpoint and all), as a backup of a tampered database would be.
+    resealed_chain(change_sequence=1)
+    tamper("DELETE FROM guidelines_checkpoint")
+    with pytest.raises(CommandError, match="does not match the latest checkpoint outside the database"):
+        call_command("restore_drill")
