@@ -177,6 +177,26 @@ class VerifyForm(forms.Form):
     file = forms.FileField(label=_("PDF file"), required=False)
 
 
+class PublicVerifyForm(forms.Form):
+    """The public verification page: a PDF, its SHA-256, or the code printed on it."""
+
+    file = forms.FileField(label=_("PDF file"), required=False)
+    sha256 = forms.RegexField(
+        label=_("or its SHA-256"), required=False, max_length=64, strip=True, regex=r"^[0-9a-fA-F]{64}$",
+        help_text=_("64 hexadecimal characters, as sha256sum prints them."),
+        error_messages={"invalid": _("A SHA-256 is 64 characters 0–9 and a–f.")})
+    code = forms.CharField(label=_("or the verification code printed on it"), required=False, max_length=20)
+
+    def clean_sha256(self):
+        return self.cleaned_data["sha256"].strip().lower()
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors and not (cleaned.get("file") or cleaned.get("sha256") or cleaned.get("code", "").strip()):
+            raise forms.ValidationError(_("Upload a PDF, enter its SHA-256, or enter its verification code."))
+        return cleaned
+
+
 class EmployeeImportForm(forms.Form):
     file = forms.FileField(
         label=_("CSV file from the HR system"),

@@ -41,6 +41,7 @@ urlpatterns = [
     # urls: views/notifications.py
     path("reports/", reports.audit_pack, name="report_pack"),
     path("reports/verify/", reports.verify, name="report_verify"),
+    path("verify/", reports.public_verify, name="public_verify"),
     path("reports/<str:code>/", reports.report_status, name="report_status"),
     path("reports/<str:code>/download/", reports.report_download, name="report_download"),
     path("my/acknowledgements/<int:pk>/certificate.pdf", reports.certificate, name="report_certificate"),

@@ -517,7 +517,8 @@ VERIFY_MAX_BYTES = envint("VERIFY_MAX_BYTES", str(50 * 1024 * 1024))
 for _name in ("IMPORT_MAX_BYTES", "VERIFY_MAX_BYTES"):
     if globals()[_name] < 1024:
         raise ImproperlyConfigured(f"{_name} must be a number of bytes of at least 1024, got {globals()[_name]}.")
-UPLOAD_LIMITS = {"guidelines:hr_import": IMPORT_MAX_BYTES, "guidelines:report_verify": VERIFY_MAX_BYTES}
+UPLOAD_LIMITS = {"guidelines:hr_import": IMPORT_MAX_BYTES, "guidelines:report_verify": VERIFY_MAX_BYTES,
+                 "guidelines:public_verify": VERIFY_MAX_BYTES}
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
@@ -532,6 +533,8 @@ def envrate(name, default):
     return int(limit), int(window)
 
 
+# The public verification page (no account), per client address.
+PUBLIC_VERIFY_RATE = envrate("PUBLIC_VERIFY_RATE", "30/3600")
 REPORT_RATE_LIMITS = {"generate": envrate("REPORT_RATE_GENERATE", "10/3600"),
                       "download": envrate("REPORT_RATE_DOWNLOAD", "60/600")}
 

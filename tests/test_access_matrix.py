@@ -316,6 +316,12 @@ GUIDELINE_ROWS = [
     # Uploading the report's own file: "genuine".
     route("report_verify_upload", "guidelines:report_verify", url("guidelines:report_verify"), "POST",
           EVIDENCE_PAGE, data=lambda world: {"file": SimpleUploadedFile("pack.pdf", REPORT_PDF, "application/pdf")}),
+    # The public check (no account): open to all, signed in or not; it shows no personal data.
+    route("public_verify", "guidelines:public_verify", url("guidelines:public_verify"), "GET",
+          expect(OK, anonymous=OK)),
+    route("public_verify", "guidelines:public_verify", url("guidelines:public_verify"), "POST",
+          expect(OK, anonymous=OK),
+          data=lambda world: {"code": world.report.verification_code}),
     # Arjen's pack: HR and auditors see every report; anyone else gets a 403 (the code is no secret on a PDF).
     route("report_status", "guidelines:report_status", url("guidelines:report_status", "report.verification_code"),
           "GET", EVIDENCE_PAGE),

@@ -67,7 +67,8 @@ def test_without_debug_the_instance_is_production(tmp_path):
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout.strip().splitlines()[-1])
     assert values["DEBUG"] is False
-    assert values["UPLOAD_LIMITS"] == {"guidelines:hr_import": 32 * MB, "guidelines:report_verify": 50 * MB}
+    assert values["UPLOAD_LIMITS"] == {"guidelines:hr_import": 32 * MB, "guidelines:report_verify": 50 * MB,
+                                       "guidelines:public_verify": 50 * MB}
     assert values["PROXIES"] == 0
     assert values["REPORT_RATE_LIMITS"] == {"generate": [10, 3600], "download": [60, 600]}
 
@@ -151,7 +152,8 @@ def post_claiming(client, url, length, **extra):
 
 def test_upload_limits_default_to_32_and_50_mb_and_files_stream_to_disk(settings):
     assert settings.IMPORT_MAX_BYTES == 32 * MB and settings.VERIFY_MAX_BYTES == 50 * MB
-    assert settings.UPLOAD_LIMITS == {"guidelines:hr_import": 32 * MB, "guidelines:report_verify": 50 * MB}
+    assert settings.UPLOAD_LIMITS == {"guidelines:hr_import": 32 * MB, "guidelines:report_verify": 50 * MB,
+                                       "guidelines:public_verify": 50 * MB}
     assert settings.FILE_UPLOAD_MAX_MEMORY_SIZE == settings.DATA_UPLOAD_MAX_MEMORY_SIZE == 2_621_440
 
 

@@ -61,7 +61,8 @@ def work_dir(report):
 
 
 def verify_url(code=None):
-    url = f"{settings.SITE_URL}{reverse('guidelines:report_verify')}"
+    # The public page: whoever holds the PDF can check it without an account here.
+    url = f"{settings.SITE_URL}{reverse('guidelines:public_verify')}"
     return f"{url}?code={code}" if code else url
 
 

@@ -60,3 +60,40 @@ def _claimed_code(source):
             return normalise_code(str(document.docinfo.get("/Keywords", "")))
     except Exception:  # not a PDF, or damaged beyond reading: there is no claim to report
         return None
+
+
+def public_facts(report):
+    """What the public verification page may say about a report: what kind, when it was made and what
+    it covers, and its recorded SHA-256. Nothing about a person: not who asked for it, not whose
+    acknowledgement a certificate shows."""
+    parameters = report.parameters or {}
+    if report.acknowledgement_id:  # a certificate: of which guideline and version, not whose
+        guideline, version = report.acknowledgement.guideline.title, report.acknowledgement.version.number
+    else:
+        guideline = report.guideline.title if report.guideline_id else parameters.get("guideline", "")
+        version = parameters.get("version", "")
+    return {
+        "kind": report.get_kind_display(),
+        "generated_at": report.finished_at or report.requested_at,
+        "guideline": guideline,
+        "version": version,
+        "as_of": parameters.get("as_of", ""),
+        "certificate": report.kind == Report.Kind.CERTIFICATE,
+        "sha256": report.sha256,
+        "code": report.verification_code,
+    }
+
+
+PUBLIC_RELATED = ("guideline", "acknowledgement__guideline", "acknowledgement__version")
+
+
+def find_by_digest(digest):
+    return Report.objects.filter(sha256=digest, status=Report.Status.DONE).select_related(*PUBLIC_RELATED).first()
+
+
+def find_by_code(code):
+    normalised = normalise_code(code)
+    if not normalised:
+        return None
+    return Report.objects.filter(verification_code=normalised, status=Report.Status.DONE).select_related(
+        *PUBLIC_RELATED).first()

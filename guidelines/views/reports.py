@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import FileResponse, Http404
@@ -22,22 +23,22 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import tasks
 from ..access import dashboard_required, is_hr_or_auditor, require_acknowledgement_reader
-from ..forms import PackForm, VerifyForm
+from ..forms import PackForm, PublicVerifyForm, VerifyForm
 from ..models import Acknowledgement, AuditEvent, Report
 from ..reports import jobs, verification
-from ..security import security_event
+from ..security import client_address, security_event
 from ..services import record_audit_event
 
 logger = logging.getLogger(__name__)
 
 
-def _rate_limited(request, bucket):
-    """Count this request in the user's current window of `bucket`; a 429 response once the window
-    holds more than the limit, else None. A fixed window: the counter's cache key names the window,
-    so it needs no reset and expires by itself. cache.add + cache.incr are atomic in Redis."""
-    limit, window = settings.REPORT_RATE_LIMITS[bucket]
+def _rate_limited(request, bucket, *, rate=None, who=None, message=None):
+    """Count this request in the user's (or `who`'s) current window of `bucket`; a 429 response once
+    the window holds more than the limit, else None. A fixed window: the counter's cache key names the
+    window, so it needs no reset and expires by itself. cache.add + cache.incr are atomic in Redis."""
+    limit, window = rate or settings.REPORT_RATE_LIMITS[bucket]
     now = time.time()
-    key = f"guidelines:reports:rate:{bucket}:{request.user.pk}:{int(now // window)}"
+    key = f"guidelines:reports:rate:{bucket}:{who or request.user.pk}:{int(now // window)}"
     cache.add(key, 0, timeout=window + 60)
     try:
         count = cache.incr(key)
@@ -50,9 +51,8 @@ def _rate_limited(request, bucket):
     security_event("rate_limited", request=request, outcome="denied", bucket=bucket, limit=limit, window=window,
                    count=count)
     again = timezone.localtime(timezone.now() + timedelta(seconds=retry_after)).strftime("%H:%M")
-    response = render(request, "reports/too_many_requests.html", {"message": _(
-        "You have asked for too many reports in a short time. Please try again after %(time)s.") % {"time": again}},
-        status=429)
+    message = message or _("You have asked for too many reports in a short time. Please try again after %(time)s.")
+    response = render(request, "reports/too_many_requests.html", {"message": message % {"time": again}}, status=429)
     response["Retry-After"] = str(retry_after)
     return response
 
@@ -176,3 +176,47 @@ def verify(request):
     return render(request, "guidelines/reports/verify.html",
                   {"form": form, "result": result, "now": timezone.now()}, status=status)
 
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+def public_verify(request):
+    """For anyone holding one of our PDFs, with no account here (an external auditor, a supervisor):
+    upload it, or give its SHA-256 or the code printed on it, and learn only genuine / altered /
+    unknown, when it was generated and what it covers (reports.verification.public_facts), never
+    anything about a person. Rate limited per client address; every check is an audit event."""
+    data = request.POST if request.method == "POST" else (request.GET or None)
+    form = PublicVerifyForm(data, request.FILES or None)
+    result, status = None, 200
+    if form.is_bound and (limited := _rate_limited(
+            request, "public_verify", rate=settings.PUBLIC_VERIFY_RATE, who=f"ip:{client_address(request)}",
+            message=_("You have checked too many reports in a short time. Please try again after %(time)s."))):
+        return limited
+    if form.is_bound and form.is_valid():
+        upload, digest, code = form.cleaned_data["file"], form.cleaned_data["sha256"], form.cleaned_data["code"]
+        if upload:
+            if upload.size > settings.VERIFY_MAX_BYTES or not verification.starts_like_a_pdf(upload):
+                result, status = {"outcome": "not_pdf"}, 400
+            else:
+                report, digest, claimed = verification.find_by_upload(upload)
+                claimed_report = verification.find_by_code(claimed) if claimed and not report else None
+                result = {"outcome": "genuine" if report else ("altered" if claimed_report else "unknown"),
+                          "report": report or claimed_report, "digest": digest}
+        elif digest:
+            report = verification.find_by_digest(digest)
+            result = {"outcome": "genuine" if report else "unknown", "report": report, "digest": digest}
+        else:
+            report = verification.find_by_code(code)
+            result, status = {"outcome": "code_found" if report else "code_unknown", "report": report}, (
+                200 if report else 404)
+        report = result.get("report")
+        record_audit_event(action=AuditEvent.Action.REPORT_VERIFIED, actor=None, public=True,
+                           ip=client_address(request) or None, outcome=result["outcome"],
+                           digest=result.get("digest"), code=report.verification_code if report else code or None)
+        security_event("report_verified_public", request=request, outcome=result["outcome"])
+        if report:
+            result["facts"] = verification.public_facts(report)
+            del result["report"]  # the template gets the public facts only
+    elif form.is_bound:
+        status = 400
+    return render(request, "guidelines/reports/public_verify.html", {"form": form, "result": result}, status=status)

@@ -65,7 +65,8 @@ def _patterns(resolver, prefix=""):
             yield prefix + str(pattern.pattern)
 
 
-PUBLIC = ("accounts/", "i18n/setlang/", "healthz/")
+# verify/: the public check of a PDF (tests/test_public_verification.py), open on purpose.
+PUBLIC = ("accounts/", "i18n/setlang/", "healthz/", "verify/")
 
 
 def test_every_page_outside_sign_in_requires_login(client, db):
