@@ -131,7 +131,7 @@ def verify_chain(acks, *, expected_head=None):
     """Walk acknowledgements in sequence order and report the first break.
 
     `acks` yields objects with the acknowledgement fields plus `guideline_slug` and
-    `version_number` attributes (see services.chain_rows). `expected_head` is the
+    `version_number` attributes (see services.chain_records). `expected_head` is the
     (sequence, seal) pair stored in ChainHead: it detects records removed from the end.
     """
     previous_seal, expected_sequence, checked = GENESIS_SEAL, 1, 0

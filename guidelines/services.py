@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -321,21 +321,29 @@ def append_seeded_acknowledgements(acks, *, insert=None):
 # Evidence verification ------------------------------------------------------------------
 
 
-def chain_rows():
-    """All acknowledgements in chain order, with the slug and number the seal covers."""
-    return (
-        Acknowledgement.objects.order_by("sequence")
-        .annotate(guideline_slug=F("guideline__slug"), version_major=F("version__major"),
-                  version_minor=F("version__minor"))
-        .iterator(chunk_size=BATCH_ROWS)
-    )
+class ChainRecord(dict):
+    """One acknowledgement as the chain check reads it: its columns by name, as attributes too."""
+
+    __getattr__ = dict.__getitem__
+
+
+# What the check reads of each record: every field any seal format covers, the seal, and where the
+# guideline's slug and the version's number come from. Plain rows, not model instances: the check
+# reads every record there is.
+CHAIN_FIELDS = sorted({name for fields in chain.SEAL_FORMATS.values() for name in fields}
+                      - {"guideline_slug", "version_number"} | {"seal", "seal_format"})
 
 
 def chain_records():
-    """chain_rows() with the version number the seal covers, as chain.verify_chain reads them."""
-    for ack in chain_rows():
-        ack.version_number = f"{ack.version_major}.{ack.version_minor}"
-        yield ack
+    """All acknowledgements in chain order, with the slug and version number their seal covers."""
+    names = [*CHAIN_FIELDS, "guideline_slug", "version_major", "version_minor"]
+    rows = (Acknowledgement.objects.order_by("sequence")
+            .values_list(*CHAIN_FIELDS, "guideline__slug", "version__major", "version__minor")
+            .iterator(chunk_size=BATCH_ROWS))
+    for row in rows:
+        record = ChainRecord(zip(names, row, strict=True))
+        record["version_number"] = f"{record['version_major']}.{record['version_minor']}"
+        yield record
 
 
 def verify_evidence(*, actor=None):
