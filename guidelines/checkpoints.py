@@ -47,6 +47,10 @@ class TimestampUnavailable(Exception):
     """The time-stamping authority did not give a token (unreachable, refused, or an invalid reply)."""
 
 
+class CheckpointRace(Exception):
+    """Another checkpoint was written while this one waited for its timestamp."""
+
+
 def _utc(moment):
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -77,25 +81,25 @@ def digest_of(checkpoint):
 
 
 def make(*, now=None):
-    """Write today's checkpoint: the chain head and count (read under the chain's lock, so no record
-    is appended meanwhile), linked to the previous checkpoint, timestamped and copied outside the
-    database where configured. Raises TimestampUnavailable when a TSA is configured and gives no
-    token: then no checkpoint is written (the task retries)."""
-    with transaction.atomic():
+    """Write today's checkpoint: the chain head and count, linked to the previous checkpoint,
+    timestamped and copied outside the database where configured. Raises TimestampUnavailable when a
+    TSA is configured and gives no token, and CheckpointRace when another run wrote a checkpoint
+    meanwhile: then nothing is written (the task retries)."""
+    with transaction.atomic():  # a short lock: head and count agree, no record is appended meanwhile
         head = ChainHead.objects.select_for_update().get(pk=1)
-        previous = Checkpoint.objects.order_by("-head_sequence", "-made_at").first()
-        checkpoint = Checkpoint(
-            made_at=now or timezone.now(),
-            head_sequence=head.sequence,
-            head_seal=head.seal,
-            record_count=Acknowledgement.objects.count(),
-            previous_digest=previous.digest if previous else GENESIS_DIGEST,
-        )
-        checkpoint.digest = digest_of(checkpoint)
-        if settings.TIMESTAMP_URL:
-            checkpoint.timestamp_token = request_timestamp(checkpoint.digest)
-            checkpoint.timestamp_authority = settings.TIMESTAMP_URL
-            checkpoint.timestamped_at = token_time(checkpoint.timestamp_token)
+        made_at, count = now or timezone.now(), Acknowledgement.objects.count()
+    previous = _latest()
+    checkpoint = Checkpoint(made_at=made_at, head_sequence=head.sequence, head_seal=head.seal, record_count=count,
+                            previous_digest=previous.digest if previous else GENESIS_DIGEST)
+    checkpoint.digest = digest_of(checkpoint)
+    if settings.TIMESTAMP_URL:  # outside the lock: acknowledging goes on while the authority answers
+        checkpoint.timestamp_token = request_timestamp(checkpoint.digest)
+        checkpoint.timestamp_authority = settings.TIMESTAMP_URL
+        checkpoint.timestamped_at = token_time(checkpoint.timestamp_token)
+    with transaction.atomic():
+        ChainHead.objects.select_for_update().get(pk=1)  # one checkpoint written at a time
+        if _latest() != previous:
+            raise CheckpointRace("another checkpoint was written meanwhile")  # link to that one instead
         if settings.CHECKPOINT_DIR:
             checkpoint.copy_path = str(write_copy(checkpoint))
         checkpoint.save()
@@ -104,6 +108,10 @@ def make(*, now=None):
                            digest=checkpoint.digest, timestamped=bool(checkpoint.timestamp_token),
                            copy=checkpoint.copy_path)
     return checkpoint
+
+
+def _latest():
+    return Checkpoint.objects.order_by("-head_sequence", "-made_at").first()
 
 
 def request_timestamp(digest):

@@ -23,7 +23,8 @@ def verify_evidence_chain():
     return {"intact": result.intact, "checked": result.checked, "first_break": result.first_break_sequence}
 
 
-@shared_task(acks_late=True, autoretry_for=(checkpoints.TimestampUnavailable,), retry_backoff=60,
+@shared_task(acks_late=True, autoretry_for=(checkpoints.TimestampUnavailable, checkpoints.CheckpointRace),
+             retry_backoff=60,
              retry_backoff_max=3600, max_retries=8)
 def make_checkpoint():
     """Beat's daily checkpoint of the evidence chain (guidelines.checkpoints). A time-stamping

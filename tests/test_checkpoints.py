@@ -264,3 +264,20 @@ def test_the_restore_drill_fails_when_the_backup_no_longer_holds_the_outside_che
     tamper("DELETE FROM guidelines_checkpoint")
     with pytest.raises(CommandError, match="does not match the latest checkpoint outside the database"):
         call_command("restore_drill")
+
+
+def test_a_checkpoint_written_while_another_waits_for_its_timestamp_is_not_forked(acknowledged, timestamped,
+                                                                                monkeypatch):
+    real = checkpoints.request_timestamp
+
+    def slow_authority(digest):
+        monkeypatch.setattr(checkpoints, "request_timestamp", real)
+        checkpoints.make()  # another run finishes first
+        return real(digest)
+
+    monkeypatch.setattr(checkpoints, "request_timestamp", slow_authority)
+    with pytest.raises(checkpoints.CheckpointRace):
+        checkpoints.make()
+    assert Checkpoint.objects.count() == 1
+    assert checkpoints.CheckpointRace in tasks.make_checkpoint.autoretry_for
+    assert services.verify_evidence().checkpoints_checked == 1
