@@ -303,15 +303,16 @@ def _storable(sociallogin):
 SECOND_FACTOR_METHODS = {"mfa", "otp", "hwk", "swk", "sc", "sms", "tel", "fpt", "face", "iris", "retina", "vbm"}
 
 
-def provider_second_factor(sso_amr):
-    """Whether the identity provider's `amr` (as recorded: a JSON list, or older space-separated
-    text) says the person passed a second factor: "mfa" itself, or a password-free method next to
-    another method (e.g. "pwd otp"). A lone "pwd", "kba" or "rba" is one factor."""
-    methods = set(amr_methods(sso_amr))
+def provider_second_factor(methods):
+    """Whether an identity provider's `amr` methods say the person passed a second factor: "mfa"
+    itself, or a password-free method next to another method (e.g. "pwd otp"). A lone "pwd", "kba"
+    or "rba" is one factor."""
+    methods = set(methods)
     return "mfa" in methods or (bool(methods & SECOND_FACTOR_METHODS) and len(methods) >= 2)
 
 
 def amr_methods(sso_amr):
+    """The methods of an acknowledgement's recorded `sso_amr`: a JSON list, or older space-separated text."""
     try:
         methods = json.loads(sso_amr)
     except ValueError:
@@ -325,7 +326,7 @@ def provider_vouches_for_second_factor(config, claims):
     second factor for this application itself (OIDC_<ID>_MFA_ENFORCED, e.g. Entra ID Conditional
     Access, whose ID token carries no amr)."""
     return (config.get("mfa_enforced", False) or claims["acr"] in config.get("mfa_acr", [])
-            or provider_second_factor(json.dumps(claims["amr"])))
+            or provider_second_factor(claims["amr"]))
 
 
 # The second factor -------------------------------------------------------------------------------
@@ -563,14 +564,19 @@ def configured_providers():
 
 
 def sign_in_label(auth_method, sso_amr=""):
-    """An acknowledgement's recorded sign-in (authentication_method, and the provider's amr) as people
-    read it on a certificate or in an auditor pack. A provider no longer configured is named by its id;
-    a method this code does not know is shown as recorded."""
+    """An acknowledgement's recorded sign-in (authentication_method, and the provider's amr as
+    recorded) as people read it on a certificate or in an auditor pack."""
+    return sign_in_description(auth_method, provider_second_factor(amr_methods(sso_amr)))
+
+
+def sign_in_description(auth_method, provider_mfa):
+    """sign_in_label() from whether the provider reported a second factor. A provider no longer
+    configured is named by its id; a method this code does not know is shown as recorded."""
     method, _plus, factor = auth_method.partition("+")
     if method.startswith("sso:"):
         provider_id = method.removeprefix("sso:")
         names = configured_providers()
-        key = "sso+mfa" if factor == "mfa" else "sso+provider-mfa" if provider_second_factor(sso_amr) else "sso"
+        key = "sso+mfa" if factor == "mfa" else "sso+provider-mfa" if provider_mfa else "sso"
         return SIGN_IN_LABELS[key] % {"provider": names.get(provider_id, provider_id)}
     label = SIGN_IN_LABELS.get(auth_method)
     return str(label) if label else auth_method

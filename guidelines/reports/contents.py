@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import dashboards
-from ..accounts import provider_second_factor, sign_in_label
+from ..accounts import amr_methods, provider_second_factor, sign_in_description
 from ..models import (
     BATCH_ROWS,
     LANGUAGES,
@@ -175,11 +175,12 @@ class SignIns:
     def add(self, row):
         if row["ack__acknowledged_at"]:
             method = row["ack__auth_method"]
-            self.counts[(method, method.startswith("sso:") and provider_second_factor(row["ack__sso_amr"]))] += 1
+            provider_mfa = method.startswith("sso:") and provider_second_factor(amr_methods(row["ack__sso_amr"]))
+            self.counts[(method, provider_mfa)] += 1
 
     def rows(self):
         """One dict per method (label, method, provider_second_factor, count), most frequent first."""
-        return [{"label": sign_in_label(method, "mfa" if provider_mfa else ""), "method": method,
+        return [{"label": sign_in_description(method, provider_mfa), "method": method,
                  "provider_second_factor": provider_mfa, "count": count}
                 for (method, provider_mfa), count in self.counts.most_common()]
 

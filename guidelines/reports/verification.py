@@ -42,9 +42,21 @@ def starts_like_a_pdf(upload):
     return header == b"%PDF-"
 
 
+def check_upload(upload, max_bytes):
+    """The verdict on an uploaded file, for the signed-in and the public verification page alike:
+    {"outcome": "not_pdf" | "genuine" | "altered" | "unknown", "report", "digest"}. An altered file is
+    one that claims the code of a report we made (any report, finished or not) but does not match it."""
+    if upload.size > max_bytes or not starts_like_a_pdf(upload):
+        return {"outcome": "not_pdf"}
+    report, digest, claimed = find_by_upload(upload)
+    claimed_report = Report.objects.filter(verification_code=claimed).select_related(*RELATED).first() \
+        if claimed else None
+    return {"outcome": "genuine" if report else ("altered" if claimed_report else "unknown"),
+            "report": report or claimed_report, "digest": digest}
+
+
 def _find(digest, source):
-    report = Report.objects.filter(sha256=digest, status=Report.Status.DONE).select_related(
-        "requested_by", "guideline").first()
+    report = find_by_digest(digest)
     claimed = None
     if report is None:
         claimed = _claimed_code(source())
@@ -84,11 +96,12 @@ def public_facts(report):
     }
 
 
-PUBLIC_RELATED = ("guideline", "acknowledgement__guideline", "acknowledgement__version")
+# What the verification pages show of a report (the signed-in page names who asked for it).
+RELATED = ("requested_by", "guideline", "acknowledgement__guideline", "acknowledgement__version")
 
 
 def find_by_digest(digest):
-    return Report.objects.filter(sha256=digest, status=Report.Status.DONE).select_related(*PUBLIC_RELATED).first()
+    return Report.objects.filter(sha256=digest, status=Report.Status.DONE).select_related(*RELATED).first()
 
 
 def find_by_code(code):
@@ -96,4 +109,4 @@ def find_by_code(code):
     if not normalised:
         return None
     return Report.objects.filter(verification_code=normalised, status=Report.Status.DONE).select_related(
-        *PUBLIC_RELATED).first()
+        *RELATED).first()

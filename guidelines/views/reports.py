@@ -150,18 +150,10 @@ def verify(request):
         upload, code = form.cleaned_data["file"], form.cleaned_data["code"].strip()
         if upload:
             # Hashed in chunks and opened from its temporary file: never the whole upload in memory.
-            if upload.size > settings.VERIFY_MAX_BYTES or not verification.starts_like_a_pdf(upload):
-                result, status = {"outcome": "not_pdf"}, 400
-            else:
-                report, digest, claimed = verification.find_by_upload(upload)
-                claimed_report = (Report.objects.filter(verification_code=claimed).select_related("requested_by")
-                                  .first() if claimed else None)
-                result = {"outcome": "genuine" if report else ("altered" if claimed_report else "unknown"),
-                          "report": report or claimed_report, "digest": digest, "name": upload.name}
+            result = verification.check_upload(upload, settings.VERIFY_MAX_BYTES)
+            status = 400 if result["outcome"] == "not_pdf" else 200
         elif code:
-            normalised = jobs.normalise_code(code)
-            report = Report.objects.filter(verification_code=normalised, status=Report.Status.DONE).select_related(
-                "requested_by", "guideline").first() if normalised else None
+            report = verification.find_by_code(code)
             result = {"outcome": "code_found" if report else "code_unknown", "report": report, "code": code}
             status = 200 if report else 404
         else:
@@ -175,7 +167,6 @@ def verify(request):
         status = 400
     return render(request, "guidelines/reports/verify.html",
                   {"form": form, "result": result, "now": timezone.now()}, status=status)
-
 
 
 @login_not_required
@@ -195,13 +186,8 @@ def public_verify(request):
     if form.is_bound and form.is_valid():
         upload, digest, code = form.cleaned_data["file"], form.cleaned_data["sha256"], form.cleaned_data["code"]
         if upload:
-            if upload.size > settings.VERIFY_MAX_BYTES or not verification.starts_like_a_pdf(upload):
-                result, status = {"outcome": "not_pdf"}, 400
-            else:
-                report, digest, claimed = verification.find_by_upload(upload)
-                claimed_report = verification.find_by_code(claimed) if claimed and not report else None
-                result = {"outcome": "genuine" if report else ("altered" if claimed_report else "unknown"),
-                          "report": report or claimed_report, "digest": digest}
+            result = verification.check_upload(upload, settings.VERIFY_MAX_BYTES)
+            status = 400 if result["outcome"] == "not_pdf" else 200
         elif digest:
             report = verification.find_by_digest(digest)
             result = {"outcome": "genuine" if report else "unknown", "report": report, "digest": digest}
