@@ -20,7 +20,18 @@ from django.utils.translation import gettext_lazy as _
 
 from . import publishing
 from .accounts import configured_providers
-from .models import Acknowledgement, AuditEvent, Department, Employee, Guideline, Reading, Version, VersionText
+from .models import (
+    Acknowledgement,
+    AuditEvent,
+    Department,
+    Employee,
+    EmployeeHistory,
+    Guideline,
+    Reading,
+    Version,
+    VersionText,
+)
+from .organisation import recorded
 from .security import security_event
 from .services import record_audit_event
 
@@ -50,7 +61,16 @@ class AuditedAdmin(admin.ModelAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # The state before the form is saved, to record old → new for every changed field.
         request._admin_before = _snapshot(self.get_object(request, object_id)) if object_id else {}
-        return super().changeform_view(request, object_id, form_url, extra_context)
+        with recorded(source="admin", by=request.user):  # the organisation's history names who
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        with recorded(source="admin", by=request.user):
+            return super().delete_view(request, object_id, extra_context)
+
+    def changelist_view(self, request, extra_context=None):
+        with recorded(source="admin", by=request.user):  # bulk actions
+            return super().changelist_view(request, extra_context)
 
     def _record(self, request, obj, operation, changes):
         touches_roles = bool(ROLE_FIELDS & set(changes))
@@ -155,8 +175,40 @@ class DepartmentAdmin(AuditedAdmin):
     search_fields = ["name"]
 
 
+class EmployeeHistoryInline(admin.TabularInline):
+    """The employee's organisation history: each record, when, and who or which import made it."""
+
+    model = EmployeeHistory
+    fk_name = "pgh_obj"
+    fields = readonly_fields = ["pgh_created_at", "pgh_label", "department", "manager", "start_date", "end_date",
+                                "made_by"]
+    ordering = ["-pgh_created_at", "-pgh_id"]
+    extra = 0
+    can_delete = False
+    verbose_name_plural = _("Organisation history")
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("guidelines.view_employee")  # whoever may see the employee
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("made by"))
+    def made_by(self, record):
+        context = record.pgh_context or {}
+        who = User.objects.filter(pk=context["by"]).first() if context.get("by") else None
+        parts = [context.get("source") or _("unknown"), who.get_username() if who else ""]
+        if context.get("import_run"):
+            parts.append(_("import run %(number)s") % {"number": context["import_run"]})
+        return ", ".join(str(part) for part in parts if part)
+
+
 @admin.register(Employee)
 class EmployeeAdmin(AuditedAdmin):
+    inlines = [EmployeeHistoryInline]
     list_display = ["employee_number", "full_name", "department", "manager", "start_date", "end_date", "language"]
     list_filter = ["department", "language"]
     search_fields = ["employee_number", "user__email", "user__first_name", "user__last_name"]

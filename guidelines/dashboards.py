@@ -9,11 +9,12 @@ GROUP BY, and a page runs the same few queries for ten employees or a hundred th
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import Count, Q, Value
+from django.db.models import Count, F, Q, Value
 from django.db.models.functions import Concat, TruncDate
 from django.utils import timezone
 
 from .models import Department
+from .organisation import organisation_on
 from .status import Status, in_scope, with_status
 
 NO_DEPARTMENT = "none"
@@ -90,15 +91,16 @@ def summary(version, day, employees=None):
     local date of the acknowledgement that counts for them (an earlier minor version's from the
     first day), divided by today's in-scope count, so it ends at today's acknowledged percentage.
     """
+    department = organisation_on(day).field("department")  # as recorded on the day
     rows = (
         with_status(in_scope(version, day, employees), version, day)
-        .values("department_id", "status", ack_day=TruncDate("ack__acknowledged_at"))
+        .values("status", department_pk=F(department), ack_day=TruncDate("ack__acknowledged_at"))
         .annotate(number=Count("pk"))
         .order_by()
     )
     departments, per_day = {}, {}
     for row in rows:
-        counts = departments.setdefault(row["department_id"], DepartmentCounts(row["department_id"], None)).counts
+        counts = departments.setdefault(row["department_pk"], DepartmentCounts(row["department_pk"], None)).counts
         setattr(counts, row["status"], getattr(counts, row["status"]) + row["number"])
         if row["status"] == Status.ACKNOWLEDGED:
             per_day[row["ack_day"]] = per_day.get(row["ack_day"], 0) + row["number"]
@@ -184,16 +186,18 @@ def trend_changes(points):
 
 
 def employee_list(version, day, employees=None, *, status="", department="", search="", sort="name"):
-    """In-scope employees annotated with status, due date and acknowledged_at; filtered and sorted.
+    """In-scope employees annotated with status, due date, acknowledged_at, and the department_name and
+    manager_number of the day; filtered and sorted.
 
     `department` is a department pk or NO_DEPARTMENT; `search` matches the name, employee number
     or e-mail address (case-insensitive, anywhere); `sort` is a key of SORTS.
     """
-    rows = with_status(in_scope(version, day, employees), version, day, status)
+    organisation = organisation_on(day)  # departments and managers as recorded on the day
+    rows = organisation.with_names(with_status(in_scope(version, day, employees), version, day, status))
     if department == NO_DEPARTMENT:
-        rows = rows.filter(department__isnull=True)
+        rows = rows.filter(**{f"{organisation.field('department')}__isnull": True})
     elif department:
-        rows = rows.filter(department=department)
+        rows = rows.filter(**{organisation.field("department"): department})
     if search:
         rows = rows.alias(name=Concat("user__first_name", Value(" "), "user__last_name")).filter(
             Q(name__icontains=search) | Q(employee_number__icontains=search) | Q(user__email__icontains=search)
@@ -223,7 +227,7 @@ def export_rows(rows):
     department, manager_employee_number, status, due_date, acknowledged_at, and the minor version
     (of the list's major version), language and channel of the acknowledgement that counts."""
     return rows.values_list(
-        "employee_number", "user__first_name", "user__last_name", "user__email", "department__name",
-        "manager__employee_number", "status", "due_date", "acknowledged_at", "ack__version__minor",
+        "employee_number", "user__first_name", "user__last_name", "user__email", "department_name",
+        "manager_number", "status", "due_date", "acknowledged_at", "ack__version__minor",
         "ack__language", "ack__channel",
     )

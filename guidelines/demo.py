@@ -25,6 +25,7 @@ from .models import (
     Version,
     VersionText,
 )
+from .organisation import recorded
 
 DEMO_TEXTS = Path(__file__).resolve().parent / "fixtures" / "demo-guidelines"
 DEMO_PASSWORD = "demo-password"
@@ -89,9 +90,14 @@ def _history(employees, version, *, share, start, spread_days, rng, always=()):
 @transaction.atomic
 def load_demo(*, seed=7):
     """The demo organisation. Returns False (and changes nothing) when it is already loaded."""
-    User = get_user_model()
     if Guideline.objects.filter(slug="social-media").exists():
         return False
+    with recorded(source="demo"):  # the organisation's history says where these people came from
+        return _load_demo(seed)
+
+
+def _load_demo(seed):
+    User = get_user_model()
     rng = random.Random(seed)
     password = make_password(DEMO_PASSWORD)
     now = timezone.now()

@@ -33,7 +33,7 @@ Rules, in the order an HR officer asks about them:
   once the end date has been reached (end_date <= today), the user is deactivated, so a leaver
   cannot sign in. Clearing the end date later does not reactivate the account; that stays a
   deliberate decision in the admin. Audiences already drop leavers from their end date
-  (Employee.objects.employed_on).
+  (status.in_scope).
 - Employees in the database but not in the file are neither deleted nor changed, only counted
   ("not in file"): their acknowledgements are evidence and PROTECT them.
 - A file with any error changes nothing and is answered with every problem found (row as in the
@@ -78,6 +78,7 @@ from psycopg import sql
 
 from .access import privileged_users, require_permission
 from .models import BATCH_ROWS, LANGUAGES, AuditEvent, Department, Employee, ImportChange, ImportRun
+from .organisation import recorded
 from .security import security_event
 from .services import record_audit_event
 
@@ -750,65 +751,15 @@ def _managers_first(creates, in_database):
 
 
 def apply_import(plan, *, by, source, started_at=None):
-    """Write the plan in one transaction: departments, accounts, then employees, managers first."""
-    User = get_user_model()
+    """Write the plan in one transaction, with the run it makes."""
     now = timezone.now()
-    existing = plan.existing
     with transaction.atomic():
         _check_privileged_again(plan)
-        department_ids = dict(existing.departments)
-        created = Department.objects.bulk_create([Department(name=name) for name in plan.new_departments])
-        department_ids.update((department.name, department.pk) for department in created)
-
-        accountless = [change for change in plan.creates if change.user_id is None]
-        new_users = [
-            User(username=change.row.email, email=change.row.email, first_name=change.row.first_name,
-                 last_name=change.row.last_name, is_active=change.is_active, password=_unusable_password(),
-                 date_joined=now)
-            for change in accountless
-        ]
-        User.objects.bulk_create(new_users, batch_size=BATCH_SIZE)
-        new_user_ids = {change.row.employee_number: user.pk
-                        for change, user in zip(accountless, new_users, strict=True)}
-        del accountless, new_users
-        # Existing accounts: matched on their id, so only these five columns change (a privileged
-        # account keeps its own values but the active flag). The password is never written; it
-        # only satisfies NOT NULL for the INSERT part.
-        _upsert(User, [
-            User(pk=change.user_id, password=UNUSABLE_PASSWORD_PREFIX, date_joined=now,
-                 **_account_values(change.row, change.is_active,
-                                   existing.employees[change.row.employee_number] if change.privileged else None))
-            for change in (*plan.creates, *plan.updates)
-            if change.user_id is not None and change.user_changed
-        ], unique_fields=["pk"], update_fields=["username", "email", "first_name", "last_name", "is_active"])
-
-        employee_ids = {number: current.pk for number, current in existing.employees.items()}
-        groups = [
-            *_managers_first(plan.creates, existing.employees),
-            [change for change in plan.updates if change.employee_changed],
-        ]
-        late = []
-        for group in groups:
-            employees = [
-                Employee(user_id=change.user_id or new_user_ids[change.row.employee_number],
-                         employee_number=change.row.employee_number,
-                         department_id=department_ids.get(change.row.department),
-                         manager_id=employee_ids.get(change.row.manager_employee_number),
-                         start_date=change.start_date, end_date=change.end_date, language=change.row.language)
-                for change in group
-            ]
-            _upsert(Employee, employees, unique_fields=["employee_number"],
-                    update_fields=["department", "manager", "start_date", "end_date", "language"])
-            employee_ids.update((person.employee_number, person.pk) for person in employees)
-            late += [(person, change.row.manager_employee_number)
-                     for person, change in zip(employees, group, strict=True)
-                     if change.row.manager_employee_number and person.manager_id is None]
-        for person, manager in late:
-            person.manager_id = employee_ids[manager]
-        _upsert(Employee, [person for person, _ in late], unique_fields=["employee_number"], update_fields=["manager"])
-
+        # The run first, so that the history of every change below names it (organisation.py).
         run = _record_run(ImportRun.Outcome.APPLIED, by=by, source=source, started_at=started_at or now,
                           counts=plan.counts())
+        with recorded(source="import", by=by, import_run=run):
+            _apply_changes(plan, now)
         _record_changes(run, plan.changes())
         record_audit_event(action=AuditEvent.Action.EMPLOYEES_IMPORTED, actor=by, import_run=run.pk,
                            source=run.source, **plan.counts(), changed_fields=plan.changed_fields(),
@@ -818,6 +769,62 @@ def apply_import(plan, *, by, source, started_at=None):
             transaction.on_commit(partial(send_address_notices, address_changes, changed_at=now, run_id=run.pk),
                                   robust=True)
     return run
+
+
+def _apply_changes(plan, now):
+    """Departments, accounts, then employees, managers first."""
+    User = get_user_model()
+    existing = plan.existing
+    department_ids = dict(existing.departments)
+    created = Department.objects.bulk_create([Department(name=name) for name in plan.new_departments])
+    department_ids.update((department.name, department.pk) for department in created)
+
+    accountless = [change for change in plan.creates if change.user_id is None]
+    new_users = [
+        User(username=change.row.email, email=change.row.email, first_name=change.row.first_name,
+             last_name=change.row.last_name, is_active=change.is_active, password=_unusable_password(),
+             date_joined=now)
+        for change in accountless
+    ]
+    User.objects.bulk_create(new_users, batch_size=BATCH_SIZE)
+    new_user_ids = {change.row.employee_number: user.pk
+                    for change, user in zip(accountless, new_users, strict=True)}
+    del accountless, new_users
+    # Existing accounts: matched on their id, so only these five columns change (a privileged
+    # account keeps its own values but the active flag). The password is never written; it
+    # only satisfies NOT NULL for the INSERT part.
+    _upsert(User, [
+        User(pk=change.user_id, password=UNUSABLE_PASSWORD_PREFIX, date_joined=now,
+             **_account_values(change.row, change.is_active,
+                               existing.employees[change.row.employee_number] if change.privileged else None))
+        for change in (*plan.creates, *plan.updates)
+        if change.user_id is not None and change.user_changed
+    ], unique_fields=["pk"], update_fields=["username", "email", "first_name", "last_name", "is_active"])
+
+    employee_ids = {number: current.pk for number, current in existing.employees.items()}
+    groups = [
+        *_managers_first(plan.creates, existing.employees),
+        [change for change in plan.updates if change.employee_changed],
+    ]
+    late = []
+    for group in groups:
+        employees = [
+            Employee(user_id=change.user_id or new_user_ids[change.row.employee_number],
+                     employee_number=change.row.employee_number,
+                     department_id=department_ids.get(change.row.department),
+                     manager_id=employee_ids.get(change.row.manager_employee_number),
+                     start_date=change.start_date, end_date=change.end_date, language=change.row.language)
+            for change in group
+        ]
+        _upsert(Employee, employees, unique_fields=["employee_number"],
+                update_fields=["department", "manager", "start_date", "end_date", "language"])
+        employee_ids.update((person.employee_number, person.pk) for person in employees)
+        late += [(person, change.row.manager_employee_number)
+                 for person, change in zip(employees, group, strict=True)
+                 if change.row.manager_employee_number and person.manager_id is None]
+    for person, manager in late:
+        person.manager_id = employee_ids[manager]
+    _upsert(Employee, [person for person, _ in late], unique_fields=["employee_number"], update_fields=["manager"])
 
 
 def _can_copy():

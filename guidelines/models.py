@@ -1,6 +1,8 @@
 from datetime import timedelta
 
+import pghistory
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import models
 from django.db.models import Q
@@ -30,24 +32,27 @@ class Department(models.Model):
         return self.name
 
 
-class EmployeeQuerySet(models.QuerySet):
-    def employed_on(self, day):
-        """Active accounts whose employment has started (or has no start date) and not ended."""
-        return self.filter(
-            Q(start_date__isnull=True) | Q(start_date__lte=day),
-            Q(end_date__isnull=True) | Q(end_date__gt=day),
-            user__is_active=True,
-        )
-
-    def in_audience_of(self, guideline):
-        if guideline.audience_everyone:
-            return self
-        return self.filter(
-            Q(department__in=guideline.audience_departments.all())
-            | Q(user__groups__in=guideline.audience_groups.all())
-        ).distinct()
+# The organisation as it was (organisation.py reads it): on PostgreSQL, triggers (django-pghistory)
+# append a row to a history table whenever a tracked field changes, however it is changed (import,
+# admin, a script, SQL). The row carries the change's context (who, which import run) when
+# organisation.recorded() set one. History rows are never changed (migration 0015's guards).
+ORGANISATION_HISTORY = {
+    "context_field": pghistory.ContextJSONField(),
+    "context_id_field": None,
+    "app_label": "guidelines",
+}
 
 
+@pghistory.track(
+    pghistory.InsertEvent("created"),
+    pghistory.UpdateEvent("changed"),
+    fields=["department", "manager", "start_date", "end_date"],
+    model_name="EmployeeHistory",
+    obj_field=pghistory.ObjForeignKey(related_name="history"),
+    meta={"verbose_name": _("employee history"), "verbose_name_plural": _("employee history"),
+          "indexes": [models.Index(fields=["pgh_obj", "pgh_created_at"], name="employee_history_by_time")]},
+    **ORGANISATION_HISTORY,
+)
 class Employee(models.Model):
     """HR data of a person; the login account is the related user."""
 
@@ -62,8 +67,6 @@ class Employee(models.Model):
     start_date = models.DateField(_("start date"), null=True, blank=True)
     end_date = models.DateField(_("end date"), null=True, blank=True)
     language = models.CharField(_("language"), max_length=2, choices=LANGUAGE_CHOICES, default="nl")
-
-    objects = EmployeeQuerySet.as_manager()
 
     class Meta:
         ordering = ["employee_number"]
@@ -81,6 +84,44 @@ class Employee(models.Model):
         started = self.start_date is None or self.start_date <= day
         not_left = self.end_date is None or self.end_date > day
         return self.user.is_active and started and not_left
+
+
+# Whether the account was active (scope needs an active account) and its role groups (audiences).
+# Tracked through proxies, so that the triggers are this app's migrations rather than Django's.
+class TrackedAccount(get_user_model()):
+    class Meta:
+        proxy = True
+
+
+class TrackedRoleGroup(get_user_model().groups.through):
+    class Meta:
+        proxy = True
+
+
+AccountHistory = pghistory.create_event_model(
+    TrackedAccount,
+    pghistory.InsertEvent("created"),
+    pghistory.UpdateEvent("changed"),
+    fields=["is_active"],
+    model_name="AccountHistory",
+    obj_field=pghistory.ObjForeignKey(related_name="account_history"),
+    meta={"verbose_name": _("account history"), "verbose_name_plural": _("account history"),
+          "indexes": [models.Index(fields=["pgh_obj", "pgh_created_at"], name="account_history_by_time")]},
+    abstract=False,
+    **ORGANISATION_HISTORY,
+)
+RoleGroupHistory = pghistory.create_event_model(
+    TrackedRoleGroup,
+    pghistory.InsertEvent("added"),
+    pghistory.DeleteEvent("removed"),
+    fields=["user", "group"],
+    model_name="RoleGroupHistory",
+    obj_field=None,
+    meta={"verbose_name": _("role group history"), "verbose_name_plural": _("role group history"),
+          "indexes": [models.Index(fields=["user", "group", "pgh_created_at"], name="role_group_history_by_time")]},
+    abstract=False,
+    **ORGANISATION_HISTORY,
+)
 
 
 class GuidelineQuerySet(models.QuerySet):

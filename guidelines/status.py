@@ -5,6 +5,8 @@ reminders, reports and exports all ask this module; none computes a due date or 
 
 - **Scope**: employed on the day (active account, started, not yet left: the end date is the first
   day without employment) and in the guideline's audience; nobody once the guideline is retired.
+  For a past day, as the organisation was recorded then (organisation.py: department, role
+  groups, employment dates and account of that day).
 - **Due date**: the latest due-date extension for the major version, else the start of the due
   period plus the guideline's due period. The period starts when the major version was first
   published (the local date of X.0: an editorial X.1 carries acknowledgements over and asks nobody
@@ -17,9 +19,9 @@ reminders, reports and exports all ask this module; none computes a due date or 
   *overdue* when the day is after the due date; else *pending*.
 
 Two forms of the same rule: `with_status` annotates a queryset in SQL (lists, counts, exports,
-reminders, at any size in a fixed number of queries), `standings` answers for one employee and a
-few versions in Python (the employee's pages). tests/test_status_consistency.py feeds the same
-fixtures through both and through every consumer.
+reminders, at any size in a fixed number of queries, on any day), `standings` answers for one
+employee and a few versions today in Python (the employee's pages and the acknowledge check).
+tests/test_status_consistency.py feeds the same fixtures through both and through every consumer.
 """
 
 from dataclasses import dataclass
@@ -31,7 +33,8 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import Acknowledgement, DueDateExtension, Employee, Exemption, Guideline, Version
+from .models import Acknowledgement, DueDateExtension, Exemption, Guideline, Version
+from .organisation import organisation_on
 from .prepared import PreparedQuery
 
 
@@ -151,17 +154,15 @@ def counts_on(acknowledgement, moment):
     return acknowledgement.acknowledged_at < moment and acknowledgement.is_valid_on(moment)
 
 
-def standings(employee, versions, day=None, *, audience=None):
-    """{version pk: Standing} for one employee, in three queries whatever the number of versions
+def standings(employee, versions, *, audience=None):
+    """{version pk: Standing} for one employee today, in three queries whatever the number of versions
     (the employee's acknowledgements, extensions and exemptions, of every guideline: few rows).
     `audience`: the pks of guidelines known to include the employee (else one query more). Versions
-    need their guideline loaded."""
+    need their guideline loaded. (A past day is the SQL form's: it reads the organisation of that day.)"""
     versions = list(versions)
     if not versions:
         return {}
-    today = timezone.localdate()
-    day = day or today
-    moment = timezone.now() if day == today else end_of_day(day)
+    day, moment = timezone.localdate(), timezone.now()
     guideline_pks = {version.guideline_id for version in versions}
     if audience is None:
         audience = set(Guideline.objects.for_employee(employee).filter(pk__in=guideline_pks)
@@ -200,8 +201,8 @@ def standings(employee, versions, day=None, *, audience=None):
     return answers
 
 
-def standing(employee, version, day=None):
-    return standings(employee, [version], day)[version.pk]
+def standing(employee, version):
+    return standings(employee, [version])[version.pk]
 
 
 # Everyone at once: lists, counts, exports, reminders -----------------------------------------------
@@ -210,17 +211,25 @@ def standing(employee, version, day=None):
 def in_scope(version, day, employees=None):
     """Employees employed on `day` and in the guideline's audience; nobody once the guideline is retired.
 
-    `employees` narrows the population first, e.g. to a manager's direct reports.
+    `employees` narrows the population first, e.g. to a manager's direct reports; to narrow by the
+    organisation of the day, start from `organisation_on(day).employees()`.
     """
-    guideline = version.guideline
-    employees = Employee.objects.all() if employees is None else employees
+    return audience_on(version.guideline, day, employees)
+
+
+def employed_on(day, employees=None):
+    """Employees employed on `day`, whatever the guideline."""
+    organisation = organisation_on(day)
+    return organisation.employees(employees).filter(organisation.employed_on(day))
+
+
+def audience_on(guideline, day, employees=None):
+    """The scope rule for a guideline rather than one of its versions."""
+    organisation = organisation_on(day)
+    employees = organisation.employees(employees)
     if guideline.retired_at is not None:
         return employees.none()
-    employees = employees.employed_on(day)
-    if not guideline.audience_everyone:
-        # A subquery rather than the audience joins: someone in two audience groups is one row, not two.
-        employees = employees.filter(pk__in=Employee.objects.in_audience_of(guideline).values("pk"))
-    return employees
+    return employees.filter(organisation.employed_on(day), organisation.in_audience(guideline))
 
 
 def valid_acknowledgements(version, day):
@@ -270,6 +279,7 @@ def with_status(employees, version, day, status=""):
     guideline = version.guideline
     published_on = major_published_on(version)
     due_period = timedelta(days=guideline.due_days)
+    start_date = organisation_on(day).field("start_date")  # a joiner's, as recorded on the day
     employees = employees.annotate(
         ack=FilteredRelation("acknowledgements", condition=_counting_acknowledgement(version, day)),
         extension=FilteredRelation("extensions", condition=_latest_extension(version)),
@@ -277,7 +287,7 @@ def with_status(employees, version, day, status=""):
         due_date=Coalesce(
             "extension__due_date",
             Case(
-                When(start_date__gt=published_on, then=Cast(F("start_date") + due_period, DateField())),
+                When(**{f"{start_date}__gt": published_on}, then=Cast(F(start_date) + due_period, DateField())),
                 default=Value(published_on + due_period),
             ),
         ),
@@ -289,9 +299,11 @@ def with_status(employees, version, day, status=""):
     # Overdue: `day` is after the due date. The conditions compare the due date's inputs rather than
     # the computed date, whose selectivity the planner cannot estimate (it then expects one row
     # and probes the acknowledgements once per employee).
-    joiner = Q(start_date__gt=published_on)
-    overdue = Q(extension__due_date__lt=day) | Q(joiner, extension__isnull=True, start_date__lt=day - due_period)
-    pending = Q(extension__due_date__gte=day) | Q(joiner, extension__isnull=True, start_date__gte=day - due_period)
+    joiner = Q(**{f"{start_date}__gt": published_on})
+    overdue = Q(extension__due_date__lt=day) | Q(joiner, Q(**{f"{start_date}__lt": day - due_period}),
+                                                 extension__isnull=True)
+    pending = Q(extension__due_date__gte=day) | Q(joiner, Q(**{f"{start_date}__gte": day - due_period}),
+                                                  extension__isnull=True)
     if published_on + due_period < day:
         overdue |= Q(~joiner, extension__isnull=True)
     else:

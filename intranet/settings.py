@@ -103,6 +103,9 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
     "allauth.mfa",
+    # History of the organisation (guidelines.models: EmployeeHistory and the like), PostgreSQL only.
+    "pgtrigger",
+    "pghistory",
     "guidelines",
 ]
 

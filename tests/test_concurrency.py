@@ -50,7 +50,7 @@ def gunicorn():
         try:
             if requests.get(f"{base}/healthz/", timeout=2).status_code == 200:
                 break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # still starting (slowly on a busy machine)
             time.sleep(0.2)
     else:
         process.kill()

@@ -17,11 +17,12 @@ import time_machine
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 from pypdf import PdfReader
 
 from guidelines import dashboards, notifications, services
 from guidelines.models import Acknowledgement, AuditEvent, NotificationLog, Report
-from guidelines.reports import jobs
+from guidelines.reports import contents, jobs
 from guidelines.views import dashboards as dashboard_views
 
 from .factories import make_employee, make_guideline, publish
@@ -101,6 +102,16 @@ def test_the_auditor_pack_holds_the_evidence(scene, arjen):
         assert content_hash in text, language
 
 
+def test_reminder_history_asks_in_batches_with_the_same_answer(scene, alice, bob, otto, monkeypatch):
+    """A pack may list more outstanding employees than a PostgreSQL query may have parameters (65,535)."""
+    people = [alice.pk, bob.pk, otto.pk]
+    until = timezone.make_aware(datetime(2027, 3, 10))
+    whole = contents.reminder_history(people, scene["version"], until)
+    monkeypatch.setattr(contents, "BATCH_ROWS", 1)
+    assert contents.reminder_history(people, scene["version"], until) == whole
+    assert [(sent.date(), str(kind)) for sent, kind in whole[bob.pk]] == [(date(2027, 3, 4), "reminder")]
+
+
 def test_the_embedded_csv_equals_the_database_rows(scene, arjen):
     report = generate(arjen)
     reader = PdfReader(pdf_path(report))
@@ -110,7 +121,8 @@ def test_the_embedded_csv_equals_the_database_rows(scene, arjen):
     ack = Acknowledgement.objects.get()
     assert by_number["E0001"] == {
         "guideline": "social-media", "major_version": "1", "employee_number": "E0001", "first_name": "Alice",
-        "last_name": "Example", "department": "Operations", "status": "acknowledged", "due_date": "2027-03-15",
+        "last_name": "Example", "department": "Operations", "manager_employee_number": "E0002",
+        "status": "acknowledged", "due_date": "2027-03-15",
         "version_read": "1.0", "language": "en", "acknowledged_at_utc": ack.acknowledged_at.isoformat(),
         "channel": "web", "content_hash": ack.content_hash, "record_number": str(ack.sequence),
         "sign_in": "password", "provider_subject": "", "provider_amr": "", "provider_acr": "",

@@ -71,6 +71,9 @@ EXPECTED_TRIGGERS = {
     "guidelines_versiontext": {"frozen_insert", "frozen_update", "frozen_delete", "frozen_move"},
     "guidelines_guideline": {"slug_frozen"},
     "guidelines_checkpoint": {"no_update", "no_delete"},
+    "guidelines_employeehistory": {"no_update", "no_delete"},
+    "guidelines_accounthistory": {"no_update", "no_delete"},
+    "guidelines_rolegrouphistory": {"no_update", "no_delete"},
 }
 
 

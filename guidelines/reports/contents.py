@@ -3,7 +3,8 @@ evidence gathered for them. Rendering to PDF is rendering.py; nothing here write
 
 "As of" a day means the state at the end of that day (Europe/Amsterdam): acknowledgements,
 exemptions, extensions and reminders are append-only with their moments, so the past is
-reconstructed exactly. The population is today's HR data read with its start and end dates.
+reconstructed exactly. The population, their departments and managers are the organisation as
+recorded on that day (organisation.py), read with the employment dates of that record.
 """
 
 import re
@@ -24,13 +25,13 @@ from ..models import (
     Checkpoint,
     Department,
     DueDateExtension,
-    Employee,
     Exemption,
     Guideline,
     NotificationItem,
     NotificationLog,
     Version,
 )
+from ..organisation import organisation_on
 from ..status import Status, end_of_day, in_scope, with_status
 
 ALL_VERSIONS = "all"
@@ -107,7 +108,7 @@ def parse_pack(*, guideline_slug, version="", department="", as_of="", language=
                                                                                else None)).first()
         if chosen_department is None:
             raise ValidationError(_("There is no department %(name)s.") % {"name": department}, code="department")
-        population = in_scope(versions[-1], day, Employee.objects.filter(department=chosen_department))
+        population = in_scope(versions[-1], day, department_members(day, chosen_department))
         if not guideline.audience_everyone and not guideline.audience_departments.filter(
                 pk=chosen_department.pk).exists() and not population.exists():
             raise ValidationError(_("The department %(name)s is not in the audience of %(title)s.")
@@ -118,22 +119,26 @@ def parse_pack(*, guideline_slug, version="", department="", as_of="", language=
 # The evidence ---------------------------------------------------------------------------------------
 
 
+def department_members(day, department):
+    """The employees in `department` on the day (employed or not), as an `organisation_on(day)` queryset."""
+    organisation = organisation_on(day)
+    return organisation.employees().filter(**{organisation.field("department"): department})
+
+
 def population(pack, version):
-    employees = Employee.objects.all()
-    if pack.department:
-        employees = employees.filter(department=pack.department)
+    employees = department_members(pack.as_of, pack.department) if pack.department else None
     return in_scope(version, pack.as_of, employees)
 
 
 def employee_rows(pack, version):
     """Every in-scope employee with status and the acknowledgement that counts, as dicts, streamed,
     ordered by department, name and number."""
-    rows = with_status(population(pack, version), version, pack.as_of).values(
-        "employee_number", "user__first_name", "user__last_name", "department__name", "status", "due_date",
-        "ack__acknowledged_at", "ack__version__major", "ack__version__minor", "ack__language", "ack__channel",
-        "ack__content_hash", "ack__sequence", "ack__auth_method", "ack__sso_subject", "ack__sso_amr",
+    rows = organisation_on(pack.as_of).with_names(with_status(population(pack, version), version, pack.as_of)).values(
+        "employee_number", "user__first_name", "user__last_name", "department_name", "manager_number", "status",
+        "due_date", "ack__acknowledged_at", "ack__version__major", "ack__version__minor", "ack__language",
+        "ack__channel", "ack__content_hash", "ack__sequence", "ack__auth_method", "ack__sso_subject", "ack__sso_amr",
         "ack__sso_acr", "pk",
-    ).order_by("department__name", "user__last_name", "user__first_name", "employee_number")
+    ).order_by("department_name", "user__last_name", "user__first_name", "employee_number")
     return rows.iterator(chunk_size=BATCH_ROWS)
 
 
@@ -142,7 +147,8 @@ def count_rows(pack):
 
 
 CSV_COLUMNS = [
-    "guideline", "major_version", "employee_number", "first_name", "last_name", "department", "status",
+    "guideline", "major_version", "employee_number", "first_name", "last_name", "department",
+    "manager_employee_number", "status",
     "due_date", "version_read", "language", "acknowledged_at_utc", "channel", "content_hash", "record_number",
     "sign_in", "provider_subject", "provider_amr", "provider_acr",
 ]
@@ -155,7 +161,8 @@ def csv_record(pack, version, row):
     cell = dashboards.csv_cell
     return [
         pack.guideline.slug, version.major, cell(row["employee_number"]), cell(row["user__first_name"]),
-        cell(row["user__last_name"]), cell(row["department__name"] or ""), row["status"], row["due_date"].isoformat(),
+        cell(row["user__last_name"]), cell(row["department_name"] or ""), cell(row["manager_number"] or ""),
+        row["status"], row["due_date"].isoformat(),
         f"{row['ack__version__major']}.{row['ack__version__minor']}" if acknowledged else "",
         row["ack__language"] or "", acknowledged.astimezone(timezone.UTC).isoformat() if acknowledged else "",
         row["ack__channel"] or "", row["ack__content_hash"] or "", row["ack__sequence"] or "",
@@ -205,10 +212,10 @@ def version_sections(pack):
 def outstanding(pack, version):
     """Pending and overdue employees (as of the day) with due dates and every e-mail that reminded them."""
     rows = list(
-        with_status(population(pack, version), version, pack.as_of)
+        organisation_on(pack.as_of).with_names(with_status(population(pack, version), version, pack.as_of))
         .filter(status__in=[Status.PENDING, Status.OVERDUE])
-        .select_related("user", "department")
-        .order_by("department__name", "user__last_name", "user__first_name", "employee_number")
+        .select_related("user")
+        .order_by("department_name", "user__last_name", "user__first_name", "employee_number")
     )
     history = reminder_history([row.pk for row in rows], version, pack.moment)
     for row in rows:
@@ -219,19 +226,18 @@ def outstanding(pack, version):
 
 def reminder_history(employee_ids, version, until):
     """{employee pk: [(sent at, kind label), …]} for the e-mails about the version's major version
-    sent to the employees themselves (escalations went to their managers)."""
+    sent to the employees themselves (escalations went to their managers). The employees are asked
+    for in batches: a pack may list more outstanding employees than a query may have parameters."""
     versions = Version.objects.filter(guideline=version.guideline_id, major=version.major)
-    items = list(NotificationItem.objects.filter(employee__in=employee_ids, version__in=versions)
-                 .values_list("notification_id", "employee_id"))
-    logs = {
-        log.pk: log
-        for log in NotificationLog.objects.filter(pk__in={pk for pk, _e in items}, status="sent", sent_at__lt=until)
-        .exclude(kind=NotificationLog.Kind.ESCALATION)
-    }
     history = {}
-    for log_pk, employee_pk in items:
-        if log_pk in logs:
-            history.setdefault(employee_pk, []).append((logs[log_pk].sent_at, logs[log_pk].get_kind_display()))
+    for start in range(0, len(employee_ids), BATCH_ROWS):
+        sent = (NotificationItem.objects
+                .filter(employee__in=employee_ids[start:start + BATCH_ROWS], version__in=versions,
+                        notification__status="sent", notification__sent_at__lt=until)
+                .exclude(notification__kind=NotificationLog.Kind.ESCALATION)
+                .values_list("employee_id", "notification__sent_at", "notification__kind"))
+        for employee_pk, sent_at, kind in sent:
+            history.setdefault(employee_pk, []).append((sent_at, NotificationLog.Kind(kind).label))
     for entries in history.values():
         entries.sort()
     return history
@@ -244,7 +250,8 @@ def exemptions(pack):
     for row in rows:
         row.revoked_then = row.revoked_at is not None and row.revoked_at < pack.moment
     if pack.department:
-        rows = [row for row in rows if row.employee.department_id == pack.department.pk]
+        members = set(department_members(pack.as_of, pack.department).values_list("pk", flat=True))
+        rows = [row for row in rows if row.employee_id in members]
     return rows
 
 
@@ -254,7 +261,7 @@ def extensions(pack):
                                             granted_at__lt=pack.moment)
             .select_related("employee__user", "granted_by").order_by("granted_at"))
     if pack.department:
-        rows = rows.filter(employee__department=pack.department)
+        rows = rows.filter(employee__in=department_members(pack.as_of, pack.department).values("pk"))
     return list(rows)
 
 

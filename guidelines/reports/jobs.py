@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from .. import chain, imports
+from .. import chain, imports, organisation
 from ..access import require_acknowledgement_reader, require_evidence_reader
 from ..accounts import configured_providers, sign_in_label
 from ..models import ERROR_TEXT_LIMIT, AuditEvent, Report
@@ -131,7 +131,7 @@ def _employee_line(version, row):
     acknowledged = row["ack__acknowledged_at"]
     return [
         f"{row['user__first_name']} {row['user__last_name']}".strip(), row["employee_number"],
-        row["department__name"] or "—", str(Status(row["status"]).label),
+        row["department_name"] or "—", str(Status(row["status"]).label),
         f"{row['ack__version__major']}.{row['ack__version__minor']}" if acknowledged else "—",
         row["ack__language"] or "—", _local(acknowledged) or "—",
         row["ack__channel"] or "—", row["ack__content_hash"] or "—",
@@ -142,7 +142,7 @@ def _outstanding_line(row):
     dates = [timezone.localtime(sent).strftime("%Y-%m-%d") for sent, _kind in row.reminders]
     history = (_("%(count)s: %(dates)s") % {"count": len(dates), "dates": ", ".join(reversed(dates))}
                if dates else _("none"))
-    return [row.full_name, row.employee_number, row.department.name if row.department_id else "—",
+    return [row.full_name, row.employee_number, row.department_name or "—",
             str(_("overdue") if row.overdue else _("pending")), row.due_date.isoformat(), history]
 
 
@@ -199,6 +199,7 @@ def prepare(report):
             "audience": ", ".join(sorted([d.name for d in pack.guideline.audience_departments.all()]
                                          + [g.name for g in pack.guideline.audience_groups.all()])),
             "last_import": imports.last_applied_import(), "chain": chain, "statuses": Status.choices,
+            "organisation_history": organisation.keeps_history(),
         }
         checkpoint_rows, checkpoints_made = contents.checkpoints_until(pack)
         back_context = {

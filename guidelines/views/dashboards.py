@@ -11,7 +11,7 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from .. import dashboards, notifications
+from .. import dashboards, notifications, status
 from ..access import dashboard_required, manager_required
 from ..dashboards import csv_cell as _cell  # one defusing for every CSV
 from ..forms import ListFilterForm
@@ -29,8 +29,8 @@ def _list_page(request, rows, summary, filters, version):
     """One page of the employee list. Without a search its length is known from the summary,
     which saves counting every in-scope employee a second time."""
     paginator = Paginator(
-        rows.select_related("user", "department").only(
-            "employee_number", "start_date", "user__first_name", "user__last_name", "user__email", "department__name"
+        rows.select_related("user").only(
+            "employee_number", "start_date", "user__first_name", "user__last_name", "user__email",
         ),
         PAGE_SIZE,
     )
@@ -113,11 +113,11 @@ def _csv_lines(rows, major):
     # The byte-order mark tells Excel the file is UTF-8.
     yield "\ufeff" + writer.writerow(dashboards.EXPORT_COLUMNS)
     lines = []
-    for (number, first_name, last_name, email, department, manager, status, due_date, acknowledged_at,
+    for (number, first_name, last_name, email, department, manager, status_value, due_date, acknowledged_at,
          minor, language, channel) in rows.iterator(chunk_size=EXPORT_CHUNK_ROWS):
         lines.append(writer.writerow([
             _cell(number), _cell(f"{first_name} {last_name}".strip() or email), _cell(email),
-            _cell(department or ""), _cell(manager or ""), status,
+            _cell(department or ""), _cell(manager or ""), status_value,
             due_date.isoformat(),
             acknowledged_at.astimezone(local).isoformat(timespec="seconds") if acknowledged_at else "",
             f"{major}.{minor}" if minor is not None else "", language or "", channel or "",
@@ -156,7 +156,7 @@ def team(request):
         Version.objects.published().filter(guideline__retired_at__isnull=True).select_related("guideline")
         .order_by("guideline__title")
     )
-    context = {"day": day, "report_count": reports.employed_on(day).count(), "current": current}
+    context = {"day": day, "report_count": status.employed_on(day, reports).count(), "current": current}
     if not current:
         return render(request, "guidelines/dashboards/team.html", context)
     slug = request.GET.get("guideline")

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import publishing, services
+from .. import publishing, services, status
 from ..access import hr_required
 from ..accounts import fresh_sign_in_required
 from ..content import diff_blocks, render_markdown
@@ -19,7 +19,6 @@ from ..models import (
     LANGUAGES,
     Acknowledgement,
     DueDateExtension,
-    Employee,
     Exemption,
     Guideline,
     Version,
@@ -39,7 +38,7 @@ def _may_review(user):
 
 
 def _in_scope(guideline):
-    return Employee.objects.employed_on(timezone.localdate()).in_audience_of(guideline)
+    return status.audience_on(guideline, timezone.localdate())
 
 
 @require_GET

@@ -71,6 +71,11 @@ MODEL_POLICY = {
     # row lock (SELECT ... FOR UPDATE needs UPDATE). Never inserted or deleted by the application.
     "guidelines.chainhead": READ.with_update("sequence", "seal"),
     "guidelines.checkpoint": APPEND,
+    # The organisation's history: appended by triggers on the tables above (as the role that changes
+    # them), read by "as of" reports; a trigger refuses UPDATE and DELETE.
+    "guidelines.employeehistory": APPEND,
+    "guidelines.accounthistory": APPEND,
+    "guidelines.rolegrouphistory": APPEND,
     # Drafts are written, edited and deleted; triggers freeze a version and its texts once released.
     "guidelines.version": READ_WRITE,
     "guidelines.versiontext": READ_WRITE,
@@ -95,6 +100,7 @@ APP_POLICY = {
     "account": READ_WRITE,  # allauth's e-mail addresses and confirmations
     "socialaccount": READ_WRITE,
     "mfa": READ_WRITE,  # allauth's authenticators: added, used (last use, spent recovery codes), removed
+    "pghistory": READ,  # its context table, unused: the history rows carry their context (organisation.py)
 }
 # Tables without a model.
 OTHER_TABLES = {"django_migrations": READ}  # lets `showmigrations` and `migrate --check` run as the role

@@ -1,0 +1,133 @@
+"""The organisation as it was recorded on a day: each employee's department, manager and employment
+dates, whether their account was active, and their role groups.
+
+Who was in scope for a guideline on a past day depends on where people worked then, not now. On
+PostgreSQL, database triggers (django-pghistory) append every change of these facts to history
+tables (models.EmployeeHistory, AccountHistory and RoleGroupHistory), however the change was made,
+with who made it and in which import run when the change ran inside `recorded()`.
+
+The rule for a past day: the last record made before the end of that day (local time). Before an
+employee's first record the first record stands: history began with a record of everyone already
+there (migration 0015), and the employment dates on the record still decide who was employed. Today
+is read from the tables themselves, which the latest records equal by construction.
+
+SQLite, the embedded demo database, has no such triggers: there every day is read as today.
+status.py asks this module; nothing else reads the history tables for scope.
+"""
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Case, F, FilteredRelation, Q, Subquery, Value, When
+from django.utils import timezone
+
+from .models import AccountHistory, Employee, EmployeeHistory, RoleGroupHistory
+
+RECORD = "organisation_then"  # the name of the employee's record of the day in an annotated queryset
+
+
+def keeps_history():
+    return connection.vendor == "postgresql"
+
+
+@contextmanager
+def recorded(*, source, by=None, import_run=None):
+    """Every change of the organisation in the block is recorded with its source ("import", "admin",
+    …), the user who made it and the import run. Session-wide for the block, so it also covers
+    transactions opened inside it; pghistory's own context() prefixes every statement with SQL,
+    which PostgreSQL's server-side parameter binding (settings: DATABASE_PREPARED_STATEMENTS) refuses."""
+    if not keeps_history():
+        yield
+        return
+    context = {"source": source, "by": getattr(by, "pk", by), "import_run": getattr(import_run, "pk", import_run)}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('pghistory.context_metadata', true)")
+        outer = cursor.fetchone()[0] or ""
+        cursor.execute("SELECT set_config('pghistory.context_metadata', %s, false)", [json.dumps(context)])
+    try:
+        yield
+    finally:
+        if connection.connection is not None and not connection.needs_rollback:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('pghistory.context_metadata', %s, false)", [outer])
+
+
+def _latest_before(records, moment, *partition):
+    """The pks of `records`' last row per `partition` made before `moment`, or its first when none was.
+    Rows of one transaction share their time, so the pk orders them."""
+    before = Q(pgh_created_at__lt=moment)
+    return (records.order_by(
+        *partition,
+        Case(When(before, then=Value(0)), default=Value(1)),
+        Case(When(before, then=F("pgh_created_at"))).desc(nulls_last=True),
+        Case(When(before, then=F("pgh_id"))).desc(nulls_last=True),
+        "pgh_created_at", "pgh_id",
+    ).distinct(*partition).values("pgh_id"))
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """Where the organisation's facts are read for one day: today's tables (`moment` None) or the
+    history's records of the day. Field paths from `field()` work in filters, values() and order_by()
+    of a queryset from `employees()`."""
+
+    moment: datetime | None
+
+    @property
+    def historical(self):
+        return self.moment is not None
+
+    def field(self, name):
+        return f"{RECORD}__{name}" if self.historical else name
+
+    def employees(self, employees=None):
+        employees = Employee.objects.all() if employees is None else employees
+        if not self.historical or RECORD in employees.query._filtered_relations:
+            return employees
+        records = _latest_before(EmployeeHistory.objects.all(), self.moment, "pgh_obj_id")
+        return employees.annotate(**{RECORD: FilteredRelation(
+            "history", condition=Q(history__pgh_id__in=Subquery(records)))})
+
+    def with_names(self, employees):
+        """`employees()` annotated with department_name and manager_number of the day."""
+        return employees.annotate(department_name=F(self.field("department__name")),
+                                  manager_number=F(self.field("manager__employee_number")))
+
+    def employed_on(self, day):
+        """Condition on `employees()`: employed on the day (active account, started, not yet left; the
+        end date is the first day without employment)."""
+        start, end = self.field("start_date"), self.field("end_date")
+        employed = (Q(**{f"{start}__isnull": True}) | Q(**{f"{start}__lte": day})) & (
+            Q(**{f"{end}__isnull": True}) | Q(**{f"{end}__gt": day}))
+        if not self.historical:
+            return employed & Q(user__is_active=True)
+        accounts = AccountHistory.objects.filter(
+            pgh_id__in=_latest_before(AccountHistory.objects.all(), self.moment, "pgh_obj_id"), is_active=True)
+        return employed & Q(**{f"{RECORD}__isnull": False}) & Q(user__in=accounts.values("pgh_obj_id"))
+
+    def in_audience(self, guideline):
+        """Condition on `employees()`: in the guideline's audience by department or role group."""
+        if guideline.audience_everyone:
+            return Q()
+        departments = guideline.audience_departments.values("pk")
+        groups = guideline.audience_groups.values("pk")
+        if not self.historical:
+            members = Employee.objects.filter(user__groups__in=groups).values("pk")
+            return Q(department__in=departments) | Q(pk__in=members)
+        memberships = RoleGroupHistory.objects.filter(group__in=groups)
+        members = RoleGroupHistory.objects.filter(
+            pgh_id__in=_latest_before(memberships, self.moment, "user_id", "group_id")).exclude(pgh_label="removed")
+        return Q(**{f"{self.field('department')}__in": departments}) | Q(user__in=members.values("user_id"))
+
+
+def organisation_on(day):
+    """The organisation of `day`: today's tables for today (and wherever no history is kept), else
+    the records made before the end of the day."""
+    if day >= timezone.localdate() or not keeps_history():
+        return Organisation(None)
+    from .status import end_of_day  # status asks this module, so not at the top
+
+    return Organisation(end_of_day(day))
