@@ -180,12 +180,15 @@ class EmployeeHistoryInline(admin.TabularInline):
 
     model = EmployeeHistory
     fk_name = "pgh_obj"
-    fields = readonly_fields = ["pgh_created_at", "pgh_label", "department", "manager", "start_date", "end_date",
-                                "made_by"]
+    # Each record's heading is its local time (the history model's __str__).
+    fields = readonly_fields = ["change", "department", "manager", "start_date", "end_date", "made_by"]
     ordering = ["-pgh_created_at", "-pgh_id"]
     extra = 0
     can_delete = False
+    verbose_name = _("organisation record")
     verbose_name_plural = _("Organisation history")
+    CHANGES = {"created": _("created"), "changed": _("changed"), "recorded": _("recorded when history began")}
+    SOURCES = {"import": _("HR import"), "admin": _("admin"), "demo": _("demo data")}
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("guidelines.view_employee")  # whoever may see the employee
@@ -196,11 +199,16 @@ class EmployeeHistoryInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    @admin.display(description=_("change"))
+    def change(self, record):
+        return self.CHANGES.get(record.pgh_label, record.pgh_label)
+
     @admin.display(description=_("made by"))
     def made_by(self, record):
         context = record.pgh_context or {}
         who = User.objects.filter(pk=context["by"]).first() if context.get("by") else None
-        parts = [context.get("source") or _("unknown"), who.get_username() if who else ""]
+        source = context.get("source")
+        parts = [self.SOURCES.get(source, source) or _("unknown"), who.get_username() if who else ""]
         if context.get("import_run"):
             parts.append(_("import run %(number)s") % {"number": context["import_run"]})
         return ", ".join(str(part) for part in parts if part)

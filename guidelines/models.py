@@ -36,7 +36,12 @@ class Department(models.Model):
 # append a row to a history table whenever a tracked field changes, however it is changed (import,
 # admin, a script, SQL). The row carries the change's context (who, which import run) when
 # organisation.recorded() set one. History rows are never changed (migration 0015's guards).
+def _history_record_name(record):
+    return f"{timezone.localtime(record.pgh_created_at):%Y-%m-%d %H:%M}"
+
+
 ORGANISATION_HISTORY = {
+    "attrs": {"__str__": _history_record_name},
     "context_field": pghistory.ContextJSONField(),
     "context_id_field": None,
     "app_label": "guidelines",
@@ -59,10 +64,12 @@ class Employee(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="employee")
     employee_number = models.CharField(_("employee number"), max_length=32, unique=True)
     department = models.ForeignKey(
-        Department, on_delete=models.PROTECT, null=True, blank=True, related_name="employees"
+        Department, on_delete=models.PROTECT, null=True, blank=True, related_name="employees",
+        verbose_name=_("department"),
     )
     manager = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="direct_reports"
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="direct_reports",
+        verbose_name=_("manager"),
     )
     start_date = models.DateField(_("start date"), null=True, blank=True)
     end_date = models.DateField(_("end date"), null=True, blank=True)

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from .models import AccountHistory, Employee, EmployeeHistory, RoleGroupHistory
 
-RECORD = "organisation_then"  # the name of the employee's record of the day in an annotated queryset
+RECORD = "organisation_then"  # the employee's record of the day in an annotated queryset, and its columns' prefix
 
 
 def keeps_history():
@@ -59,42 +59,51 @@ def _latest_before(records, moment, *partition):
     """The pks of `records`' last row per `partition` made before `moment`, or its first when none was.
     Rows of one transaction share their time, so the pk orders them."""
     before = Q(pgh_created_at__lt=moment)
-    return (records.order_by(
+    records = records.order_by(
         *partition,
         Case(When(before, then=Value(0)), default=Value(1)),
         Case(When(before, then=F("pgh_created_at"))).desc(nulls_last=True),
         Case(When(before, then=F("pgh_id"))).desc(nulls_last=True),
         "pgh_created_at", "pgh_id",
-    ).distinct(*partition).values("pgh_id"))
+    )
+    return (records.distinct(*partition) if partition else records).values("pgh_id")
 
 
 @dataclass(frozen=True)
 class Organisation:
     """Where the organisation's facts are read for one day: today's tables (`moment` None) or the
-    history's records of the day. Field paths from `field()` work in filters, values() and order_by()
-    of a queryset from `employees()`."""
+    history's records of the day. The names from `field()` work in filters, values(), order_by()
+    and F() on a queryset from `employees()`."""
 
     moment: datetime | None
+
+    FIELDS = ("department", "manager", "start_date", "end_date")
 
     @property
     def historical(self):
         return self.moment is not None
 
     def field(self, name):
-        return f"{RECORD}__{name}" if self.historical else name
+        return f"{RECORD}_{name}" if self.historical else name
 
     def employees(self, employees=None):
+        """Employees with their record of the day (those without one had not been recorded yet)."""
         employees = Employee.objects.all() if employees is None else employees
         if not self.historical or RECORD in employees.query._filtered_relations:
             return employees
+        # The record's columns are annotations, and every later filter names those: a filter on the
+        # history relation itself would join it once more (it is multi-valued). The record is chosen
+        # with an IN in WHERE, which PostgreSQL runs as one hash semi-join.
         records = _latest_before(EmployeeHistory.objects.all(), self.moment, "pgh_obj_id")
-        return employees.annotate(**{RECORD: FilteredRelation(
-            "history", condition=Q(history__pgh_id__in=Subquery(records)))})
+        return (employees.annotate(**{RECORD: FilteredRelation("history")})
+                .annotate(**{self.field(name): F(f"{RECORD}__{name}") for name in ("pgh_id", *self.FIELDS)})
+                .filter(**{f"{self.field('pgh_id')}__in": Subquery(records)}))
 
     def with_names(self, employees):
         """`employees()` annotated with department_name and manager_number of the day."""
-        return employees.annotate(department_name=F(self.field("department__name")),
-                                  manager_number=F(self.field("manager__employee_number")))
+        prefix = f"{RECORD}__" if self.historical else ""
+        return employees.annotate(department_name=F(f"{prefix}department__name"),
+                                  manager_number=F(f"{prefix}manager__employee_number"))
 
     def employed_on(self, day):
         """Condition on `employees()`: employed on the day (active account, started, not yet left; the
@@ -104,9 +113,11 @@ class Organisation:
             Q(**{f"{end}__isnull": True}) | Q(**{f"{end}__gt": day}))
         if not self.historical:
             return employed & Q(user__is_active=True)
-        accounts = AccountHistory.objects.filter(
-            pgh_id__in=_latest_before(AccountHistory.objects.all(), self.moment, "pgh_obj_id"), is_active=True)
-        return employed & Q(**{f"{RECORD}__isnull": False}) & Q(user__in=accounts.values("pgh_obj_id"))
+        # Only an account that was ever switched off can have been off on the day: few records to sort.
+        ever_off = AccountHistory.objects.filter(is_active=False).values("pgh_obj_id")
+        of_the_day = _latest_before(AccountHistory.objects.filter(pgh_obj__in=ever_off), self.moment, "pgh_obj_id")
+        off = AccountHistory.objects.filter(pgh_id__in=of_the_day, is_active=False).values("pgh_obj_id")
+        return employed & ~Q(user__in=off)
 
     def in_audience(self, guideline):
         """Condition on `employees()`: in the guideline's audience by department or role group."""

@@ -300,14 +300,17 @@ def with_status(employees, version, day, status=""):
     # the computed date, whose selectivity the planner cannot estimate (it then expects one row
     # and probes the acknowledgements once per employee).
     joiner = Q(**{f"{start_date}__gt": published_on})
+    # Spelled out rather than ~joiner: negating a condition on an annotation (the start date of a past
+    # day's record) would leave out the employees without a start date.
+    not_joiner = Q(**{f"{start_date}__isnull": True}) | Q(**{f"{start_date}__lte": published_on})
     overdue = Q(extension__due_date__lt=day) | Q(joiner, Q(**{f"{start_date}__lt": day - due_period}),
                                                  extension__isnull=True)
     pending = Q(extension__due_date__gte=day) | Q(joiner, Q(**{f"{start_date}__gte": day - due_period}),
                                                   extension__isnull=True)
     if published_on + due_period < day:
-        overdue |= Q(~joiner, extension__isnull=True)
+        overdue |= Q(not_joiner, extension__isnull=True)
     else:
-        pending |= Q(~joiner, extension__isnull=True)
+        pending |= Q(not_joiner, extension__isnull=True)
     acknowledged = Q(ack__isnull=False)
     if status:
         # Filtering spells out the precedence, so the planner sees plain conditions, not a CASE.

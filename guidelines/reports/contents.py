@@ -122,7 +122,7 @@ def parse_pack(*, guideline_slug, version="", department="", as_of="", language=
 def department_members(day, department):
     """The employees in `department` on the day (employed or not), as an `organisation_on(day)` queryset."""
     organisation = organisation_on(day)
-    return organisation.employees().filter(**{organisation.field("department"): department})
+    return organisation.employees().filter(**{organisation.field("department"): department.pk})
 
 
 def population(pack, version):
