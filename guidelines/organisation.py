@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Case, F, FilteredRelation, Q, Subquery, Value, When
+from django.db.models import Case, Exists, F, FilteredRelation, OuterRef, Q, Value, When
+from django.db.models.lookups import LessThan
 from django.utils import timezone
 
 from .models import AccountHistory, Employee, EmployeeHistory, RoleGroupHistory
@@ -66,14 +67,23 @@ def _latest_before(records, moment, *partition):
         Case(When(before, then=F("pgh_id"))).desc(nulls_last=True),
         "pgh_created_at", "pgh_id",
     )
-    return (records.distinct(*partition) if partition else records).values("pgh_id")
+    return records.distinct(*partition).values("pgh_id")
+
+
+def _ranks_above(moment, created, pk):
+    """Condition on a history record: it ranks above the record made at `created` with `pk` (the rule
+    of _latest_before: records before `moment` first, the latest of them; else the first record)."""
+    before, other_before = Q(pgh_created_at__lt=moment), Q(LessThan(created, moment))
+    later = Q(pgh_created_at__gt=created) | Q(pgh_created_at=created, pgh_id__gt=pk)
+    earlier = Q(pgh_created_at__lt=created) | Q(pgh_created_at=created, pgh_id__lt=pk)
+    return (before & ~other_before) | (before & other_before & later) | (~before & ~other_before & earlier)
 
 
 @dataclass(frozen=True)
 class Organisation:
     """Where the organisation's facts are read for one day: today's tables (`moment` None) or the
-    history's records of the day. The names from `field()` work in filters, values(), order_by()
-    and F() on a queryset from `employees()`."""
+    history's records of the day. The names from `field()` work in filters, order_by() and F() on a
+    queryset from `employees()`."""
 
     moment: datetime | None
 
@@ -92,12 +102,15 @@ class Organisation:
         if not self.historical or RECORD in employees.query._filtered_relations:
             return employees
         # The record's columns are annotations, and every later filter names those: a filter on the
-        # history relation itself would join it once more (it is multi-valued). The record is chosen
-        # with an IN in WHERE, which PostgreSQL runs as one hash semi-join.
-        records = _latest_before(EmployeeHistory.objects.all(), self.moment, "pgh_obj_id")
-        return (employees.annotate(**{RECORD: FilteredRelation("history")})
-                .annotate(**{self.field(name): F(f"{RECORD}__{name}") for name in ("pgh_id", *self.FIELDS)})
-                .filter(**{f"{self.field('pgh_id')}__in": Subquery(records)}))
+        # history relation itself would join it once more (it is multi-valued). The record of the
+        # day is the one no other record of the employee ranks above (see _ranks_above), which
+        # PostgreSQL runs as one hash anti-join.
+        employees = (employees.annotate(**{RECORD: FilteredRelation("history")})
+                     .alias(**{self.field(name): F(f"{RECORD}__{name}")  # usable, not loaded with each row
+                               for name in ("pgh_id", "pgh_created_at", *self.FIELDS)}))
+        better = EmployeeHistory.objects.filter(pgh_obj=OuterRef("pk")).filter(
+            _ranks_above(self.moment, OuterRef(self.field("pgh_created_at")), OuterRef(self.field("pgh_id"))))
+        return employees.filter(~Exists(better), **{f"{self.field('pgh_id')}__isnull": False})
 
     def with_names(self, employees):
         """`employees()` annotated with department_name and manager_number of the day."""
