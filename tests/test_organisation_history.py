@@ -19,7 +19,7 @@ from guidelines.organisation import organisation_on
 from guidelines.reports import contents
 from guidelines.status import in_scope
 
-from .factories import make_employee, publish, sign_in
+from .factories import make_employee, publish, sign_in, tamper
 from .test_imports import csv_file, person
 from .test_reports import generate, pdf_path
 
@@ -145,6 +145,14 @@ def test_before_the_first_record_the_first_record_stands(moved):
     assert joiner_record.department is None
     # Nora's first record stands for 1 July; Jan's too: no department then, so not in the audience.
     assert names(in_scope(moved["version"], PAST)) == ["E0200", "E0300", "E0600"]
+
+
+def test_an_employee_the_history_never_recorded_was_not_in_scope_on_a_past_day(moved):
+    """Only with the triggers switched off (as the tables' owner) can an employee have no record."""
+    ghost = make_employee("gert@example.com", "E0800", department="Sales")
+    tamper("DELETE FROM guidelines_employeehistory WHERE pgh_obj_id = %s", [ghost.pk])
+    assert "E0800" not in names(in_scope(moved["version"], PAST))
+    assert "E0800" in names(in_scope(moved["version"], timezone.localdate()))
 
 
 def test_the_auditor_pack_as_of_a_past_day_shows_the_departments_and_managers_of_that_day(moved, arjen):
