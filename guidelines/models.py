@@ -4,6 +4,7 @@ import pghistory
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -165,6 +166,9 @@ class Guideline(models.Model):
         _("re-acknowledgement interval (days)"),
         null=True,
         blank=True,
+        # A century at most (longer is "never": leave it empty); every moment the status engine
+        # counts back from stays within the calendar.
+        validators=[MaxValueValidator(36500)],
         help_text=_("Ask again after this many days without a new version, e.g. 365. Empty: never."),
     )
     created_at = models.DateTimeField(auto_now_add=True)

@@ -103,7 +103,9 @@ def audit_pack(request):
 
 
 def _own_report(request, code):
-    report = Report.objects.filter(verification_code=code).select_related("guideline", "requested_by").first()
+    # The address may carry any character (<str:code>); PostgreSQL refuses a NUL in a query's text.
+    report = None if "\x00" in code else (
+        Report.objects.filter(verification_code=code).select_related("guideline", "requested_by").first())
     if report is None:
         raise Http404(_("There is no report with this code."))
     if report.requested_by_id != request.user.pk and not is_hr_or_auditor(request.user):
