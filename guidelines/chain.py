@@ -109,9 +109,12 @@ def sealed_values(ack, *, guideline_slug, version_number):
 
 
 def compute_seal(ack, *, guideline_slug, version_number):
-    values = sealed_values(ack, guideline_slug=guideline_slug, version_number=version_number)
-    payload = _SEAL_ENCODER.encode(values)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return seal_of(sealed_values(ack, guideline_slug=guideline_slug, version_number=version_number))
+
+
+def seal_of(values):
+    """The seal over a record's sealed values (sealed_values' list, or the same values in a tuple)."""
+    return hashlib.sha256(_SEAL_ENCODER.encode(values).encode()).hexdigest()
 
 
 @dataclass
@@ -127,14 +130,19 @@ class ChainVerification:
     broken_checkpoint: str = ""
 
 
-def verify_chain(acks, *, expected_head=None):
+def verify_chain(acks, *, expected_head=None, after=None):
     """Walk acknowledgements in sequence order and report the first break.
 
     `acks` yields objects with the acknowledgement fields plus `guideline_slug` and
-    `version_number` attributes (see services.chain_records). `expected_head` is the
+    `version_number` attributes (see chain_reading.chain_records). `expected_head` is the
     (sequence, seal) pair stored in ChainHead: it detects records removed from the end.
+    `after` is the (sequence, seal) of the last record of a beginning of the chain already
+    verified (records 1 to `sequence`): the walk goes on from there and `acks` starts after it.
     """
     previous_seal, expected_sequence, checked = GENESIS_SEAL, 1, 0
+    if after is not None:
+        checked, previous_seal = after
+        expected_sequence = checked + 1
     for ack in acks:
         if ack.sequence != expected_sequence:
             return ChainVerification(

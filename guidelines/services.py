@@ -12,12 +12,12 @@ from functools import lru_cache
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from . import chain, content, status
+from . import chain, chain_reading, content, status
 from .access import require_permission
 from .models import (
     BATCH_ROWS,
@@ -321,45 +321,24 @@ def append_seeded_acknowledgements(acks, *, insert=None):
 # Evidence verification ------------------------------------------------------------------
 
 
-class ChainRecord(dict):
-    """One acknowledgement as the chain check reads it: its columns by name, as attributes too."""
-
-    __getattr__ = dict.__getitem__
-
-
-# What the check reads of each record: every field any seal format covers, the seal, and where the
-# guideline's slug and the version's number come from. Plain rows, not model instances: the check
-# reads every record there is.
-CHAIN_FIELDS = sorted({name for fields in chain.SEAL_FORMATS.values() for name in fields}
-                      - {"guideline_slug", "version_number"} | {"seal", "seal_format"})
-
-
-def chain_records():
-    """All acknowledgements in chain order, with the slug and version number their seal covers."""
-    names = [*CHAIN_FIELDS, "guideline_slug", "version_major", "version_minor"]
-    rows = (Acknowledgement.objects.order_by("sequence")
-            .values_list(*CHAIN_FIELDS, "guideline__slug", "version__major", "version__minor")
-            .iterator(chunk_size=BATCH_ROWS))
-    for row in rows:
-        record = ChainRecord(zip(names, row, strict=True))
-        record["version_number"] = f"{record['version_major']}.{record['version_minor']}"
-        yield record
-
-
 def verify_evidence(*, actor=None):
-    head = ChainHead.objects.get(pk=1)
-    result = chain.verify_chain(chain_records(), expected_head=(head.sequence, head.seal))
-    if result.intact:
-        # A chain consistent in itself may still be a rewritten or shortened one: the checkpoints say.
-        from . import checkpoints
+    with chain_reading.own_snapshot() as own_snapshot:
+        head = ChainHead.objects.get(pk=1)
+        vouched = (chain_reading.vouched_beginning(own_snapshot=own_snapshot)
+                   if connection.vendor == "postgresql" else None)
+        result = chain.verify_chain(chain_reading.chain_records(after=vouched and vouched[0]),
+                                    expected_head=(head.sequence, head.seal), after=vouched)
+        if result.intact:
+            # A chain consistent in itself may still be a rewritten or shortened one: the checkpoints say.
+            from . import checkpoints
 
-        check = checkpoints.verify(chain_end=result.head_sequence)
-        result.checkpoints_checked = check.checked
-        if not check.intact:
-            broken = check.first_broken
-            result.intact, result.problem = False, check.problem
-            result.broken_checkpoint = checkpoints.moment(broken)
-            result.first_break_sequence = min(broken.head_sequence, result.head_sequence + 1)
+            check = checkpoints.verify(chain_end=result.head_sequence)
+            result.checkpoints_checked = check.checked
+            if not check.intact:
+                broken = check.first_broken
+                result.intact, result.problem = False, check.problem
+                result.broken_checkpoint = checkpoints.moment(broken)
+                result.first_break_sequence = min(broken.head_sequence, result.head_sequence + 1)
     record_audit_event(
         action=AuditEvent.Action.CHAIN_VERIFIED,
         actor=actor,

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from guidelines import chain, checkpoints, services, tasks
+from guidelines import chain, chain_reading, checkpoints, services, tasks
 from guidelines.models import Acknowledgement, AuditEvent, ChainHead, Checkpoint
 
 from .factories import make_employee, tamper
@@ -100,7 +100,7 @@ def test_a_consistently_resealed_chain_is_caught_only_by_the_checkpoint(acknowle
     checkpoint = checkpoints.make()
     acknowledged(*more_employees(2))
     resealed_chain(change_sequence=2)
-    walk = chain.verify_chain(services.chain_records(), expected_head=(5, ChainHead.objects.get().seal))
+    walk = chain.verify_chain(chain_reading.chain_records(), expected_head=(5, ChainHead.objects.get().seal))
     assert walk.intact  # the seals and links alone see nothing
 
     result = services.verify_evidence()

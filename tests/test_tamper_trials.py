@@ -11,7 +11,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from guidelines import chain, checkpoints, services
+from guidelines import chain, chain_reading, checkpoints, services
 from guidelines.models import Acknowledgement, Checkpoint
 
 from .factories import tamper
@@ -61,7 +61,7 @@ def reseal_from(records, first, change):
 
 
 def chain_record(record, **changes):
-    copy = services.ChainRecord(record)
+    copy = chain_reading.ChainRecord(record)
     copy.update(changes)
     return copy
 
@@ -127,7 +127,7 @@ def test_a_thousand_random_attacks_are_each_detected_and_named(alice, version_1,
     seed = int(os.environ.get("TAMPER_SEED", "20261203"))
     rng = random.Random(seed)
     seed_chain(alice, version_1)
-    records = list(services.chain_records())
+    records = list(chain_reading.chain_records())
     marks = list(Checkpoint.objects.order_by("head_sequence"))
     assert len(records) == RECORDS and [mark.head_sequence for mark in marks] == [2500, 5000, 7500, 10000]
     clean = services.verify_evidence()
