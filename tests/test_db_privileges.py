@@ -61,6 +61,7 @@ APPEND_ONLY = [
     "guidelines_acknowledgement", "guidelines_reading", "guidelines_auditevent", "guidelines_duedateextension",
     "guidelines_importrun", "guidelines_importchange", "guidelines_notificationitem",
 ]
+HISTORY = ["guidelines_employeehistory", "guidelines_accounthistory", "guidelines_rolegrouphistory"]
 NARROW_UPDATE = {
     "guidelines_exemption": {"revoked_by_id", "revoked_at"},
     "guidelines_notificationlog": {"status", "claimed_by", "claimed_at", "sent_at", "attempts", "last_error"},
@@ -77,6 +78,8 @@ EXPECTED = {
     # Drafts are edited and deleted; triggers freeze released versions and their texts.
     "guidelines_version": {"SELECT", "INSERT", "UPDATE", "DELETE"},
     "guidelines_versiontext": {"SELECT", "INSERT", "UPDATE", "DELETE"},
+    # The organisation's history: written only by its triggers, as the tables' owner.
+    **{table: {"SELECT"} for table in HISTORY},
 }
 GUARDED = [*APPEND_ONLY, *NARROW_UPDATE, "guidelines_version", "guidelines_versiontext"]
 # Tables without a guard trigger: the chain head (verify_evidence detects a moved head) and reports (whose
@@ -446,6 +449,29 @@ def test_checkpoints_work_as_the_application_role_and_stay_as_they_are(app_role,
                 cursor.execute(statement)
             assert isinstance(refused.value.__cause__, errors.InsufficientPrivilege)
     assert checkpoint.head_sequence == 1
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_application_role_changes_the_organisation_with_history_but_cannot_write_history(app_role, alice):
+    from psycopg import errors
+
+    from guidelines.models import Department, Employee, EmployeeHistory
+
+    sales = Department.objects.create(name="Sales")
+    with django_connects_as(app_role):
+        Employee.objects.filter(pk=alice.pk).update(department=sales)
+        alice.user.groups.clear()
+        for statement in (
+            "INSERT INTO guidelines_employeehistory (pgh_created_at, pgh_label, pgh_obj_id) "
+            f"VALUES ('2026-01-01', 'changed', {alice.pk})",
+            "UPDATE guidelines_employeehistory SET department_id = NULL",
+            "DELETE FROM guidelines_rolegrouphistory",
+        ):
+            with pytest.raises(DatabaseError) as refused, transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(statement)
+            assert isinstance(refused.value.__cause__, errors.InsufficientPrivilege), statement
+    latest = EmployeeHistory.objects.filter(pgh_obj=alice).latest("pgh_id")
+    assert latest.department == sales
 
 
 # --- refusing to run -------------------------------------------------------------------------------------------

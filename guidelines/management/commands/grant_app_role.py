@@ -71,11 +71,12 @@ MODEL_POLICY = {
     # row lock (SELECT ... FOR UPDATE needs UPDATE). Never inserted or deleted by the application.
     "guidelines.chainhead": READ.with_update("sequence", "seal"),
     "guidelines.checkpoint": APPEND,
-    # The organisation's history: appended by triggers on the tables above (as the role that changes
-    # them), read by "as of" reports; a trigger refuses UPDATE and DELETE.
-    "guidelines.employeehistory": APPEND,
-    "guidelines.accounthistory": APPEND,
-    "guidelines.rolegrouphistory": APPEND,
+    # The organisation's history: appended only by the triggers on the employees, accounts and role
+    # groups, which run as the tables' owner (migration 0018); read by "as of" reports. A trigger
+    # refuses UPDATE and DELETE.
+    "guidelines.employeehistory": READ,
+    "guidelines.accounthistory": READ,
+    "guidelines.rolegrouphistory": READ,
     # Drafts are written, edited and deleted; triggers freeze a version and its texts once released.
     "guidelines.version": READ_WRITE,
     "guidelines.versiontext": READ_WRITE,
