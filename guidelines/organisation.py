@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Case, Exists, F, FilteredRelation, OuterRef, Q, Value, When
 from django.db.models.lookups import LessThan
 from django.utils import timezone
@@ -51,9 +51,11 @@ def recorded(*, source, by=None, import_run=None):
     try:
         yield
     finally:
-        if connection.connection is not None and not connection.needs_rollback:
+        try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT set_config('pghistory.context_metadata', %s, false)", [outer])
+        except DatabaseError:
+            pass  # a failed transaction: rolling it back undoes the setting made in it as well
 
 
 def _latest_before(records, moment, *partition):

@@ -84,6 +84,19 @@ def test_every_change_is_recorded_by_the_database_with_its_import_run_and_who(db
     assert (latest.start_date, latest.pgh_context) == (date(2020, 1, 1), None)
 
 
+def test_an_import_that_fails_in_the_database_leaves_no_context_behind(db, hilde, alice, monkeypatch):
+    def refused(*args, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 / 0")  # the database refuses halfway through the apply
+
+    monkeypatch.setattr(imports, "_upsert", refused)
+    result = imports.run_import(csv_file([person("E0900")]), source="people.csv", by=hilde)
+    assert result.run.outcome == ImportRun.Outcome.REJECTED
+    assert not Employee.objects.filter(employee_number="E0900").exists()
+    Employee.objects.filter(pk=alice.pk).update(start_date=date(2021, 1, 1))
+    assert EmployeeHistory.objects.filter(pgh_obj=alice).latest("pgh_id").pgh_context is None
+
+
 def test_a_change_in_the_admin_names_who_made_it(client, hilde, alice):
     sales = Department.objects.create(name="Sales")
     sign_in(client, hilde)
