@@ -2,6 +2,7 @@
 
 
 import pytest
+from playwright.sync_api import expect
 
 from guidelines import services
 from guidelines.models import Acknowledgement
@@ -35,7 +36,13 @@ def test_employee_reads_the_changes_acknowledges_and_finds_it_in_history(
     page.screenshot(path=screenshots / "journey-2-guideline.png", full_page=True)
 
     page.get_by_role("button", name="Acknowledge").click()
-    page.get_by_role("alert").filter(has_text="Please tick the box").wait_for()
+    summary = page.get_by_role("heading", name="There is a problem")
+    summary.wait_for()
+    # The error summary, beside the form, has the focus; its link leads to the checkbox.
+    expect(page.locator("#error-summary")).to_be_focused()
+    assert page.title().startswith("Error:")
+    page.get_by_role("link", name="Please tick the box").click()
+    expect(page.locator("#id_confirm")).to_be_focused()
     assert Acknowledgement.objects.filter(employee=alice, major=2).count() == 0
 
     page.get_by_label("I have read and understood the Social media guideline, version 2.0.").check()
