@@ -228,7 +228,9 @@ GUIDELINE_ROWS = [
           DEPARTMENT_ONLY),
     route("acknowledge", "guidelines:acknowledge", url("guidelines:acknowledge", "ops.slug"), "POST",
           expect(employee=CREATED, manager=CREATED), data=_acknowledge_data),
-    route("acknowledge", "guidelines:acknowledge", url("guidelines:acknowledge", "ops.slug"), "GET", POST_ONLY),
+    # A GET (a reload, a bookmark) is sent to the guideline's page, which decides who may see it.
+    route("acknowledge", "guidelines:acknowledge", url("guidelines:acknowledge", "ops.slug"), "GET",
+          expect(REDIRECT)),
     # HR: guidelines, drafts, review, publication ------------------------------------------------------
     route("hr_guidelines", "guidelines:hr_guidelines", url("guidelines:hr_guidelines"), "GET", HR_PAGE),
     route("hr_guideline_new", "guidelines:hr_guideline_new", url("guidelines:hr_guideline_new"), "GET", HR_PAGE),

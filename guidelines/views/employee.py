@@ -8,7 +8,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import services, status
 from ..access import employee_required, is_hr_or_auditor
@@ -228,9 +228,17 @@ _released_version = PreparedQuery(
     str, int)
 
 
-@require_POST
-@employee_required
+@require_http_methods(["GET", "POST"])
 def acknowledge(request, slug):
+    if request.method == "GET":
+        # A reload of the address the form posted to, or a bookmark of it: the guideline's page has the
+        # form (and decides who may see it).
+        return redirect("guidelines:detail", slug)
+    return _acknowledge(request, slug)
+
+
+@employee_required
+def _acknowledge(request, slug):
     form = AcknowledgeForm(request.POST)
     if not form.is_valid() and ("version" in form.errors or "language" in form.errors or "via" in form.errors):
         guideline_or_404(slug)

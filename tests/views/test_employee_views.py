@@ -192,9 +192,11 @@ def test_out_of_audience_employee_gets_403_and_no_row(client_as, otto, alice, ve
     assert not Acknowledgement.objects.exists()
 
 
-def test_get_on_the_acknowledge_url_is_not_allowed(client_as, alice, version_1):
+def test_get_on_the_acknowledge_url_leads_to_the_guideline_and_records_nothing(client_as, alice, version_1):
     response = client_as(alice).get(reverse("guidelines:acknowledge", args=["social-media"]))
-    assert response.status_code == 405
+    assert response.status_code == 302
+    assert response["Location"] == reverse("guidelines:detail", args=["social-media"])
+    assert not Acknowledgement.objects.exists()
 
 
 @pytest.mark.parametrize(
