@@ -101,3 +101,18 @@ def test_pages_have_no_accessibility_violations(live_server, page, alice, guidel
     results = Axe().run(page, options={"runOnly": ["wcag2a", "wcag2aa", "wcag21aa", "best-practice"]})
     assert len(results.response["passes"]) > 10  # the audit really ran
     assert results.violations_count == 0, results.generate_report()
+
+
+def test_the_employee_pages_do_not_scroll_sideways_on_a_phone(live_server, page, alice, version_1, web_meta):
+    """At 390 px: visually hidden texts in a table (absolutely positioned) once widened the whole page of
+    "My acknowledgements" by ~165 px; a table may scroll inside its own box, the page may not."""
+    services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("E-mail address").fill("alice@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.get_by_role("navigation", name="Main").wait_for()
+    for path in ("/", "/my/acknowledgements/", "/guidelines/social-media/", "/guidelines/social-media/versions/"):
+        page.goto(f"{live_server.url}{path}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
