@@ -209,6 +209,8 @@ def version_list(request, slug):
     if not _in_audience(request, guideline) and not is_hr_or_auditor(request.user):
         raise PermissionDenied(_("This guideline does not apply to you."))
     versions = _released_versions(guideline)
+    if not versions:  # drafts only: nothing an employee may read yet, and no current version to go back to
+        raise Http404(_("This guideline has no published version yet."))
     language = _content_language(request)
     summaries = {
         text.version_id: text

@@ -416,3 +416,10 @@ def test_a_form_error_keeps_the_page_with_what_changed(client_as, alice, guideli
     assert response.status_code == 400
     content = response.content.decode()
     assert "Please tick the box" in content and "What changed since version 1.0" in content
+
+
+def test_a_guideline_with_drafts_only_has_no_versions_page(client_as, alice, guideline, hilde):
+    make_draft(guideline, author=hilde)
+    response = client_as(alice).get(reverse("guidelines:versions", args=["social-media"]))
+    assert response.status_code == 404
+    assert "no published version yet" in response.content.decode()
