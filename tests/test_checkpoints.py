@@ -244,7 +244,7 @@ def test_the_restore_drill_restores_verifies_and_matches_the_latest_outside_chec
     out = StringIO()
     call_command("restore_drill", stdout=out)
     text = out.getvalue()
-    assert "Evidence chain intact: 3 acknowledgements" in text and "1 checkpoints match it" in text
+    assert "Evidence chain intact: 3 acknowledgements" in text and "1 checkpoint matches it" in text
     assert "record 2) matches the restored chain and is in the backup" in text
     assert "Restore drill passed" in text
     with connection.cursor() as cursor:

@@ -12,7 +12,7 @@ class Command(BaseCommand):
             if result.broken_checkpoint:
                 raise CommandError(
                     f"Evidence chain BROKEN at a checkpoint: {result.problem}. The chain itself is consistent "
-                    f"({result.checked} records) and {result.checkpoints_checked} earlier checkpoints match it."
+                    f"({result.checked} records) and {_match(result.checkpoints_checked, 'earlier checkpoint')} it."
                 )
             raise CommandError(
                 f"Evidence chain BROKEN at record {result.first_break_sequence}: {result.problem}. "
@@ -20,5 +20,10 @@ class Command(BaseCommand):
             )
         self.stdout.write(self.style.SUCCESS(
             f"Evidence chain intact: {result.checked} acknowledgements, head #{result.head_sequence} "
-            f"{result.head_seal}; {result.checkpoints_checked} checkpoints match it."
+            f"{result.head_seal}; {_match(result.checkpoints_checked, 'checkpoint')} it."
         ))
+
+
+def _match(count, noun):
+    """The count with its verb: 1 checkpoint matches, 2 checkpoints match."""
+    return f"{count} {noun} matches" if count == 1 else f"{count} {noun}s match"
