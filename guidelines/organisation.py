@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import DatabaseError, connection
-from django.db.models import Case, Exists, F, FilteredRelation, OuterRef, Q, Value, When
+from django.db.models import Exists, F, FilteredRelation, OuterRef, Q
 from django.db.models.lookups import LessThan
 from django.utils import timezone
 
@@ -58,27 +58,22 @@ def recorded(*, source, by=None, import_run=None):
             pass  # a failed transaction: rolling it back undoes the setting made in it as well
 
 
-def _latest_before(records, moment, *partition):
-    """The pks of `records`' last row per `partition` made before `moment`, or its first when none was.
-    Rows of one transaction share their time, so the pk orders them."""
-    before = Q(pgh_created_at__lt=moment)
-    records = records.order_by(
-        *partition,
-        Case(When(before, then=Value(0)), default=Value(1)),
-        Case(When(before, then=F("pgh_created_at"))).desc(nulls_last=True),
-        Case(When(before, then=F("pgh_id"))).desc(nulls_last=True),
-        "pgh_created_at", "pgh_id",
-    )
-    return records.distinct(*partition).values("pgh_id")
-
-
 def _ranks_above(moment, created, pk):
-    """Condition on a history record: it ranks above the record made at `created` with `pk` (the rule
-    of _latest_before: records before `moment` first, the latest of them; else the first record)."""
+    """Condition on a history record: it ranks above the record made at `created` with `pk`. The rule
+    of the record of a day: records made before `moment` first, the latest of them; else the first
+    record. Rows of one transaction share their time, so the pk orders them."""
     before, other_before = Q(pgh_created_at__lt=moment), Q(LessThan(created, moment))
     later = Q(pgh_created_at__gt=created) | Q(pgh_created_at=created, pgh_id__gt=pk)
     earlier = Q(pgh_created_at__lt=created) | Q(pgh_created_at=created, pgh_id__lt=pk)
     return (before & ~other_before) | (before & other_before & later) | (~before & ~other_before & earlier)
+
+
+def _of_the_day(records, moment, *partition):
+    """`records` (whole partitions of a history table) narrowed to each partition's record of the day:
+    the one no other record of its partition ranks above."""
+    better = records.model.objects.filter(**{name: OuterRef(name) for name in partition}).filter(
+        _ranks_above(moment, OuterRef("pgh_created_at"), OuterRef("pgh_id")))
+    return records.filter(~Exists(better))
 
 
 @dataclass(frozen=True)
@@ -130,8 +125,8 @@ class Organisation:
             return employed & Q(user__is_active=True)
         # Only an account that was ever switched off can have been off on the day: few records to sort.
         ever_off = AccountHistory.objects.filter(is_active=False).values("pgh_obj_id")
-        of_the_day = _latest_before(AccountHistory.objects.filter(pgh_obj__in=ever_off), self.moment, "pgh_obj_id")
-        off = AccountHistory.objects.filter(pgh_id__in=of_the_day, is_active=False).values("pgh_obj_id")
+        of_the_day = _of_the_day(AccountHistory.objects.filter(pgh_obj__in=ever_off), self.moment, "pgh_obj")
+        off = of_the_day.filter(is_active=False).values("pgh_obj_id")
         return employed & ~Q(user__in=off)
 
     def in_audience(self, guideline):
@@ -144,8 +139,7 @@ class Organisation:
             members = Employee.objects.filter(user__groups__in=groups).values("pk")
             return Q(department__in=departments) | Q(pk__in=members)
         memberships = RoleGroupHistory.objects.filter(group__in=groups)
-        members = RoleGroupHistory.objects.filter(
-            pgh_id__in=_latest_before(memberships, self.moment, "user_id", "group_id")).exclude(pgh_label="removed")
+        members = _of_the_day(memberships, self.moment, "user", "group").exclude(pgh_label="removed")
         return Q(**{f"{self.field('department')}__in": departments}) | Q(user__in=members.values("user_id"))
 
 
