@@ -62,12 +62,17 @@ def test_employee_reads_the_changes_acknowledges_and_finds_it_in_history(
     assert "Chrome" in ack.user_agent
 
 
-def test_keyboard_only_employee_can_acknowledge_on_a_phone(live_server, page, alice, version_1, screenshots):
+def sign_in_on_a_phone(live_server, page, email):
+    """At 390 px, by keyboard: the address, the password, Enter."""
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("E-mail address").fill("alice@example.com")
+    page.get_by_label("E-mail address").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.keyboard.press("Enter")
+
+
+def test_keyboard_only_employee_can_acknowledge_on_a_phone(live_server, page, alice, version_1, screenshots):
+    sign_in_on_a_phone(live_server, page, "alice@example.com")
     page.get_by_role("heading", name="To acknowledge").wait_for()
     page.goto(f"{live_server.url}/guidelines/social-media/")
     checkbox = page.get_by_role("checkbox")
@@ -107,11 +112,7 @@ def test_the_employee_pages_do_not_scroll_sideways_on_a_phone(live_server, page,
     """At 390 px: visually hidden texts in a table (absolutely positioned) once widened the whole page of
     "My acknowledgements" by ~165 px; a table may scroll inside its own box, the page may not."""
     services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("E-mail address").fill("alice@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.keyboard.press("Enter")
+    sign_in_on_a_phone(live_server, page, "alice@example.com")
     page.get_by_role("navigation", name="Main").wait_for()
     for path in ("/", "/my/acknowledgements/", "/guidelines/social-media/", "/guidelines/social-media/versions/"):
         page.goto(f"{live_server.url}{path}")
