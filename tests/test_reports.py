@@ -132,11 +132,11 @@ def test_the_embedded_csv_equals_the_database_rows(scene, arjen):
     assert report.verification_code in manifest and '"acknowledged": 1' in manifest
 
 
-def test_the_pack_is_pdf_a_3u_with_metadata(scene, arjen):
+def test_the_pack_is_tagged_pdf_a_3a_with_metadata(scene, arjen):
     report = generate(arjen, language="nl")
     with pikepdf.open(pdf_path(report)) as document:
         xmp = document.Root.Metadata.read_bytes().decode()
-        assert re.search(r'pdfaid:part="?3', xmp) and re.search(r'pdfaid:conformance="?U', xmp)
+        assert re.search(r'pdfaid:part="?3', xmp) and re.search(r'pdfaid:conformance="?A', xmp)
         assert "/OutputIntents" in document.Root and str(document.Root.Lang) == "nl"
         info = document.docinfo
         assert str(info["/Title"]) == "Auditorpakket: Social media guideline"
@@ -144,6 +144,63 @@ def test_the_pack_is_pdf_a_3u_with_metadata(scene, arjen):
         assert sorted(document.attachments) == ["acknowledgements.csv", "manifest.json"]
         relationships = {str(spec.get("/AFRelationship")) for spec in document.Root.AF}
         assert relationships == {"/Data", "/Supplement"}
+
+
+def structure_of(path):
+    """The logical structure with its text, as poppler reads it through the structure tree."""
+    return subprocess.run(["pdfinfo", "-struct-text", str(path)], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def assert_tagged_throughout(path):
+    """Every page is in the structure tree once, and every element points at a page of this file."""
+    with pikepdf.open(path) as document:
+        assert document.Root.MarkInfo.Marked is True
+        xmp = document.Root.Metadata.read_bytes().decode()
+        assert re.search(r"pdfuaid:part>1<", xmp) and "pdfaSchema:prefix>pdfuaid<" in xmp
+        assert document.Root.ViewerPreferences.DisplayDocTitle is True
+        tree = document.Root.StructTreeRoot
+        keys = [int(key) for key in tree.ParentTree.Nums[::2]]
+        assert len(keys) == len(set(keys)) and int(tree.ParentTreeNextKey) == max(keys) + 1
+        page_keys = [int(page.obj.StructParents) for page in document.pages]
+        assert len(set(page_keys)) == len(document.pages) and set(page_keys) <= set(keys)
+        pages = {page.obj.objgen for page in document.pages}
+        (root_element,) = tree.K
+        assert root_element.S == "/Document"
+        elements, seen = list(root_element.K), 0
+        while elements:
+            element = elements.pop()
+            if isinstance(element, pikepdf.Dictionary) and element.get("/Type") == "/StructElem":
+                seen += 1
+                assert "/Pg" not in element or element.Pg.objgen in pages
+                kids = element.get("/K", [])
+                elements.extend(kids if isinstance(kids, pikepdf.Array) else [kids])
+        return seen
+
+
+def test_the_pack_is_tagged_on_every_page_across_its_parts(scene, arjen, settings, alice):
+    # Chunks of one page: the table pages come from several separately rendered parts.
+    settings.REPORT_CHUNK_ROWS = settings.REPORT_ROWS_PER_PAGE
+    for number in range(3, 90):
+        make_employee(f"worker{number:03d}@example.com", f"E{number:04d}")
+    report = generate(arjen, language="en")
+    assert report.pages >= 5
+    assert assert_tagged_throughout(pdf_path(report)) > 100
+    structure = structure_of(pdf_path(report))
+    assert structure.startswith("Document")
+    # Text from the front, from a table part and from the back part, all reached through the tree.
+    for text in ("Coverage", "Worker004", "Worker089", "Long-term leave"):
+        assert text in structure, text
+    assert structure.index("Coverage") < structure.index("Worker004") < structure.index("Long-term leave")
+
+
+def test_the_certificate_is_tagged(scene, alice):
+    report = jobs.certificate(acknowledgement=scene["ack"], user=alice.user, language="nl")
+    assert assert_tagged_throughout(pdf_path(report)) > 10
+    with pikepdf.open(pdf_path(report)) as document:
+        assert re.search(r'pdfaid:conformance="?A', document.Root.Metadata.read_bytes().decode())
+        assert str(document.Root.Lang) == "nl"
+    assert "Social media guideline" in structure_of(pdf_path(report))
 
 
 def test_as_of_leaves_out_what_happened_later(scene, arjen):

@@ -2,7 +2,7 @@
 workers (prepare → table chunks → finish), and the one-page certificate.
 
 prepare() gathers the evidence once and writes it to the report's work folder: the table lines,
-the CSV that is embedded, the front part (PDF/A-3u with the attachments) and the back part. The
+the CSV that is embedded, the front part (PDF/A-3a with the attachments) and the back part. The
 table chunks then render from those files, so every chunk sees the same snapshot, and finish()
 joins the parts, records the SHA-256 and the audit event. Small packs run the same steps in the
 request. The work folder and the finished PDFs live under MEDIA_ROOT, which web and workers share.
@@ -253,7 +253,7 @@ def prepare(report):
         ])
         back = rendering.render("reports/back.html", {**back_context, **context(title, total)},
                           first_page=plan["back_first"], total_pages=total, language=pack.language)
-        back.write_pdf(folder / "back.pdf")
+        rendering.write_part(back, folder / "back.pdf")
         (folder / "plan.json").write_text(json.dumps(plan))
     Report.objects.filter(pk=report.pk).update(progress_total=len(plan["chunks"]), pages=total,
                                                rows=counts["employees"])
@@ -283,7 +283,7 @@ def render_chunk(report, index):
                                       first_page=chunk["first_page"], total_pages=plan["total"],
                                       language=report.language)
     part = folder / f"part-{index:05d}.pdf"
-    document.write_pdf(part.with_suffix(".tmp"))
+    rendering.write_part(document, part.with_suffix(".tmp"))
     part.with_suffix(".tmp").replace(part)  # complete or absent, never half-written
     with transaction.atomic():
         locked = Report.objects.select_for_update().get(pk=report.pk)
@@ -387,7 +387,7 @@ def _lock_certificates_of(acknowledgement):
 
 
 def certificate(*, acknowledgement, user, language):
-    """One acknowledgement as a one-page PDF/A-3u, recorded and verifiable like every report.
+    """One acknowledgement as a one-page tagged PDF/A-3a, recorded and verifiable like every report.
 
     Made once per (acknowledgement, language): later requests get the stored report, the same file
     with the same SHA-256 and verification code. Two simultaneous first requests are serialised by

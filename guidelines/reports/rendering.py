@@ -1,5 +1,5 @@
 """PDF building blocks on WeasyPrint: documents from templates, the large tables in page-sized
-chunks, and the assembly into one PDF/A-3u with pikepdf.
+chunks, and the assembly into one tagged PDF/A-3a (declared PDF/UA-1 too) with pikepdf.
 
 Why the tables are lines of monospaced text and not HTML tables: WeasyPrint lays out every table
 cell as a box, 7.5–10 ms per row of eight cells, so 100,000 rows would take over six minutes on two
@@ -234,7 +234,8 @@ def table_document(*, heading, widths, rows, context, first_page, total_pages, l
 
 
 def write_front(document, path, *, attachments):
-    """The first part carries the archival identity: PDF/A-3u, metadata, the embedded files."""
+    """The first part carries the archival identity: PDF/A-3a (tagged, level A), metadata, the
+    embedded files."""
     from weasyprint import Attachment
 
     now = timezone.now().astimezone(UTC).replace(microsecond=0)
@@ -243,7 +244,13 @@ def write_front(document, path, *, attachments):
                    created=now, modified=now, url_fetcher=url_fetcher("attachment"))
         for name, content, description, relationship in attachments
     ]
-    document.write_pdf(path, pdf_variant="pdf/a-3u", attachments=files)
+    document.write_pdf(path, pdf_variant="pdf/a-3a", attachments=files)
+
+
+def write_part(document, path):
+    """A part behind the front: tagged (PDF/UA-1), so that assemble() can join its structure tree
+    to the front's. Its own metadata is dropped there; the front's is the document's."""
+    document.write_pdf(path, pdf_variant="pdf/ua-1")
 
 
 def signing_configured():
@@ -266,18 +273,99 @@ def sign(source, target):
                                                              output=signed)
 
 
+def _join_structure(pdf, source, pages, key_offset):
+    """Append the structure tree of `source`, whose `pages` were just copied into `pdf`, to the
+    tree of `pdf`: its elements go under pdf's Document element, its parent-tree keys (the
+    /StructParents of pages and /StructParent of links) move up by `key_offset`. Returns the next
+    free key. Screen readers and PDF/UA checkers read the pages' text through this tree, so a
+    part whose tree was not joined would be silent."""
+    import pikepdf
+
+    root, joined = pdf.Root.StructTreeRoot, source.Root.StructTreeRoot
+    (document,), (part_document,) = root.K, joined.K
+    kids = list(part_document.K)
+    for kid in kids:
+        # Without its parent, copying an element does not drag the part's whole tree root along.
+        del kid.P
+    for kid in kids:
+        copied = pdf.copy_foreign(kid)
+        copied.P = document
+        document.K.append(copied)
+    numbers, last = joined.ParentTree.Nums, -1
+    for index in range(0, len(numbers), 2):
+        key, value = int(numbers[index]), numbers[index + 1]
+        if isinstance(value, pikepdf.Array):
+            if any(element.objgen == part_document.objgen for element in value):
+                raise ValueError("marked content directly under the Document element cannot be joined")
+            value = pikepdf.Array([pdf.copy_foreign(element) for element in value])
+        else:
+            value = pdf.copy_foreign(value)
+        root.ParentTree.Nums.extend([key + key_offset, value])
+        last = max(last, key)
+    for page in pages:
+        if "/StructParents" in page.obj:
+            page.obj.StructParents = int(page.obj.StructParents) + key_offset
+        for annotation in page.obj.get("/Annots", []):
+            if "/StructParent" in annotation:
+                annotation.StructParent = int(annotation.StructParent) + key_offset
+    return key_offset + last + 1
+
+
+# PDF/UA-1's identification, and the PDF/A extension schema that PDF/A-2 and -3 require for a
+# property outside XMP's predefined schemas (as LibreOffice writes it for PDF/A with PDF/UA).
+UNIVERSAL_ACCESSIBILITY_XMP = """<rdf:Description rdf:about=""
+  xmlns:pdfuaid="http://www.aiim.org/pdfua/ns/id/"
+  xmlns:pdfaExtension="http://www.aiim.org/pdfa/ns/extension/"
+  xmlns:pdfaSchema="http://www.aiim.org/pdfa/ns/schema#"
+  xmlns:pdfaProperty="http://www.aiim.org/pdfa/ns/property#">
+ <pdfuaid:part>1</pdfuaid:part>
+ <pdfaExtension:schemas><rdf:Bag><rdf:li rdf:parseType="Resource">
+  <pdfaSchema:namespaceURI>http://www.aiim.org/pdfua/ns/id/</pdfaSchema:namespaceURI>
+  <pdfaSchema:prefix>pdfuaid</pdfaSchema:prefix>
+  <pdfaSchema:schema>PDF/UA identification schema</pdfaSchema:schema>
+  <pdfaSchema:property><rdf:Seq><rdf:li rdf:parseType="Resource">
+   <pdfaProperty:category>internal</pdfaProperty:category>
+   <pdfaProperty:description>PDF/UA version identifier</pdfaProperty:description>
+   <pdfaProperty:name>part</pdfaProperty:name>
+   <pdfaProperty:valueType>Integer</pdfaProperty:valueType>
+  </rdf:li></rdf:Seq></pdfaSchema:property>
+ </rdf:li></rdf:Bag></pdfaExtension:schemas>
+</rdf:Description>
+"""
+
+
+def _declare_universal_accessibility(pdf):
+    """Declare PDF/UA-1 beside PDF/A in the XMP (WeasyPrint writes one or the other) and have
+    viewers show the title rather than the file name."""
+    import pikepdf
+
+    xmp = pdf.Root.Metadata.read_bytes().decode()
+    if "pdfuaid:part" not in xmp:
+        end = xmp.rindex("</rdf:RDF>")
+        pdf.Root.Metadata.write((xmp[:end] + UNIVERSAL_ACCESSIBILITY_XMP + xmp[end:]).encode())
+    preferences = pdf.Root.get("/ViewerPreferences", pikepdf.Dictionary())
+    preferences.DisplayDocTitle = True
+    pdf.Root.ViewerPreferences = preferences
+
+
 def assemble(front, parts, out, *, outline=()):
     """Copy every page of `parts` behind `front`, keeping the front's XMP, output intent,
-    attachments and document information; `outline` adds (title, page index) bookmarks."""
+    attachments and document information, and joining the parts' structure trees to the front's;
+    `outline` adds (title, page index) bookmarks."""
     import pikepdf
 
     with pikepdf.open(front) as pdf:
         opened = []
         try:
+            next_key = 1 + max((int(key) for key in pdf.Root.StructTreeRoot.ParentTree.Nums[::2]), default=-1)
             for part in parts:
                 source = pikepdf.open(part)
                 opened.append(source)  # pages are copied when saving: keep the sources open
+                first = len(pdf.pages)
                 pdf.pages.extend(source.pages)
+                next_key = _join_structure(pdf, source, pdf.pages[first:], next_key)
+            pdf.Root.StructTreeRoot.ParentTreeNextKey = next_key
+            _declare_universal_accessibility(pdf)
             # WeasyPrint 70 lists each attachment twice in /AF (the PDF/A associated files).
             if "/AF" in pdf.Root:
                 seen, unique = set(), pikepdf.Array()

@@ -9,7 +9,7 @@ from guidelines.reports import jobs
 
 class Command(BaseCommand):
     help = (
-        "Generate the auditor pack (PDF/A-3u with the per-employee data embedded as CSV) in this process "
+        "Generate the auditor pack (tagged PDF/A-3a and PDF/UA-1, with the per-employee data embedded as CSV) in this process "
         "and write it to --output. The report is recorded with its SHA-256 and verification code."
     )
 
