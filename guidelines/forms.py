@@ -9,10 +9,11 @@ from django.contrib.auth import get_user_model
 from django.core.validators import FileExtensionValidator
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from .dashboards import NO_DEPARTMENT
-from .models import LANGUAGE_CHOICES, LANGUAGES, Department, Employee, Guideline, NotificationLog
+from .models import LANGUAGE_CHOICES, LANGUAGES, Department, Employee, Guideline, NotificationLog, Report, Version
 from .status import Status
 
 
@@ -159,17 +160,68 @@ class LogFilterForm(forms.Form):
                              choices=[("", _("all"))] + NotificationLog.Kind.choices)
 
 
+class VersionSelect(forms.Select):
+    """The versions grouped by guideline. Each option says which guideline it belongs to
+    (data-guideline), so that js/pack-form.js offers only the chosen guideline's versions; without
+    the script, a version of another guideline is refused with a message on the field."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.group_guidelines, self.chosen_guideline = [], None
+
+    def optgroups(self, name, value, attrs=None):
+        groups = super().optgroups(name, value, attrs)
+        for _group, options, index in groups:
+            slug = self.group_guidelines[index] if index < len(self.group_guidelines) else None
+            for option in options:
+                if slug:
+                    option["attrs"]["data-guideline"] = slug
+                    # Version numbers repeat across guidelines: only the chosen guideline's is selected.
+                    option["selected"] = option["selected"] and slug == self.chosen_guideline
+                    if not option["selected"]:
+                        option["attrs"].pop("selected", None)
+        return groups
+
+
 class PackForm(forms.Form):
     guideline = forms.ModelChoiceField(label=_("Guideline"), queryset=Guideline.objects.order_by("title"),
                                        to_field_name="slug", empty_label=None)
-    version = forms.CharField(label=_("Version"), required=False, max_length=20,
-                              help_text=_('A number such as 2.0, "all", or empty for the current one.'))
+    version = forms.ChoiceField(label=_("Versions"), required=False, widget=VersionSelect)
     department = forms.ModelChoiceField(label=_("Department"), queryset=Department.objects.order_by("name"),
                                         required=False, empty_label=_("all departments"))
     as_of = forms.DateField(label=_("As of"), required=False,
                             widget=forms.DateInput(attrs={"type": "date"}),
                             help_text=_("The state at the end of this day; empty: now."))
     language = forms.ChoiceField(label=_("Language"), choices=settings.LANGUAGES)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [("", _("The current version")),
+                   (Report.EVERY_VERSION, _("Every version (a section per major version)"))]
+        group_guidelines = [None, None]
+        released = Version.objects.released().select_related("guideline").order_by("-major", "-minor")
+        by_guideline = {}
+        for version in released:
+            by_guideline.setdefault(version.guideline, []).append(version)
+        for guideline in sorted(by_guideline, key=str):
+            choices.append((str(guideline), [
+                (version.number, _("%(number)s, published %(date)s") % {
+                    "number": version.number, "date": date_format(timezone.localtime(version.published_at), "j F Y")})
+                for version in by_guideline[guideline]]))
+            group_guidelines.append(guideline.slug)
+        self.fields["version"].choices = choices
+        widget = self.fields["version"].widget
+        widget.group_guidelines = group_guidelines
+        widget.chosen_guideline = self.data.get("guideline") if self.is_bound else None
+
+    def clean(self):
+        cleaned = super().clean()
+        guideline, number = cleaned.get("guideline"), cleaned.get("version")
+        if guideline and number and number != Report.EVERY_VERSION and not guideline.versions.released().filter(
+                major=number.split(".")[0], minor=number.split(".")[1]).exists():
+            self.add_error("version", _("%(title)s has no published version %(number)s: choose one of its own "
+                                        "versions.") % {"title": guideline, "number": number})
+        return cleaned
 
 
 class VerifyForm(forms.Form):

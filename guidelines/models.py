@@ -700,7 +700,8 @@ class Report(models.Model):
                                      null=True, verbose_name=_("requested by"))
     requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
     language = models.CharField(_("language"), max_length=2, choices=LANGUAGE_CHOICES)
-    # What the report covers, as chosen: guideline slug, version number or "all", department, as-of date.
+    # What the report covers, as chosen: guideline slug, version number or EVERY_VERSION, department,
+    # as-of date.
     parameters = models.JSONField(default=dict)
     guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, null=True, related_name="+")
     acknowledgement = models.ForeignKey(Acknowledgement, on_delete=models.PROTECT, null=True, related_name="+")
@@ -720,5 +721,16 @@ class Report(models.Model):
         verbose_name = _("report")
         verbose_name_plural = _("reports")
 
+    # parameters["version"] of a pack with a section for each major version.
+    EVERY_VERSION = "all"
+
     def __str__(self):
         return f"{self.get_kind_display()} {self.verification_code}"
+
+    @property
+    def covered_versions(self):
+        """The versions a pack covers, in words: "every version" or "version 2.0"."""
+        choice = (self.parameters or {}).get("version", "")
+        if choice == self.EVERY_VERSION:
+            return _("every version")
+        return _("version %(number)s") % {"number": choice} if choice else ""

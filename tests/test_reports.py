@@ -372,9 +372,47 @@ def test_the_form_explains_bad_choices(client_as, scene, arjen):
     with time_machine.travel(at(date(2027, 3, 10)), tick=False):
         response = client_as(arjen).post(reverse("guidelines:report_pack"),
                                          {"guideline": "social-media", "version": "7.0", "language": "en"})
-    assert response.status_code == 400 and "has no published version 7.0" in response.content.decode()
+    assert response.status_code == 400 and "7.0 is not one of the available choices" in response.content.decode()
     response = client_as(arjen).post(reverse("guidelines:report_pack"), {"guideline": "nope", "language": "en"})
     assert response.status_code == 400
+
+
+def test_versions_are_picked_from_a_list_grouped_by_guideline(client_as, scene, arjen, hilde, bob):
+    other = make_guideline(hilde, slug="clean-desk")
+    with time_machine.travel(at(date(2027, 3, 5)), tick=False):
+        publish(other, author=hilde, approver=bob.user)
+        publish(other, author=hilde, approver=bob.user, material=False)
+    html = client_as(arjen).get(reverse("guidelines:report_pack")).content.decode()
+    select = re.search(r'<select name="version".*?</select>', html, re.S).group(0)
+    assert '<option value="" selected>The current version</option>' in select
+    assert '<option value="all">Every version (a section per major version)</option>' in select
+    assert re.findall(r'<option value="([\d.]+)" data-guideline="clean-desk"', select) == ["1.1", "1.0"]
+    assert re.findall(r'<option value="([\d.]+)" data-guideline="social-media"', select) == ["1.0"]
+    assert "published 1 March 2027" in select and 'type="text" name="version"' not in html
+
+
+def test_a_version_of_another_guideline_is_refused_on_the_field(client_as, scene, arjen, hilde, bob):
+    other = make_guideline(hilde, slug="clean-desk")
+    with time_machine.travel(at(date(2027, 3, 5)), tick=False):
+        publish(other, author=hilde, approver=bob.user)
+        publish(other, author=hilde, approver=bob.user, material=False)
+        response = client_as(arjen).post(reverse("guidelines:report_pack"),
+                                         {"guideline": "social-media", "version": "1.1", "language": "en"})
+    html = response.content.decode()
+    assert response.status_code == 400 and not Report.objects.exists()
+    assert 'id="id_version_error"' in html and "has no published version 1.1: choose one of its own" in html
+    # The re-shown form keeps the choice on the chosen guideline's options only.
+    assert len(re.findall(r'value="1.1" data-guideline="[\w-]+" selected', html)) == 0
+
+
+def test_the_status_page_says_what_the_pack_covers_and_counts_rows_honestly(client_as, scene, arjen):
+    with time_machine.travel(at(date(2027, 3, 10)), tick=False):
+        report = jobs.start_audit_pack(user=arjen, guideline_slug="social-media", version="all", language="nl")
+    html = client_as(arjen).get(reverse("guidelines:report_status", args=[report.verification_code])).content.decode()
+    covers = re.search(r"<dt>Covers</dt><dd>(.*?)</dd>", html, re.S).group(1)
+    assert "Social media guideline, every version, as of 2027-03-10, dutch" == " ".join(covers.split())
+    assert "Rows in the per-employee table" in html and "one for each employee and version covered" in html
+    assert ">Employees<" not in html
 
 
 def test_someone_elses_report_is_refused(client_as, scene, arjen, alice):

@@ -29,12 +29,13 @@ from ..models import (
     Guideline,
     NotificationItem,
     NotificationLog,
+    Report,
     Version,
 )
 from ..organisation import organisation_on
 from ..status import Status, end_of_day, in_scope, with_status
 
-ALL_VERSIONS = "all"
+ALL_VERSIONS = Report.EVERY_VERSION
 
 
 @dataclass

@@ -8,6 +8,8 @@ anything else is unknown.
 import hashlib
 import io
 
+from django.utils.translation import gettext as _
+
 from ..models import Report
 from .jobs import normalise_code
 
@@ -80,10 +82,11 @@ def public_facts(report):
     acknowledgement a certificate shows."""
     parameters = report.parameters or {}
     if report.acknowledgement_id:  # a certificate: of which guideline and version, not whose
-        guideline, version = report.acknowledgement.guideline.title, report.acknowledgement.version.number
+        guideline = report.acknowledgement.guideline.title
+        version = _("version %(number)s") % {"number": report.acknowledgement.version.number}
     else:
         guideline = report.guideline.title if report.guideline_id else parameters.get("guideline", "")
-        version = parameters.get("version", "")
+        version = report.covered_versions
     return {
         "kind": report.get_kind_display(),
         "generated_at": report.finished_at or report.requested_at,

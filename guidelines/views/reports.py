@@ -85,7 +85,8 @@ def audit_pack(request):
                 as_of=data["as_of"].isoformat() if data["as_of"] else "", language=data["language"],
             )
         except ValidationError as error:
-            form.add_error(None, error.messages[0])
+            # parse_pack's codes name the field the message is about (guideline, version, as_of, ...).
+            form.add_error(error.code if error.code in form.fields else None, error.messages[0])
         else:
             if jobs.in_background(report):
                 try:
