@@ -601,7 +601,9 @@ def _field_values(world, name, field):
         key = field.to_field_name or "pk"
         return st.sampled_from([str(value) for value in field.queryset.values_list(key, flat=True)]), JUNK
     if isinstance(field, forms.ChoiceField):
-        return st.sampled_from([str(key) for key, _label in field.choices if key != ""]), JUNK
+        flat = [(key, label) for group, options in field.choices
+                for key, label in (options if isinstance(options, (list, tuple)) else [(group, options)])]
+        return st.sampled_from([str(key) for key, _label in flat if key != ""]), JUNK
     if isinstance(field, forms.IntegerField):
         return (st.sampled_from(["1", "30", "365"]),
                 st.one_of(st.sampled_from(NUMBERS), st.integers(min_value=-(2**40), max_value=2**40).map(str)))
@@ -640,7 +642,8 @@ def _post_form(world, name):
     if isinstance(form, list):
         values = {field: _named_values(world, field) for field in form}
     else:
-        values = {field: _field_values(world, field, form_field) for field, form_field in form.base_fields.items()}
+        # An instance's fields: some choices (the pack's versions) are only known once the form is made.
+        values = {field: _field_values(world, field, form_field) for field, form_field in form().fields.items()}
     names = sorted(values)
     valid = st.fixed_dictionaries({field: valid for field, (valid, _edge) in values.items()})
     edge = st.fixed_dictionaries({field: st.one_of(edge, JUNK) for field, (_valid, edge) in values.items()})

@@ -9,8 +9,8 @@ from guidelines.reports import jobs
 
 class Command(BaseCommand):
     help = (
-        "Generate the auditor pack (tagged PDF/A-3a and PDF/UA-1, with the per-employee data embedded as CSV) in this process "
-        "and write it to --output. The report is recorded with its SHA-256 and verification code."
+        "Generate the auditor pack (tagged PDF/A-3a and PDF/UA-1, with the per-employee data embedded as CSV) "
+        "in this process and write it to --output. The report is recorded with its SHA-256 and verification code."
     )
 
     def add_arguments(self, parser):
