@@ -143,7 +143,7 @@ def version_counts(versions, day, employees=None):
     return counts
 
 
-def trend_chart(points, *, width=960, height=260, left=56, right=16, top=16, bottom=36):
+def trend_chart(points, *, width=720, height=240, left=56, right=16, top=16, bottom=36):
     """The trend as SVG coordinates: a polyline, grid lines every 25 % and the first and last date.
 
     Coordinates are strings already: templates would localise floats ("12,5" in Dutch).

@@ -86,3 +86,19 @@ def test_hr_drafts_gets_approval_publishes_and_sees_the_dashboard_move(
     after = _acknowledged_count(page)
     page.screenshot(path=screenshots / "hr-4-dashboard-after.png", full_page=True)
     assert int(after) == int(before) + 1
+
+
+def test_the_trend_chart_labels_are_readable_on_a_phone_and_a_wide_screen(
+    live_server, page, bob, alice, version_1  # noqa: F811
+):
+    """The chart scales with the page: once drawn 960 units wide, its labels were ~5 px at 390 px."""
+    _sign_in(page, live_server, "bob@example.com")
+    for width, shown, hidden in ((390, "chart-narrow", "chart-wide"), (1280, "chart-wide", "chart-narrow")):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{live_server.url}/team/")
+        assert page.locator(f"svg.{hidden}").is_hidden()
+        labels = page.locator(f"svg.{shown} text")
+        assert labels.count() == 7  # five grid labels, the first and the last day
+        heights = [labels.nth(index).bounding_box()["height"] for index in range(labels.count())]
+        assert all(11 <= height <= 24 for height in heights), (width, heights)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
