@@ -102,3 +102,28 @@ def test_the_trend_chart_labels_are_readable_on_a_phone_and_a_wide_screen(
         heights = [labels.nth(index).bounding_box()["height"] for index in range(labels.count())]
         assert all(11 <= height <= 24 for height in heights), (width, heights)
         assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_the_draft_preview_keeps_list_bullets_and_is_reachable_by_keyboard(
+    live_server, page, hilde, guideline, version_1  # noqa: F811
+):
+    _sign_in(page, live_server, "hilde@example.com")
+    page.goto(f"{live_server.url}/hr/guidelines/social-media/drafts/new/")
+    page.get_by_label("Text in English (Markdown)").fill("# Guideline\n\n- Be respectful.\n- Report it.\n")
+    item = page.locator("#preview-en li").first
+    item.wait_for()
+    assert item.evaluate("element => getComputedStyle(element).listStyleType") == "disc"
+    assert page.locator("#preview-en").evaluate("element => parseFloat(getComputedStyle(element).paddingLeft)") > 8
+    page.get_by_label("Text in English (Markdown)").focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "preview-en"
+
+
+def test_the_audience_choices_hide_while_everyone_must_acknowledge(live_server, page, hilde, guideline):  # noqa: F811
+    _sign_in(page, live_server, "hilde@example.com")
+    page.goto(f"{live_server.url}/hr/guidelines/social-media/edit/")
+    everyone = page.get_by_label("Everyone must acknowledge it")
+    assert everyone.is_checked()
+    assert page.locator("#id_audience_departments").is_hidden() and page.locator("#id_audience_groups").is_hidden()
+    everyone.press("Space")
+    assert page.locator("#id_audience_departments").is_visible() and page.locator("#id_audience_groups").is_visible()

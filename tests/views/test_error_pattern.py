@@ -97,6 +97,21 @@ def test_the_auditor_pack_form_errors_point_at_existing_ids(client_as, arjen, gu
         assert set(references) <= page.ids
 
 
+def test_the_draft_editor_errors_are_summarised_and_linked(client_as, hilde, guideline, version_1):
+    response = client_as(hilde).post(reverse("guidelines:hr_draft_new", args=["social-media"]), {
+        "leading_language": "nl", "effective_date": "not a date", "title_nl": "Richtlijn", "body_nl": "",
+        "summary_nl": "", "title_en": "", "body_en": "# Guideline", "summary_en": ""})
+    assert_error_pattern(response, ["effective_date", "body_nl", "title_en"])
+    html = response.content.decode()
+    assert re.search(r'<textarea name="body_nl" id="id_body_nl"[^>]*aria-invalid="true" '
+                     r'aria-describedby="id_body_nl_error"', html)
+    # The preview is a labelled region the keyboard can reach (it scrolls), not a div with a stray label.
+    for language in ("nl", "en"):
+        assert re.search(rf'<div class="preview guideline-body" id="preview-{language}" role="region" tabindex="0" '
+                         rf'aria-labelledby="preview-{language}-label">', html)
+        assert f'id="preview-{language}-label"' in html
+
+
 def test_a_page_without_errors_has_no_summary_or_prefix(client_as, alice, version_1):
     html = client_as(alice).get(reverse("guidelines:detail", args=["social-media"])).content.decode()
     assert "data-error-summary" not in html and "error-summary.js" not in html
