@@ -221,6 +221,12 @@ def draft_detail(request, pk):
     })
 
 
+def _title(version, language):
+    """The draft's own title in the reader's language (else its leading language's)."""
+    texts = {text.language: text.title for text in version.texts.all()}
+    return texts.get(language) or texts.get(version.leading_language) or version.guideline.title
+
+
 def _reviewable(request, pk):
     """The draft an approver decides on: 403 without the approve permission; a version that is no longer a
     draft waiting for approval sends them back to its page, saying so."""
@@ -251,13 +257,13 @@ def draft_approve(request, pk):
         except ValidationError as error:
             form.add_error(None, error.messages[0])
         else:
-            messages.success(request, _("You approved the %(draft)s of the %(title)s. HR can publish it now.")
-                             % {"draft": version.label, "title": version.guideline.title})
+            messages.success(request, _("You approved the draft of the %(title)s (%(draft)s). HR can publish it now.")
+                             % {"draft": version.label, "title": _title(version, request.LANGUAGE_CODE)})
             return redirect("guidelines:approvals")
     status = 400 if request.method == "POST" else 200
     return render(request, "guidelines/hr/approve_confirm.html", {
         "form": form, "version": version, "guideline": version.guideline, "current": current,
-        "texts": [texts[lang] for lang in LANGUAGES if lang in texts],
+        "texts": [texts[lang] for lang in LANGUAGES if lang in texts], "title": _title(version, request.LANGUAGE_CODE),
     }, status=status)
 
 
@@ -274,12 +280,13 @@ def draft_send_back(request, pk):
         except ValidationError as error:
             form.add_error(None, error.messages[0])
         else:
-            messages.success(request, _("The %(draft)s of the %(title)s was sent back to its author.")
-                             % {"draft": version.label, "title": version.guideline.title})
+            messages.success(request, _("The draft of the %(title)s (%(draft)s) was sent back to its author.")
+                             % {"draft": version.label, "title": _title(version, request.LANGUAGE_CODE)})
             return redirect("guidelines:approvals")
     status = 400 if request.method == "POST" else 200
     return render(request, "guidelines/hr/send_back_confirm.html",
-                  {"form": form, "version": version, "guideline": version.guideline}, status=status)
+                  {"form": form, "version": version, "guideline": version.guideline,
+                   "title": _title(version, request.LANGUAGE_CODE)}, status=status)
 
 
 @require_POST
