@@ -217,6 +217,7 @@ def draft_detail(request, pk):
         "may_edit": request.user.has_perm("guidelines.manage") and version.is_editable,
         "is_hr": request.user.has_perm("guidelines.manage"),
         "approvers": _names(publishing.approvers_of(version), _("or")) if waiting else "",
+        "title": _title(version, request.LANGUAGE_CODE),
         "four_eyes": settings.GUIDELINES_FOUR_EYES,
     })
 
