@@ -320,3 +320,21 @@ def test_the_task_e_mails_nobody_once_the_draft_no_longer_waits(bob, hilde, aske
     tasks.ask_approvers.apply(args=(asked.pk, hilde.pk, [bob.pk]))
     assert len(mail.outbox) == before
     assert not NotificationLog.objects.filter(kind=NotificationLog.Kind.APPROVAL).exists()
+
+
+def test_a_hostile_approver_name_and_a_forged_fingerprint_stay_text(
+        client_as, hilde, guideline, version_1, django_capture_on_commit_callbacks):
+    mallory = make_employee("mallory@example.com", "E0066", groups=["Approvers"])
+    mallory.user.first_name, mallory.user.last_name = "<b>Mal", '</p><script>alert("x")</script>'
+    mallory.user.save()
+    draft = make_draft(guideline, author=hilde)
+    client = client_as(hilde)
+    response, _delay = ask_through_the_task(client, draft, django_capture_on_commit_callbacks)
+    html = response.content.decode()
+    assert "<script>alert" not in html and "&lt;script&gt;alert" in html  # the message naming the approvers
+    html = client.get(reverse("guidelines:hr_draft", args=[draft.pk])).content.decode()
+    assert "<script>alert" not in html and "Waiting for approval by" in html  # the waiting notice
+    forged = client_as(mallory).get(approve_url(draft), {"fingerprint": '"><script>alert(1)</script>'})
+    assert forged.status_code == 200 and "<script>alert(1)" not in forged.content.decode()
+    response = client_as(mallory).post(approve_url(draft), {"fingerprint": '"><script>', "confirm": "on"})
+    assert response.status_code == 400 and Version.objects.get(pk=draft.pk).status == "draft"
