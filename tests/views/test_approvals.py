@@ -338,3 +338,17 @@ def test_a_hostile_approver_name_and_a_forged_fingerprint_stay_text(
     assert forged.status_code == 200 and "<script>alert(1)" not in forged.content.decode()
     response = client_as(mallory).post(approve_url(draft), {"fingerprint": '"><script>', "confirm": "on"})
     assert response.status_code == 400 and Version.objects.get(pk=draft.pk).status == "draft"
+
+
+def test_a_redelivered_task_sends_no_second_e_mail_and_asking_again_does(bob, hilde, asked):
+    ids = [bob.pk]
+    before = len(mail.outbox)
+    tasks.ask_approvers.apply(args=(asked.pk, hilde.pk, ids), task_id="the-same-task")
+    tasks.ask_approvers.apply(args=(asked.pk, hilde.pk, ids), task_id="the-same-task")
+    tasks.ask_approvers.apply(args=(asked.pk, hilde.pk, ids))  # a duplicate under another id
+    assert [message.to for message in mail.outbox[before:]] == [["bob@example.com"]]
+    publishing.send_back(version=asked, by=bob.user, comment="Shorter, please.")
+    publishing.request_review(version=asked, by=hilde)  # a new request is a new e-mail
+    tasks.ask_approvers.apply(args=(asked.pk, hilde.pk, ids))
+    assert len(mail.outbox) - before == 2
+    assert NotificationLog.objects.filter(kind=NotificationLog.Kind.APPROVAL, recipient=bob).count() == 2
