@@ -61,7 +61,24 @@ def permission_required(perm):
 
 
 hr_required = permission_required("guidelines.manage")
+approver_required = permission_required("guidelines.approve")
 auditor_required = permission_required("guidelines.audit")
+
+
+# What an approver holds in the admin: reading versions (and its approve action). Their work is in the
+# approvals inbox, where the text is in view and an approval is confirmed.
+APPROVER_ADMIN_PERMISSIONS = {"guidelines.view_version", "guidelines.view_versiontext"}
+ADMIN_ACTIONS = ("add", "change", "delete", "view")
+
+
+def uses_admin(user):
+    """Staff with work in the admin: a superuser, or someone holding a model permission there beyond an
+    approver's. The menu offers the admin to them only."""
+    if not (user.is_authenticated and user.is_active and user.is_staff):
+        return False
+    return user.is_superuser or any(
+        perm not in APPROVER_ADMIN_PERMISSIONS and perm.partition(".")[2].partition("_")[0] in ADMIN_ACTIONS
+        for perm in user.get_all_permissions())
 
 
 def is_hr_or_auditor(user):

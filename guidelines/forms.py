@@ -107,6 +107,24 @@ class PublishForm(forms.Form):
     confirm = forms.BooleanField(label=_("I have checked the text and the audience."))
 
 
+class ApproveForm(forms.Form):
+    """The confirmation of an approval: the draft as the approver read it (its fingerprint), and their word."""
+
+    fingerprint = forms.CharField(widget=forms.HiddenInput, required=False)
+    confirm = forms.BooleanField(
+        label=_("I have read the text in every language and the changes against the current version."),
+        error_messages={"required": _("Confirm that you have read the text and the changes.")},
+    )
+
+
+class SendBackForm(forms.Form):
+    comment = forms.CharField(
+        label=_("What needs to change?"), widget=forms.Textarea(attrs={"rows": 4}), max_length=2000,
+        help_text=_("The author reads this on the draft's page."),
+        error_messages={"required": _("Say what needs to change.")},
+    )
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 

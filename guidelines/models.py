@@ -7,7 +7,8 @@ from django.contrib.auth.models import Group
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .chain import CURRENT_SEAL_FORMAT
@@ -278,6 +279,15 @@ class Version(models.Model):
     @property
     def is_editable(self):
         return self.status in self.EDITABLE_STATUSES
+
+    @property
+    def label(self):
+        """Its name wherever it is listed, in the active language: "Version 2.0", or for a draft the minute
+        it was started ("Draft of 4 December 2026, 14:05"), so that two drafts of one day differ."""
+        if not self.is_editable:
+            return gettext("Version %(number)s") % {"number": self.number}
+        when = formats.date_format(timezone.localtime(self.created_at), "j F Y, H:i")
+        return gettext("Draft of %(when)s") % {"when": when}
 
     @property
     def is_material(self):
@@ -608,7 +618,8 @@ class AuditEvent(models.Model):
 
 
 class NotificationLog(models.Model):
-    """One e-mail we send (or tried to): announcement, reminder digest, nudge or manager escalation.
+    """One e-mail we send (or tried to): announcement, reminder digest, nudge, manager escalation or a
+    request to the approvers.
 
     The idempotency key is claimed (inserted) before anything is sent, and is unique, so a retried
     task, a redelivered message, a second beat or a rerun of the day finds it taken and sends nothing.
@@ -620,6 +631,7 @@ class NotificationLog(models.Model):
         REMINDER = "reminder", _("reminder")
         NUDGE = "nudge", _("reminder sent by HR")
         ESCALATION = "escalation", _("escalation to the manager")
+        APPROVAL = "approval", _("approval request")
 
     class Status(models.TextChoices):
         CLAIMED = "claimed", _("being sent")

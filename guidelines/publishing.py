@@ -9,18 +9,20 @@ approves it.
 """
 
 import logging
+from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import chain, tasks
 from .access import require_permission
 from .content import render_markdown
-from .models import LANGUAGES, AuditEvent, Guideline, Version, VersionText
+from .models import LANGUAGES, AuditEvent, Employee, Guideline, Version, VersionText
 from .services import record_audit_event
 
 logger = logging.getLogger(__name__)
@@ -66,6 +68,39 @@ def _editors(version):
     saved_by = AuditEvent.objects.filter(version=version, action=AuditEvent.Action.DRAFT_SAVED,
                                          actor__isnull=False).values_list("actor_id", flat=True)
     return {version.created_by_id, *saved_by}
+
+
+def may_approve(user, version):
+    """The rule approve_version enforces, asked beforehand (to offer the decision or not): the approve
+    permission, a draft, and no part of it written by `user`."""
+    return (user is not None and user.is_active and user.has_perm("guidelines.approve")
+            and version.status == Version.Status.DRAFT and user.pk not in _editors(version))
+
+
+def _approvers():
+    return get_user_model().objects.with_perm("guidelines.approve", is_active=True,
+                                              backend="django.contrib.auth.backends.ModelBackend")
+
+
+def approvers_of(version):
+    """Who may approve the draft: every active approver who wrote no part of it, by name."""
+    return list(_approvers().exclude(pk__in=_editors(version) - {None}).order_by("first_name", "last_name", "email"))
+
+
+def awaiting_approval(user):
+    """The drafts waiting for `user`'s approval, oldest request first: approval was asked, and `user` wrote
+    no part of them (four eyes). Each carries `requested_by_id`, who asked last."""
+    require_permission(user, "guidelines.approve")
+    written = AuditEvent.objects.filter(action=AuditEvent.Action.DRAFT_SAVED, actor=user,
+                                        version__isnull=False).values("version_id")
+    asked = AuditEvent.objects.filter(action=AuditEvent.Action.REVIEW_REQUESTED,
+                                      version=OuterRef("pk")).order_by("-at", "-pk").values("actor_id")[:1]
+    return (Version.objects.filter(status=Version.Status.DRAFT, review_requested_at__isnull=False,
+                                   guideline__retired_at__isnull=True)
+            .exclude(created_by=user).exclude(pk__in=written)
+            .annotate(requested_by_id=Subquery(asked))
+            .select_related("guideline").prefetch_related("texts")
+            .order_by("review_requested_at", "pk"))
 
 
 def _check_texts_complete(version):
@@ -221,7 +256,19 @@ def _draft_changed(version, by):
                        version=version, fingerprint=fingerprint_of(version), approval_withdrawn=was_approved)
 
 
+@dataclass
+class ReviewRequest:
+    """What request_review did: the draft, the approvers e-mailed, and the approvers who could not be
+    (no employee record to address and log the e-mail by). Both empty: nobody else can approve it."""
+
+    version: Version
+    emailed: list = field(default_factory=list)
+    not_emailed: list = field(default_factory=list)
+
+
 def request_review(*, version, by):
+    """The author asks for approval. Every approver who may approve the draft (approvers_of), except the
+    one asking, gets an e-mail; they find it in their approvals inbox too (awaiting_approval)."""
     require_permission(by, "guidelines.manage")
     with transaction.atomic():
         version = Version.objects.select_for_update().get(pk=version.pk)
@@ -230,9 +277,24 @@ def request_review(*, version, by):
         _check_texts_complete(version)
         version.review_requested_at, version.review_comment = timezone.now(), ""
         version.save(update_fields=["review_requested_at", "review_comment"])
+        approvers = [user for user in approvers_of(version) if user.pk != by.pk]
+        addressable = dict(Employee.objects.filter(user__in=approvers).exclude(user__email="")
+                           .values_list("user_id", "pk"))
         record_audit_event(action=AuditEvent.Action.REVIEW_REQUESTED, actor=by, guideline=version.guideline,
-                           version=version)
-    return version
+                           version=version, approvers=sorted(addressable))
+        if addressable:
+            # After the commit, so a rolled-back request e-mails nobody.
+            employee_ids = sorted(addressable.values())
+            transaction.on_commit(lambda: _ask_approvers(version.pk, by.pk, employee_ids))
+    return ReviewRequest(version, emailed=[user for user in approvers if user.pk in addressable],
+                         not_emailed=[user for user in approvers if user.pk not in addressable])
+
+
+def _ask_approvers(version_pk, by_pk, employee_ids):
+    try:
+        tasks.ask_approvers.delay(version_pk, by_pk, employee_ids)
+    except Exception:  # the request stands; the draft waits in the approvers' inbox
+        logger.exception("Could not queue the approval request e-mails of version %s", version_pk)
 
 
 def send_back(*, version, by, comment):

@@ -106,6 +106,15 @@ def send_announcements(self, version_id, employee_ids):
     return _send(self, notifications.compose_announcements(version, employee_ids, day), day)
 
 
+@shared_task(bind=True, acks_late=True)
+def ask_approvers(self, version_id, user_id, employee_ids):
+    """After approval of a draft was requested: one e-mail to each approver (their employee ids)."""
+    day = timezone.localdate()
+    requested_by = get_user_model().objects.filter(pk=user_id).first()
+    outgoing = notifications.compose_approval_requests(version_id, employee_ids, requested_by=requested_by)
+    return _send(self, outgoing, day, requested_by=requested_by)
+
+
 # Reports: prepare once, render the table chunks in parallel, join them when the last one is done.
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import employee, hr
+from .views import approvals, employee, hr
 
 from .views import hr_import  # isort: skip
 from .views import dashboards, notifications, reports
@@ -27,8 +27,12 @@ urlpatterns = [
     path("hr/drafts/<int:pk>/", hr.draft_detail, name="hr_draft"),
     path("hr/drafts/<int:pk>/edit/", hr.draft_edit, name="hr_draft_edit"),
     path("hr/drafts/<int:pk>/review/", hr.draft_review, name="hr_draft_review"),
+    path("hr/drafts/<int:pk>/approve/", hr.draft_approve, name="hr_draft_approve"),
+    path("hr/drafts/<int:pk>/send-back/", hr.draft_send_back, name="hr_draft_send_back"),
     path("hr/drafts/<int:pk>/publish/", hr.draft_publish, name="hr_draft_publish"),
     # urls: views/hr.py
+    path("approvals/", approvals.inbox, name="approvals"),
+    # urls: views/approvals.py
     path("hr/employees/import/", hr_import.employee_import, name="hr_import"),
     # urls: views/hr_import.py
     path("dashboards/", dashboards.overview, name="dashboard_overview"),

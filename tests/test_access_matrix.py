@@ -210,6 +210,17 @@ def _approve_data(world):
     return {"action": "approve", "fingerprint": publishing.fingerprint_of(world.draft)}
 
 
+def _confirmed_approval_data(world):
+    return {"fingerprint": publishing.fingerprint_of(world.under_review), "confirm": "on"}
+
+
+# The one-click approval of old pages leads an approver to the confirmation, deciding nothing.
+TO_CONFIRMATION = Expect((302,), ("/hr/drafts/",), label="302 → the confirmation page")
+# Approvers (Bob; the superuser, who wrote none of it) decide on a draft waiting for approval. HR is no approver.
+APPROVER_PAGE = expect(manager=OK, superuser=OK)
+APPROVER_POST = expect(manager=CREATED, superuser=CREATED)
+
+
 GUIDELINE_ROWS = [
     # Employees ------------------------------------------------------------------------------------
     route("home", "guidelines:home", url("guidelines:home"), "GET", EMPLOYEE_PAGE),
@@ -276,9 +287,19 @@ GUIDELINE_ROWS = [
     route("hr_draft_edit", "guidelines:hr_draft_edit", url("guidelines:hr_draft_edit", "draft.pk"), "GET", HR_PAGE),
     route("hr_draft_edit", "guidelines:hr_draft_edit", url("guidelines:hr_draft_edit", "draft.pk"), "POST", HR_POST,
           data=_draft_data),
-    # Approving: an approver (Bob; the superuser, who did not write it). HR is no approver.
+    # Approving: an approver (Bob; the superuser, who did not write it), on its confirmation page only.
     route("hr_draft_review_approve", "guidelines:hr_draft_review", url("guidelines:hr_draft_review", "draft.pk"),
-          "POST", expect(manager=CREATED, superuser=CREATED), data=_approve_data),
+          "POST", expect(manager=TO_CONFIRMATION, superuser=TO_CONFIRMATION), data=_approve_data),
+    route("hr_draft_approve", "guidelines:hr_draft_approve", url("guidelines:hr_draft_approve", "under_review.pk"),
+          "GET", APPROVER_PAGE),
+    route("hr_draft_approve", "guidelines:hr_draft_approve", url("guidelines:hr_draft_approve", "under_review.pk"),
+          "POST", APPROVER_POST, data=_confirmed_approval_data),
+    route("hr_draft_send_back", "guidelines:hr_draft_send_back",
+          url("guidelines:hr_draft_send_back", "under_review.pk"), "GET", APPROVER_PAGE),
+    route("hr_draft_send_back", "guidelines:hr_draft_send_back",
+          url("guidelines:hr_draft_send_back", "under_review.pk"), "POST", APPROVER_POST,
+          data={"comment": "Please mention the reporting desk."}),
+    route("approvals", "guidelines:approvals", url("guidelines:approvals"), "GET", APPROVER_PAGE),
     # Asking for approval: HR only (an approver is not an author).
     route("hr_draft_review_request", "guidelines:hr_draft_review", url("guidelines:hr_draft_review", "draft.pk"),
           "POST", HR_POST, data={"action": "request"}),
@@ -294,7 +315,8 @@ GUIDELINE_ROWS = [
           data=lambda world: {"dry_run": "on"}),
     route("hr_nudge", "guidelines:hr_nudge", url("guidelines:hr_nudge", "everyone.slug"), "POST", HR_POST,
           data=lambda world: {"version": world.v1.pk}),
-    route("hr_nudge", "guidelines:hr_nudge", url("guidelines:hr_nudge", "everyone.slug"), "GET", POST_ONLY),
+    # The confirmation page of "remind now".
+    route("hr_nudge", "guidelines:hr_nudge", url("guidelines:hr_nudge", "everyone.slug"), "GET", HR_PAGE),
     route("hr_notifications", "guidelines:hr_notifications", url("guidelines:hr_notifications"), "GET", HR_PAGE),
     # Dashboards (HR and auditors) and the manager's team -------------------------------------------------
     route("dashboard_overview", "guidelines:dashboard_overview", url("guidelines:dashboard_overview"), "GET",

@@ -58,8 +58,10 @@ def test_hr_drafts_gets_approval_publishes_and_sees_the_dashboard_move(
 
     _sign_in(page, live_server, "bob@example.com")
     page.goto(draft_url)
+    page.get_by_role("link", name="Approve…").click()
+    page.get_by_label("I have read the text in every language and the changes against the current version.").check()
     page.get_by_role("button", name="Approve").click()
-    page.get_by_text("The draft was approved.").wait_for()
+    page.get_by_text("You approved the").wait_for()
 
     _sign_in(page, live_server, "hilde@example.com")
     page.goto(draft_url)

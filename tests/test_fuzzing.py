@@ -149,6 +149,7 @@ QUERY_PARAMETERS = {
     "guidelines:hr_notifications": [*LogFilterForm.base_fields, "page"],
     "guidelines:report_verify": [*VerifyForm.base_fields],
     "guidelines:public_verify": [*PublicVerifyForm.base_fields],
+    "guidelines:hr_draft_approve": ["fingerprint"],
 }
 
 VIEWS = Path(__file__).resolve().parent.parent / "guidelines" / "views"
@@ -563,6 +564,8 @@ POST_FORMS = {
     "guidelines:hr_draft_preview": ["body"],
     "guidelines:hr_nudge": ["version"],
     "guidelines:hr_exemption_revoke": [],
+    "guidelines:hr_draft_approve": guideline_forms.ApproveForm,
+    "guidelines:hr_draft_send_back": guideline_forms.SendBackForm,
 }
 
 

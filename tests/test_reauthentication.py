@@ -60,8 +60,8 @@ def test_approving_with_a_stale_sign_in_asks_first(client, hilde, bob, guideline
     draft = make_draft(guideline, author=hilde)
     publishing.request_review(version=draft, by=hilde)
     sign_in(client, bob, minutes_ago=STALE)
-    asked = client.post(reverse("guidelines:hr_draft_review", args=[draft.pk]),
-                        {"action": "approve", "fingerprint": publishing.fingerprint_of(draft)})
+    asked = client.post(reverse("guidelines:hr_draft_approve", args=[draft.pk]),
+                        {"fingerprint": publishing.fingerprint_of(draft), "confirm": "on"})
     assert urlsplit(asked.url).path == reverse("account_reauthenticate")
     assert Version.objects.get(pk=draft.pk).status != Version.Status.APPROVED
 

@@ -4,11 +4,14 @@ from datetime import date
 from unittest import mock
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from kombu.exceptions import OperationalError
 
 from guidelines import notifications, tasks
 from guidelines.models import NotificationLog
+
+from .factories import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -48,9 +51,30 @@ def test_a_stale_or_altered_version_is_refused_with_a_message(client_as, hilde, 
     assert not delay.called
 
 
-def test_get_and_unknown_guidelines_are_refused(client_as, hilde, version_1):
+def test_the_button_leads_to_a_confirmation_that_sends_nothing(client_as, hilde, version_1, alice, otto):
     client = client_as(hilde)
-    assert client.get(nudge_url(version_1.guideline)).status_code == 405
+    dashboard = client.get(reverse("guidelines:dashboard_guideline", args=["social-media"])).content.decode()
+    assert f'href="{nudge_url(version_1.guideline)}"' in dashboard  # a link to the confirmation, not a form
+    assert f'action="{nudge_url(version_1.guideline)}"' not in dashboard
+    with mock.patch.object(tasks.nudge_version, "delay") as delay:
+        page = client.get(nudge_url(version_1.guideline))
+    html = page.content.decode()
+    assert page.status_code == 200 and not delay.called
+    assert "Remind the 3 employees who have not acknowledged version 1.0?" in html
+    assert f'name="version" value="{version_1.pk}"' in html and "csrfmiddlewaretoken" in html
+
+
+def test_the_confirming_post_needs_the_csrf_token(hilde, version_1, alice):
+    client = Client(enforce_csrf_checks=True)
+    sign_in(client, hilde)
+    with mock.patch.object(tasks.nudge_version, "delay") as delay:
+        response = client.post(nudge_url(version_1.guideline), {"version": version_1.pk})
+    assert response.status_code == 403 and not delay.called
+
+
+def test_unknown_guidelines_are_refused(client_as, hilde, version_1):
+    client = client_as(hilde)
+    assert client.get(reverse("guidelines:hr_nudge", args=["nope"])).status_code == 404
     assert client.post(reverse("guidelines:hr_nudge", args=["nope"]), {"version": 1}).status_code == 404
 
 

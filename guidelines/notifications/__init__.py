@@ -16,6 +16,8 @@ claiming in the notification log, sending, marking, retrying.
   falls on a weekend is caught up on the next working day, and never twice.
 - One digest per employee per day lists every pending guideline; a nudge by HR is the same digest
   and shares its idempotency key, so the two together still make one e-mail a day.
+- When an author asks for approval of a draft, each approver who may approve it gets one e-mail
+  (compose_approval_requests), keyed by the request, so asking again after a send-back e-mails again.
 - Every e-mail is claimed in NotificationLog (unique idempotency key) before it is sent. A claim
   belongs to the Celery task id that made it: a redelivered or retried task (same id) sends its
   unsent claims again, a duplicate task (another id) leaves them alone, and a claim whose task
@@ -30,6 +32,7 @@ from .composing import (
     OutgoingEmail,
     build_message,
     compose_announcements,
+    compose_approval_requests,
     compose_digests,
     compose_escalations,
 )
@@ -57,7 +60,8 @@ from .planning import Plan, plan_announcement, plan_cycle, plan_nudge
 __all__ = [
     "CLAIM_LEASE", "LINK_PLACEHOLDER", "MARK_SENT_AFTER", "MARK_SENT_EVERY", "NAME_PLACEHOLDER", "OUTSTANDING",
     "DigestEmail", "OutgoingEmail", "Plan", "TransientFailure", "build_message", "cadence_day", "claim",
-    "compose_announcements", "compose_digests", "compose_escalations", "current_versions", "deliver",
+    "compose_announcements", "compose_approval_requests", "compose_digests", "compose_escalations",
+    "current_versions", "deliver",
     "escalation_due", "give_up", "is_working_day", "last_reminders", "outstanding_employee_ids",
     "outstanding_rows", "plan_announcement", "plan_cycle", "plan_nudge", "record_attempt", "reminder_due",
     "retry_delay", "run_batch",

@@ -3,7 +3,7 @@
 import email.charset
 import email.policy
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -50,6 +50,9 @@ class OutgoingEmail:
     key: str
     template: str
     items: list  # of Owed
+    # For an e-mail about something else than acknowledgements (an approval request): the template's
+    # context, per language where it differs ({"en": {...}, "nl": {...}}).
+    context: dict = field(default_factory=dict)
 
 
 def _employees(ids):
@@ -128,6 +131,38 @@ def compose_announcements(version, employee_ids, day):
     ]
 
 
+def compose_approval_requests(version_pk, employee_ids, *, requested_by):
+    """The e-mail asking these approvers (employee ids) to approve the draft, while it still waits for
+    approval and they still may approve it (the same rule as their inbox)."""
+    from ..publishing import approvers_of  # publishing queues the task that calls this
+
+    version = Version.objects.select_related("guideline").filter(pk=version_pk).first()
+    if version is None or version.status != Version.Status.DRAFT or version.review_requested_at is None:
+        return []
+    may_approve = {user.pk for user in approvers_of(version)}
+    employees = {pk: employee for pk, employee in _employees(employee_ids).items() if employee.user_id in may_approve}
+    titles = {text.language: text.title for text in version.texts.all()}
+    asked_by = requested_by.get_full_name() or requested_by.email if requested_by else ""
+    url = f"{settings.SITE_URL}{reverse('guidelines:hr_draft', args=[version.pk])}"
+    inbox_url = f"{settings.SITE_URL}{reverse('guidelines:approvals')}"
+    context = {}
+    for language in titles:
+        with translation.override(language):
+            context[language] = {"title": _one_line(titles[language]), "draft": str(version.label),
+                                 "requested_by": _one_line(asked_by), "url": url, "inbox_url": inbox_url}
+    asked_at = int(version.review_requested_at.timestamp() * 1000)
+    return [
+        OutgoingEmail(employee, Kind.APPROVAL, f"approval:{version.pk}:{asked_at}:{pk}", "approval_request", [],
+                      context)
+        for pk, employee in employees.items()
+    ]
+
+
+def _one_line(value):
+    """A value somebody typed (a title, a name) on one line: it cannot add lines to the plain text."""
+    return " ".join(str(value).split())
+
+
 def version_titles(version_pks):
     """{(version pk, language): (title, number, slug)} for the versions in a batch (one query)."""
     return {
@@ -166,6 +201,23 @@ class DigestEmail(mail.EmailMultiAlternatives):
         return message
 
 
+def _build_other(outgoing_email, log):
+    """An e-mail whose template context was composed with it (per language), rendered for its recipient."""
+    context = outgoing_email.context.get(log.language) or next(iter(outgoing_email.context.values()))
+    recipient = outgoing_email.recipient
+    context = {**context, "greeting_name": _one_line(recipient.user.first_name or recipient.full_name),
+               "site_url": settings.SITE_URL, "LANGUAGE_CODE": log.language}
+    with translation.override(log.language):
+        template = f"emails/{outgoing_email.template}"
+        context["subject"] = " ".join(render_to_string(f"{template}_subject.txt", context).split())
+        text = render_to_string(f"{template}.txt", context)
+        html = render_to_string(f"{template}.html", context)
+    message = DigestEmail(subject=context["subject"], body=text, to=[log.email],
+                          headers={"Message-ID": log.message_id, "Auto-Submitted": "auto-generated"})
+    message.attach_alternative(html, "text/html")
+    return message
+
+
 QUOTED_PRINTABLE_UTF8 = email.charset.Charset("utf-8")
 QUOTED_PRINTABLE_UTF8.body_encoding = email.charset.QP
 
@@ -184,6 +236,8 @@ def build_message(outgoing_email, log, *, titles, names, day, rendered=None):
     `rendered` is a dict shared by the messages of a batch; it keeps the renderings for reuse.
     """
     language = log.language
+    if outgoing_email.context:
+        return _build_other(outgoing_email, log)
     items = []
     for version_pk, employee_pk, due, status in outgoing_email.items:
         title, number, slug = titles[(version_pk, language)]

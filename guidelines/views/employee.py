@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from .. import services, status
+from .. import publishing, services, status
 from ..access import employee_required, is_hr_or_auditor
 from ..accounts import request_evidence
 from ..content import diff_between, released_texts
@@ -183,8 +183,11 @@ def home(request):
             pending.append(item)
     pending.sort(key=lambda item: item["due_date"])
     done.sort(key=lambda item: item["text"].title)
-    return render(request, "guidelines/home.html",
-                  {"pending": pending, "done": done, "exempt": exempt, "today": timezone.localdate()})
+    # An approver's own work comes first: the drafts waiting for their approval.
+    approvals = (publishing.awaiting_approval(request.user).count()
+                 if request.user.has_perm("guidelines.approve") else None)
+    return render(request, "guidelines/home.html", {"pending": pending, "done": done, "exempt": exempt,
+                                                    "today": timezone.localdate(), "approvals": approvals})
 
 
 @require_GET

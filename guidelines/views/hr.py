@@ -7,6 +7,7 @@ from django.db.models import Count, Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -14,7 +15,16 @@ from .. import publishing, services, status
 from ..access import hr_required
 from ..accounts import fresh_sign_in_required
 from ..content import diff_blocks, render_markdown
-from ..forms import DraftForm, ExemptionForm, ExtensionForm, GuidelineForm, PublishForm, ReasonForm
+from ..forms import (
+    ApproveForm,
+    DraftForm,
+    ExemptionForm,
+    ExtensionForm,
+    GuidelineForm,
+    PublishForm,
+    ReasonForm,
+    SendBackForm,
+)
 from ..models import (
     LANGUAGES,
     Acknowledgement,
@@ -173,24 +183,111 @@ def draft_edit(request, pk):
                   {"form": form, "guideline": version.guideline, "version": version}, status=status)
 
 
+def _name(user):
+    return user.get_full_name() or user.email
+
+
+def _names(users, conjunction):
+    return get_text_list([_name(user) for user in users], conjunction)
+
+
+def _draft_texts(version):
+    """Per language: (text, its rendered preview, its diff against the current version), and the current version."""
+    texts = {t.language: t for t in version.texts.all()}
+    previews = {lang: render_markdown(text.body) for lang, text in texts.items()}
+    current, diffs = _comparison(version)
+    return texts, [(texts.get(lang), previews.get(lang, ""), diffs.get(lang)) for lang in LANGUAGES], current
+
+
 @require_GET
 def draft_detail(request, pk):
     if not _may_review(request.user):
         raise PermissionDenied(_("You do not have access to this page."))
     version = _draft(pk)
-    texts = {t.language: t for t in version.texts.all()}
-    previews = {lang: render_markdown(text.body) for lang, text in texts.items()}
-    current, diffs = _comparison(version)
+    texts, rows, current = _draft_texts(version)
+    waiting = version.status == Version.Status.DRAFT and version.review_requested_at is not None
     return render(request, "guidelines/hr/draft_detail.html", {
         "version": version,
         "guideline": version.guideline,
-        "texts": [(texts.get(lang), previews.get(lang, ""), diffs.get(lang)) for lang in LANGUAGES],
+        "texts": rows,
         "current": current,
         "fingerprint": publishing.fingerprint_of(version, texts.values()),
-        "may_approve": request.user.has_perm("guidelines.approve") and version.created_by_id != request.user.pk,
+        "may_approve": waiting and publishing.may_approve(request.user, version),
+        "may_send_back": waiting and request.user.has_perm("guidelines.approve"),
         "may_edit": request.user.has_perm("guidelines.manage") and version.is_editable,
-        "reason_form": ReasonForm(),
+        "is_hr": request.user.has_perm("guidelines.manage"),
+        "approvers": _names(publishing.approvers_of(version), _("or")) if waiting else "",
+        "title": _title(version, request.LANGUAGE_CODE),
+        "four_eyes": settings.GUIDELINES_FOUR_EYES,
     })
+
+
+def _title(version, language):
+    """The draft's own title in the reader's language (else its leading language's)."""
+    texts = {text.language: text.title for text in version.texts.all()}
+    return texts.get(language) or texts.get(version.leading_language) or version.guideline.title
+
+
+def _reviewable(request, pk):
+    """The draft an approver decides on: 403 without the approve permission; a version that is no longer a
+    draft waiting for approval sends them back to its page, saying so."""
+    if not request.user.has_perm("guidelines.approve"):
+        raise PermissionDenied(_("You do not have access to this page."))
+    version = _draft(pk)
+    if version.status != Version.Status.DRAFT or version.review_requested_at is None:
+        messages.info(request, _("This draft is not waiting for approval (any more)."))
+        return version, redirect("guidelines:hr_draft", pk=version.pk)
+    return version, None
+
+
+@fresh_sign_in_required
+def draft_approve(request, pk):
+    """The confirmation of an approval: the approver confirms they read the draft; only this POST approves."""
+    version, elsewhere = _reviewable(request, pk)
+    if elsewhere:
+        return elsewhere
+    if not publishing.may_approve(request.user, version):
+        raise PermissionDenied(_("The author of a draft cannot approve it; ask another approver."))
+    texts, _rows, current = _draft_texts(version)
+    # The draft as the approver read it on its page; a change since then voids the approval.
+    read = request.GET.get("fingerprint") or publishing.fingerprint_of(version, texts.values())
+    form = ApproveForm(request.POST or None, initial={"fingerprint": read})
+    if request.method == "POST" and form.is_valid():
+        try:
+            publishing.approve_version(version=version, by=request.user, fingerprint=form.cleaned_data["fingerprint"])
+        except ValidationError as error:
+            form.add_error(None, error.messages[0])
+        else:
+            messages.success(request, _("You approved the draft of the %(title)s (%(draft)s). HR can publish it now.")
+                             % {"draft": version.label, "title": _title(version, request.LANGUAGE_CODE)})
+            return redirect("guidelines:approvals")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "guidelines/hr/approve_confirm.html", {
+        "form": form, "version": version, "guideline": version.guideline, "current": current,
+        "texts": [texts[lang] for lang in LANGUAGES if lang in texts], "title": _title(version, request.LANGUAGE_CODE),
+    }, status=status)
+
+
+@fresh_sign_in_required
+def draft_send_back(request, pk):
+    """An approver returns a draft to its author: a comment is needed, and only this POST sends it back."""
+    version, elsewhere = _reviewable(request, pk)
+    if elsewhere:
+        return elsewhere
+    form = SendBackForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            publishing.send_back(version=version, by=request.user, comment=form.cleaned_data["comment"])
+        except ValidationError as error:
+            form.add_error(None, error.messages[0])
+        else:
+            messages.success(request, _("The draft of the %(title)s (%(draft)s) was sent back to its author.")
+                             % {"draft": version.label, "title": _title(version, request.LANGUAGE_CODE)})
+            return redirect("guidelines:approvals")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "guidelines/hr/send_back_confirm.html",
+                  {"form": form, "version": version, "guideline": version.guideline,
+                   "title": _title(version, request.LANGUAGE_CODE)}, status=status)
 
 
 @require_POST
@@ -206,29 +303,29 @@ def draft_preview(request):
 @require_POST
 @fresh_sign_in_required
 def draft_review(request, pk):
-    """Ask for approval (author), approve, or send back with a comment (approver)."""
+    """The author asks for approval. Approving and sending back have their own confirmation pages: a
+    request for them here (an old page) leads there and decides nothing."""
     version = _draft(pk)
     action = request.POST.get("action")
+    if action in ("approve", "send_back") and request.user.has_perm("guidelines.approve"):
+        return redirect("guidelines:hr_draft_approve" if action == "approve" else "guidelines:hr_draft_send_back",
+                        pk=version.pk)
+    if action != "request" or not request.user.has_perm("guidelines.manage"):
+        raise PermissionDenied(_("You do not have access to this page."))
     try:
-        if action == "request" and request.user.has_perm("guidelines.manage"):
-            publishing.request_review(version=version, by=request.user)
-            messages.success(request, _("Approval was requested."))
-        elif action == "approve":
-            # The fingerprint of the draft as the page showed it: a change since then voids the approval.
-            publishing.approve_version(version=version, by=request.user,
-                                       fingerprint=request.POST.get("fingerprint", ""))
-            messages.success(request, _("The draft was approved. It can now be published."))
-        elif action == "send_back":
-            form = ReasonForm(request.POST)
-            if not form.is_valid():
-                raise ValidationError(_("Please say what needs to change."))
-            publishing.send_back(version=version, by=request.user, comment=form.cleaned_data["reason"])
-            messages.success(request, _("The draft was sent back to its author."))
-        else:
-            raise PermissionDenied(_("You do not have access to this page."))
+        asked = publishing.request_review(version=version, by=request.user)
     except ValidationError as error:
         messages.error(request, error.messages[0])
         return render(request, "400.html", {"message": error.messages[0]}, status=400)
+    if asked.emailed:
+        messages.success(request, _("Approval requested; we e-mailed %(names)s.")
+                         % {"names": _names(asked.emailed, _("and"))})
+    if asked.not_emailed:
+        messages.warning(request, _("%(names)s may approve it too, but we have no e-mail address for them: "
+                                    "please tell them yourself.") % {"names": _names(asked.not_emailed, _("and"))})
+    if not asked.emailed and not asked.not_emailed:
+        messages.warning(request, _("Approval requested, but nobody besides you can approve this draft. Ask an "
+                                    "administrator to give a second person the approver role."))
     return redirect("guidelines:hr_draft", pk=version.pk)
 
 
@@ -268,6 +365,7 @@ def draft_publish(request, pk):
         "in_scope": in_scope.count(),
         "acknowledged_current": acknowledged_current,
         "four_eyes_missing": version.status != Version.Status.APPROVED and settings.GUIDELINES_FOUR_EYES,
+        "awaiting_approval": version.status == Version.Status.DRAFT and version.review_requested_at is not None,
     }, status=status)
 
 

@@ -9,7 +9,7 @@ from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from .. import dashboards, notifications, tasks
 from ..access import hr_required
@@ -22,20 +22,24 @@ PAGE_SIZE = 50
 SUMMARY_DAYS = 30
 
 
-@require_POST
 @hr_required
 def nudge(request, slug):
+    """ "Remind now": a confirmation page saying who will be e-mailed; only its POST queues the reminders."""
     guideline = guideline_or_404(slug)
     current = guideline.versions.published().first()
     if current is None or guideline.retired_at:
         return render(request, "400.html", {"message": _("This guideline has no current version to remind about.")},
                       status=409)
+    current.guideline = guideline
+    counts = dashboards.version_counts([current], timezone.localdate())[current.pk]
+    outstanding = counts.pending + counts.overdue
+    if request.method != "POST":
+        return render(request, "guidelines/hr/nudge_confirm.html",
+                      {"guideline": guideline, "version": current, "outstanding": outstanding})
     if request.POST.get("version") != str(current.pk):
         message = _("The version you looked at is no longer current; reminders are only sent for version "
                     "%(number)s. Please look at its figures first.") % {"number": current.number}
         return render(request, "400.html", {"message": message}, status=409)
-    current.guideline = guideline
-    counts = dashboards.version_counts([current], timezone.localdate())[current.pk]
     try:
         tasks.nudge_version.delay(current.pk, request.user.pk)
     except Exception:  # the broker is down: say so rather than pretend
@@ -46,7 +50,7 @@ def nudge(request, slug):
     messages.success(request, _(
         "Reminders are on their way to the %(count)s employees who have not acknowledged version %(number)s. "
         "Anyone who already received a reminder today is not e-mailed again."
-    ) % {"count": counts.pending + counts.overdue, "number": current.number})
+    ) % {"count": outstanding, "number": current.number})
     return redirect("guidelines:dashboard_guideline", slug=guideline.slug)
 
 

@@ -93,22 +93,29 @@ def test_an_approver_who_edited_the_draft_cannot_approve_it(client_as, guideline
     draft = make_draft(guideline, author=hilde)
     publishing.save_draft(version=draft, by=editor, texts={
         "nl": ("Richtlijn", "# Nieuw\n", ""), "en": ("Guideline", "# New, by the approver\n", "")})
+    publishing.request_review(version=draft, by=hilde)
     page = client_as(editor).get(reverse("guidelines:hr_draft", args=[draft.pk])).content.decode()
-    fingerprint = page.split('name="fingerprint" value="')[1][:64]
-    response = client_as(editor).post(reverse("guidelines:hr_draft_review", args=[draft.pk]),
-                                      {"action": "approve", "fingerprint": fingerprint})
-    assert response.status_code == 400
+    assert reverse("guidelines:hr_draft_approve", args=[draft.pk]) not in page  # not offered to an editor
+    response = client_as(editor).post(reverse("guidelines:hr_draft_approve", args=[draft.pk]),
+                                      {"fingerprint": publishing.fingerprint_of(draft), "confirm": "on"})
+    assert response.status_code == 403
     assert Version.objects.get(pk=draft.pk).status == "draft"
 
 
 def test_an_approval_of_a_draft_that_changed_while_it_was_read_is_refused(client_as, guideline, hilde, bob,
                                                                           version_1):
     draft = make_draft(guideline, author=hilde)
+    publishing.request_review(version=draft, by=hilde)
     page = client_as(bob).get(reverse("guidelines:hr_draft", args=[draft.pk])).content.decode()
-    fingerprint = page.split('name="fingerprint" value="')[1][:64]
+    link = page.split('/approve/?fingerprint=')[1][:64]
+    confirmation = client_as(bob).get(reverse("guidelines:hr_draft_approve", args=[draft.pk]),
+                                      {"fingerprint": link}).content.decode()
+    fingerprint = confirmation.split('name="fingerprint" value="')[1][:64]
+    assert fingerprint == link
     publishing.save_draft(version=draft, by=hilde, texts={"en": ("Guideline", "# Quietly changed\n", "")})
-    response = client_as(bob).post(reverse("guidelines:hr_draft_review", args=[draft.pk]),
-                                   {"action": "approve", "fingerprint": fingerprint})
+    publishing.request_review(version=draft, by=hilde)
+    response = client_as(bob).post(reverse("guidelines:hr_draft_approve", args=[draft.pk]),
+                                   {"fingerprint": fingerprint, "confirm": "on"})
     assert response.status_code == 400
     assert Version.objects.get(pk=draft.pk).status == "draft"
 

@@ -150,19 +150,27 @@ def test_editing_an_approved_draft_needs_a_new_approval(client_as, hilde, bob, d
 
 def test_four_eyes_flow_request_send_back_approve_publish(client, hilde, bob, draft, guideline):
     review = reverse("guidelines:hr_draft_review", args=[draft.pk])
+    approve = reverse("guidelines:hr_draft_approve", args=[draft.pk])
+    send_back = reverse("guidelines:hr_draft_send_back", args=[draft.pk])
     sign_in(client, hilde)
     client.post(review, {"action": "request"})
     draft.refresh_from_db()
     assert draft.review_requested_at is not None
     assert client.post(review, {"action": "approve"}).status_code == 403  # HR is no approver here
+    assert client.post(approve, {"confirm": "on"}).status_code == 403
     sign_in(client, bob.user)
-    assert client.post(review, {"action": "send_back", "reason": ""}).status_code == 400
-    client.post(review, {"action": "send_back", "reason": "Please mention the reporting desk."})
+    assert client.post(send_back, {"comment": ""}).status_code == 400
+    client.post(send_back, {"comment": "Please mention the reporting desk."})
     draft.refresh_from_db()
     assert (draft.review_requested_at, draft.review_comment) == (None, "Please mention the reporting desk.")
+    sign_in(client, hilde)
+    client.post(review, {"action": "request"})
+    sign_in(client, bob.user)
     page = client.get(reverse("guidelines:hr_draft", args=[draft.pk])).content.decode()
-    fingerprint = re.search(r'name="fingerprint" value="([0-9a-f]{64})"', page).group(1)
-    client.post(review, {"action": "approve", "fingerprint": fingerprint})
+    link = re.search(r'href="(/hr/drafts/\d+/approve/\?fingerprint=[0-9a-f]{64})"', page).group(1)
+    confirmation = client.get(link).content.decode()
+    fingerprint = re.search(r'name="fingerprint" value="([0-9a-f]{64})"', confirmation).group(1)
+    client.post(approve, {"fingerprint": fingerprint, "confirm": "on"})
     draft.refresh_from_db()
     assert (draft.status, draft.approved_by) == ("approved", bob.user)
     sign_in(client, hilde)
@@ -172,13 +180,17 @@ def test_four_eyes_flow_request_send_back_approve_publish(client, hilde, bob, dr
     draft.refresh_from_db()
     assert (draft.status, draft.number) == ("published", "2.0")
     actions = list(AuditEvent.objects.filter(version=draft).order_by("at").values_list("action", flat=True))
-    assert actions == ["review_requested", "version_sent_back", "version_approved", "version_published"]
+    assert actions == ["review_requested", "version_sent_back", "review_requested", "version_approved",
+                       "version_published"]
 
 
 def test_author_cannot_approve_own_draft_on_the_page(client_as, bob, guideline, version_1):
     own = make_draft(guideline, author=bob.user)
-    response = client_as(bob).post(reverse("guidelines:hr_draft_review", args=[own.pk]), {"action": "approve"})
-    assert response.status_code == 400
+    Version.objects.filter(pk=own.pk).update(review_requested_at=timezone.now())
+    client = client_as(bob)
+    assert client.get(reverse("guidelines:hr_draft_approve", args=[own.pk])).status_code == 403
+    response = client.post(reverse("guidelines:hr_draft_approve", args=[own.pk]), {"confirm": "on"})
+    assert response.status_code == 403
     own.refresh_from_db()
     assert own.status == "draft"
 
