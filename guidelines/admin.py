@@ -11,11 +11,10 @@ from allauth.mfa.models import Authenticator
 from allauth.socialaccount.admin import SocialAccountAdmin
 from allauth.socialaccount.models import SocialAccount
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from . import publishing
@@ -273,7 +272,9 @@ class VersionAdmin(AuditedAdmin):
     readonly_fields = ["version_number", "status", "created_by", "approved_by", "approved_at", "published_by",
                        "published_at"]
     inlines = [VersionTextInline]
-    actions = ["approve", "publish_material", "publish_editorial"]
+    # No approve or publish actions: both are decided on the HR pages, with the text and the changes
+    # in view and a confirmation (a list action would approve or publish unread, in bulk).
+    actions = None
 
     @admin.display(description=_("number"))
     def version_number(self, obj):
@@ -286,12 +287,6 @@ class VersionAdmin(AuditedAdmin):
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and _editable_here(obj)
 
-    def has_approve_permission(self, request):
-        return request.user.has_perm("guidelines.approve")
-
-    def has_publish_permission(self, request):
-        return request.user.has_perm("guidelines.manage")
-
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user
@@ -301,35 +296,6 @@ class VersionAdmin(AuditedAdmin):
         super().save_related(request, form, formsets, change)
         # Whoever edits a draft here counts as one of its authors (nobody approves their own text).
         publishing.mark_draft_edited(version=form.instance, by=request.user)
-
-    def _apply(self, request, queryset, action, done_message):
-        for version in queryset.select_related("guideline"):
-            try:
-                action(version)
-            except (ValidationError, PermissionDenied) as error:
-                message = "; ".join(getattr(error, "messages", [str(error)]))
-                self.message_user(request, f"{version.guideline}: {message}", messages.ERROR)
-            else:
-                self.message_user(request, done_message % {"version": version}, messages.SUCCESS)
-
-    @admin.action(description=_("Approve selected drafts (four-eyes)"), permissions=["approve"])
-    def approve(self, request, queryset):
-        self._apply(request, queryset, lambda v: publishing.approve_version(version=v, by=request.user),
-                    _("%(version)s approved."))
-
-    @admin.action(description=_("Publish as a material change (new major version: everyone acknowledges again)"),
-                  permissions=["publish"])
-    def publish_material(self, request, queryset):
-        self._apply(request, queryset,
-                    lambda v: publishing.publish_version(version=v, by=request.user, material=True),
-                    _("Published %(version)s."))
-
-    @admin.action(description=_("Publish as an editorial change (new minor version: acknowledgements carry over)"),
-                  permissions=["publish"])
-    def publish_editorial(self, request, queryset):
-        self._apply(request, queryset,
-                    lambda v: publishing.publish_version(version=v, by=request.user, material=False),
-                    _("Published %(version)s."))
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -106,28 +106,22 @@ def test_admin_shows_acknowledgements_read_only(client, alice, version_1, web_me
     assert Acknowledgement.objects.get(pk=ack.pk).channel == "web"
 
 
-def test_hr_publishes_a_version_through_the_admin_actions(client, guideline, hilde, bob, settings):
+def test_the_admin_neither_approves_nor_publishes(client, guideline, hilde, bob):
+    """Approving and publishing happen on the HR pages, with the text in view and a confirmation: the
+    admin's version list offers no action that would do either unread, in bulk."""
     from ..factories import make_draft
 
     draft = make_draft(guideline, author=hilde)
     changelist = reverse("admin:guidelines_version_changelist")
-    sign_in(client, hilde)
-    client.post(changelist, {"action": "publish_material", "_selected_action": [draft.pk]})
-    draft.refresh_from_db()
-    assert draft.status == "draft"  # four-eyes: not approved yet
-    sign_in(client, bob.user)
-    client.post(changelist, {"action": "approve", "_selected_action": [draft.pk]})
-    draft.refresh_from_db()
-    assert draft.status == "draft"  # Bob is not staff yet: the admin turns him away
     bob.user.is_staff = True
     bob.user.save()
-    client.post(changelist, {"action": "approve", "_selected_action": [draft.pk]})
-    sign_in(client, hilde)
-    client.post(changelist, {"action": "publish_material", "_selected_action": [draft.pk]})
-    draft.refresh_from_db()
-    assert (draft.status, draft.number, draft.approved_by) == ("published", "1.0", bob.user)
-    page = client.get(reverse("admin:guidelines_version_change", args=[draft.pk])).content.decode()
-    assert 'name="_save"' not in page  # published versions open read-only
+    for user, action in ((bob.user, "approve"), (hilde, "publish_material"), (hilde, "publish_editorial")):
+        sign_in(client, user)
+        page = client.get(changelist).content.decode()
+        assert f'value="{action}"' not in page and 'name="action"' not in page
+        client.post(changelist, {"action": action, "_selected_action": [draft.pk]})
+        draft.refresh_from_db()
+        assert (draft.status, draft.approved_by) == ("draft", None)
 
 
 def test_hr_writes_a_draft_with_both_languages_in_the_admin(client, guideline, hilde):
