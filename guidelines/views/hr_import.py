@@ -86,15 +86,16 @@ def _import_page(request, form, result, status, refusal=""):
 
 
 def _shown(value):
+    """A value as the change list shows it; None for none (a new employee's old values, a cleared field)."""
     if value is None or value == "":
-        return "–"
+        return None
     if isinstance(value, bool):
         return _("yes") if value else _("no")
     return value
 
 
 def _change_row(employee_number, action, fields, name, employee_pk):
-    """One employee's change for the result page: [(field, old, new)] with empty values as a dash."""
+    """One employee's change for the result page: [(field, old, new)], None standing for no value."""
     end_date = fields.get("end_date")
     return {
         "employee_number": employee_number,
