@@ -718,7 +718,7 @@ def test_the_result_page_lists_the_first_changes_and_counts_the_rest(client_as, 
     page = response.content.decode()
     assert response.status_code == 200
     assert f"Who changed (kept as evidence with import run #{ImportRun.objects.get().pk})" in page
-    assert page.count("<td>created</td>") == 2
+    assert page.count('<span class="badge badge-ok">created</span>') == 2
     assert "… and the changes of 3 more employees." in page
     assert ImportChange.objects.count() == 5
 
@@ -733,8 +733,8 @@ def test_the_result_page_shows_updates_first_with_counts_per_field(client_as, hi
     page = response.content.decode()
     assert "Updated employees per changed field" in page
     assert "<tr><th scope=\"row\">Account active</th><td>1</td></tr>" in page
-    first_update = page.index('<span class="meta">E2</span></td>\n        <td>updated')
-    assert first_update < page.index('<span class="meta">N1</span></td>\n        <td>created')
+    first_update = page.index('<span class="meta">E2</span><br><span class="badge badge-muted">updated')
+    assert first_update < page.index('<span class="meta">N1</span><br><span class="badge badge-ok">created')
     e2 = page[first_update:page.index("</tr>", first_update)]
     assert ('<span class="field-name">Account active</span>: <del><span class="visually-hidden">from </span>yes</del>'
             ' → <ins><span class="visually-hidden">to </span>no</ins>') in e2

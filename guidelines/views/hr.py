@@ -309,6 +309,9 @@ def _picker(request, form):
     or the number typed), and the employees whose name, number or address matches ?q=."""
     search_form = EmployeeSearchForm(request.GET)
     query = search_form.cleaned_data["q"] if search_form.is_valid() else ""
+    if form.is_bound and form.has_error("employee_number"):
+        # An unknown number: look for what was typed, a name perhaps, among names, numbers and addresses.
+        query = form.data.get("employee_number", "").strip()[:100]
     matches, more = [], False
     if query:
         found = list(employees.search(query, by=request.user)[:PICK_LIMIT + 1])
@@ -320,8 +323,9 @@ def _picker(request, form):
         chosen = employees.employee_or_none(int(request.GET["employee"]), by=request.user)
         if chosen is not None:
             form.initial["employee_number"] = chosen.employee_number
+    asked = form.data if form.is_bound else request.GET
     return {"search_form": search_form, "query": query, "matches": matches, "more_matches": more,
-            "chosen": chosen}
+            "chosen": chosen, "return_to": "employee" if asked.get("return_to") == "employee" else "guideline"}
 
 
 def _return_to(request, form, employee, guideline):

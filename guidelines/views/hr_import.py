@@ -102,6 +102,7 @@ def _change_row(employee_number, action, fields, name, employee_pk):
         "name": name,
         "employee_pk": employee_pk,
         "action": ImportChange.Action(action).label,
+        "created": action == ImportChange.Action.CREATED,
         # A leaver: the change gives them an end date.
         "leaver": bool(end_date and end_date[1]),
         "fields": [(FIELD_LABELS.get(field, field), _shown(old), _shown(new)) for field, (old, new) in fields.items()],

@@ -287,6 +287,16 @@ def test_an_unknown_number_is_answered_on_the_form_itself_keeping_the_input(clie
     assert not Exemption.objects.exists()
 
 
+def test_a_name_typed_as_the_number_is_looked_up_on_the_form(client_as, hilde, alice, guideline, version_1):
+    response = client_as(hilde).post(reverse("guidelines:hr_exemption_grant", args=[guideline.slug]),
+                                     {"employee_number": "alice", "reason": "Long-term leave", "return_to": "employee"})
+
+    assert_error_pattern(response, ["employee_number"])
+    page = response.content.decode()
+    assert "Choose Alice Example" in page and f"?employee={alice.pk}&amp;return_to=employee" in page
+    assert 'name="q" id="id_q" value="alice"' in page
+
+
 def test_the_extension_form_keeps_its_input_on_an_error_too(client_as, hilde, alice, guideline, version_1):
     response = client_as(hilde).post(reverse("guidelines:hr_extension_grant", args=[guideline.slug]),
                                      {"employee_number": "NOPE", "reason": "Parental leave", "due_date": "2030-01-01"})
