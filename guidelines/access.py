@@ -98,6 +98,18 @@ def dashboard_required(view):
     return wrapper
 
 
+def evidence_reader_required(view):
+    """HR and auditors: the pages about one employee and the employee search."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not is_hr_or_auditor(request.user):
+            raise PermissionDenied(_("Only HR and auditors may see everyone's evidence."))
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def manager_required(view):
     """The signed-in employee manages at least one other employee."""
 

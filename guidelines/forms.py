@@ -129,8 +129,17 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
 
+class EmployeeSearchForm(forms.Form):
+    q = forms.CharField(label=_("Name, employee number or e-mail address"), max_length=100, required=False)
+
+
+# Where an exemption or extension form returns to once it is saved: the guideline or the employee.
+RETURN_TO = [("guideline", "guideline"), ("employee", "employee")]
+
+
 class ExemptionForm(forms.Form):
     employee_number = forms.CharField(label=_("Employee number"), max_length=32)
+    return_to = forms.ChoiceField(choices=RETURN_TO, required=False, widget=forms.HiddenInput)
     reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
     starts_on = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     ends_on = forms.DateField(label=_("Until (optional)"), required=False,
@@ -146,6 +155,7 @@ class ExemptionForm(forms.Form):
 
 class ExtensionForm(forms.Form):
     employee_number = forms.CharField(label=_("Employee number"), max_length=32)
+    return_to = forms.ChoiceField(choices=RETURN_TO, required=False, widget=forms.HiddenInput)
     due_date = forms.DateField(label=_("New due date"), widget=forms.DateInput(attrs={"type": "date"}))
     reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
 

@@ -37,7 +37,11 @@ Rules, in the order an HR officer asks about them:
 - Employees in the database but not in the file are neither deleted nor changed, only counted
   ("not in file"): their acknowledgements are evidence and PROTECT them.
 - A file with any error changes nothing and is answered with every problem found (row as in the
-  file, the header being row 1; column; message). A correct file is applied in one transaction.
+  file, the header being row 1; column; message). A correct file is applied in one transaction,
+  one import at a time (an advisory lock).
+- A clean dry run by an HR user can be applied as it was checked ("Apply this file", see
+  apply_checked_file): the same bytes, and only while planning them again changes exactly what the
+  dry run showed; otherwise nothing changes and the dry run is said to be stale.
 - Every run, applied, dry run or rejected, is recorded once as an ImportRun (the table is
   append-only); an applied run also writes an audit event with the number of updated employees
   per changed field, and a line in the security log (counts only). Refused privileged rows are
@@ -52,6 +56,7 @@ Everything is loaded and compared in bulk, so the number of queries does not gro
 """
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -66,7 +71,8 @@ from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
-from django.core import mail
+from django.core import mail, signing
+from django.core.cache import cache as shared_cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import DatabaseError, connection, transaction
@@ -211,6 +217,26 @@ class ImportPlan:
         for change in self.creates:
             yield change.row.employee_number, ImportChange.Action.CREATED, created_fields(change, self.existing)
 
+    def names(self):
+        """The name of each employee in changes(), in the same order: as the database has it for an
+        update (the file's name when the update renames them), as the file has it for a new employee."""
+        for change in self.updates:
+            current = self.existing.employees[change.row.employee_number]
+            first = change.fields.get("first_name", (None, current.first_name))[1]
+            last = change.fields.get("last_name", (None, current.last_name))[1]
+            yield f"{first} {last}".strip() or change.fields.get("email", (None, current.email))[1]
+        for change in self.creates:
+            yield f"{change.row.first_name} {change.row.last_name}".strip() or change.row.email
+
+    def digest(self):
+        """A SHA-256 of everything applying the plan would change, its counts and new departments among it:
+        the same file planned against the same data gives the same digest, any difference another one."""
+        hashed = hashlib.sha256()
+        hashed.update(json.dumps([self.counts(), sorted(self.new_departments)], default=str).encode())
+        for change in self.changes():
+            hashed.update(b"\n" + json.dumps(change, sort_keys=True, default=str).encode())
+        return hashed.hexdigest()
+
     def linked_accounts(self):
         """New employees linked to an existing account without employee record."""
         return sum(change.user_id is not None for change in self.creates)
@@ -236,6 +262,9 @@ class ImportResult:
     run: ImportRun
     plan: ImportPlan | None
     errors: list
+    # Of a clean dry run by an HR user: the signed reference with which apply_checked_file applies the
+    # very file that was checked (see keep_checked_file).
+    apply_token: str = ""
 
     @property
     def counts(self):
@@ -246,6 +275,17 @@ class ImportResult:
         if self.plan is None:
             return [], 0
         return list(islice(self.plan.changes(), limit)), len(self.plan.updates) + len(self.plan.creates)
+
+    def listed_changes(self, limit):
+        """The first `limit` changes as [(employee number, action, fields, name, employee pk or None)] and
+        how many there are in all. One query: which of the listed employees exist (to link to them)."""
+        changes, total = self.changes(limit)
+        if not changes:
+            return [], total
+        names = islice(self.plan.names(), len(changes))
+        pks = dict(Employee.objects.filter(employee_number__in=[change[0] for change in changes])
+                   .values_list("employee_number", "pk"))
+        return [(*change, name, pks.get(change[0])) for change, name in zip(changes, names, strict=True)], total
 
 
 @cache
@@ -754,6 +794,7 @@ def apply_import(plan, *, by, source, started_at=None):
     """Write the plan in one transaction, with the run it makes."""
     now = timezone.now()
     with transaction.atomic():
+        _lock_imports()
         _check_privileged_again(plan)
         # The run first, so that the history of every change below names it (organisation.py).
         run = _record_run(ImportRun.Outcome.APPLIED, by=by, source=source, started_at=started_at or now,
@@ -769,6 +810,16 @@ def apply_import(plan, *, by, source, started_at=None):
             transaction.on_commit(partial(send_address_notices, address_changes, changed_at=now, run_id=run.pk),
                                   robust=True)
     return run
+
+
+IMPORT_LOCK_CLASS = 0x67696D70  # "gimp": the advisory-lock namespace of applying imports
+
+
+def _lock_imports():
+    """One import applies at a time: a transaction-scoped advisory lock (PostgreSQL; SQLite writes serially)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [IMPORT_LOCK_CLASS])
 
 
 def _apply_changes(plan, now):
@@ -910,13 +961,19 @@ def run_import(file_bytes, *, source, by=None, dry_run=False, request=None):
     if dry_run:
         run = _record_run(ImportRun.Outcome.DRY_RUN, by=by, source=source, started_at=started_at,
                           counts=plan.counts())
-        return ImportResult(run=run, plan=plan, errors=[])
+        token = keep_checked_file(file_bytes, run=run, plan=plan) if by is not None else ""
+        return ImportResult(run=run, plan=plan, errors=[], apply_token=token)
+    return _apply(plan, rows, by=by, source=source, started_at=started_at, request=request)
+
+
+def _apply(plan, rows, *, by, source, started_at, request):
+    """Apply a valid plan (apply_import), and record and log the outcome, a refusal included."""
     try:
         run = apply_import(plan, by=by, source=source, started_at=started_at)
     except PrivilegedAccountsChanged as refused:
         run = _record_run(ImportRun.Outcome.REJECTED, by=by, source=source, started_at=started_at,
                           counts={"rows": len(rows)}, errors=refused.errors)
-        _log_privileged_refusal(refused.errors, rows, by=by, request=request, run=run, dry_run=dry_run)
+        _log_privileged_refusal(refused.errors, rows, by=by, request=request, run=run, dry_run=False)
         return ImportResult(run=run, plan=None, errors=refused.errors)
     except DatabaseError:
         # E.g. another import or an admin created the same account in the meantime. The
@@ -937,3 +994,91 @@ def run_import(file_bytes, *, source, by=None, dry_run=False, request=None):
 
 def last_applied_import():
     return ImportRun.objects.filter(outcome=ImportRun.Outcome.APPLIED).defer("errors").first()
+
+
+# Apply the file a dry run checked ---------------------------------------------------------------
+#
+# A clean dry run by an HR user keeps the file in the cache (shared by the web processes) under its run's
+# id, and gives a reference signed with the SECRET_KEY: the run, the file's SHA-256, the digest of the
+# plan the dry run showed, and who ran it. "Apply this file" sends the reference back; the file is
+# applied only if the reference is genuine and recent, names a dry run by the same person, the kept
+# file still has that SHA-256, and planning it again against the data as it is now (under the import
+# lock, in the transaction that applies it) gives the same digest. Anything else changes nothing.
+
+CHECKED_FILE_MAX_AGE = 2 * 60 * 60  # seconds a dry run can be applied for
+_APPLY_SALT = "guidelines.imports.apply_checked_file"
+
+
+class ApplyRefused(Exception):
+    """The checked file cannot be applied; the message says why and what to do."""
+
+    def __init__(self, message, *, stale=False):
+        super().__init__(message)
+        self.message = message
+        self.stale = stale  # the data changed since the dry run (rather than a bad or expired reference)
+
+
+def _checked_key(run_pk):
+    return f"guidelines:import-checked:{run_pk}"
+
+
+def keep_checked_file(file_bytes, *, run, plan):
+    """Keep a clean dry run's file for applying it; the signed reference to send back (apply_checked_file)."""
+    shared_cache.set(_checked_key(run.pk), bytes(file_bytes), CHECKED_FILE_MAX_AGE)
+    return signing.dumps({"run": run.pk, "sha256": hashlib.sha256(file_bytes).hexdigest(), "plan": plan.digest(),
+                          "by": run.by_id}, salt=_APPLY_SALT, compress=True)
+
+
+def _checked(token, by):
+    """(dry run, file bytes, plan digest) of a genuine reference, or ApplyRefused."""
+    invalid = ApplyRefused(_("This dry run cannot be applied: its reference is not valid or is more than two "
+                             "hours old. Upload the file again for a new dry run."))
+    try:
+        checked = signing.loads(token, salt=_APPLY_SALT, max_age=CHECKED_FILE_MAX_AGE)
+        run_pk, sha256, digest, by_pk = checked["run"], checked["sha256"], checked["plan"], checked["by"]
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        raise invalid from None
+    run = ImportRun.objects.filter(pk=run_pk, outcome=ImportRun.Outcome.DRY_RUN).defer("errors").first()
+    if run is None or by_pk != by.pk or run.by_id != by.pk:
+        raise invalid
+    file_bytes = shared_cache.get(_checked_key(run.pk))
+    if file_bytes is None:
+        raise ApplyRefused(_("The file of this dry run is no longer kept: it was applied already, or the dry run "
+                             "is more than two hours old. Upload the file again for a new dry run."))
+    if hashlib.sha256(file_bytes).hexdigest() != sha256:
+        raise ApplyRefused(_("The kept file does not match the file the dry run checked, so nothing was "
+                             "changed. Upload the file again for a new dry run."))
+    return run, file_bytes, digest
+
+
+def apply_checked_file(token, *, by, request=None):
+    """Apply exactly the file a dry run checked, if what it would change is still what the dry run showed.
+    An ImportResult (applied, or rejected as an import is), or ApplyRefused when nothing was tried."""
+    require_permission(by, "guidelines.manage")
+    dry_run, file_bytes, digest = _checked(token, by)
+    started_at = timezone.now()
+    stale = ApplyRefused(_("The employee data changed after the dry run, so applying the file now would not do "
+                           "what the dry run showed. Nothing was changed. Upload the file again for a new dry "
+                           "run."), stale=True)
+    try:
+        with transaction.atomic():
+            _lock_imports()  # no other import applies between planning again and applying
+            try:
+                rows = parse_csv(file_bytes)
+            except ImportRejected:
+                raise stale from None
+            existing = load_existing()
+            if validate(rows, existing=existing):
+                raise stale
+            plan = plan_import(rows, existing=existing)
+            if plan.digest() != digest:
+                raise stale
+            result = _apply(plan, rows, by=by, source=dry_run.source, started_at=started_at, request=request)
+    except ApplyRefused as refused:
+        # Recorded like any refused import, so the history of runs shows the attempt.
+        _record_run(ImportRun.Outcome.REJECTED, by=by, source=dry_run.source, started_at=started_at,
+                    counts={"rows": dry_run.rows}, errors=[RowError(None, "", refused.message)])
+        raise
+    if not result.errors:
+        shared_cache.delete(_checked_key(dry_run.pk))  # applied once: the reference cannot apply it again
+    return result

@@ -3,7 +3,7 @@ from django.urls import path
 from .views import approvals, employee, hr
 
 from .views import hr_import  # isort: skip
-from .views import dashboards, notifications, reports
+from .views import dashboards, notifications, people, reports
 
 app_name = "guidelines"
 
@@ -34,7 +34,12 @@ urlpatterns = [
     path("approvals/", approvals.inbox, name="approvals"),
     # urls: views/approvals.py
     path("hr/employees/import/", hr_import.employee_import, name="hr_import"),
+    path("hr/employees/import/apply/", hr_import.import_apply, name="hr_import_apply"),
     # urls: views/hr_import.py
+    path("hr/employees/", people.employee_search, name="hr_employees"),
+    path("hr/employees/<int:pk>/", people.employee_detail, name="hr_employee"),
+    path("hr/employees/<int:pk>/acknowledgements/<int:ack>/", people.employee_receipt, name="hr_employee_receipt"),
+    # urls: views/people.py
     path("dashboards/", dashboards.overview, name="dashboard_overview"),
     path("dashboards/<slug:slug>/", dashboards.guideline_dashboard, name="dashboard_guideline"),
     path("dashboards/<slug:slug>/export.csv", dashboards.export, name="dashboard_export"),

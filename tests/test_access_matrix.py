@@ -266,18 +266,20 @@ GUIDELINE_ROWS = [
     route("hr_exemption_grant", "guidelines:hr_exemption_grant",
           url("guidelines:hr_exemption_grant", "everyone.slug"), "POST", HR_POST,
           data={"employee_number": "E0001", "reason": "Long-term leave."}),
+    # The exemption and extension forms are pages of their own too (find the employee by name).
     route("hr_exemption_grant", "guidelines:hr_exemption_grant",
-          url("guidelines:hr_exemption_grant", "everyone.slug"), "GET", POST_ONLY),
+          url("guidelines:hr_exemption_grant", "everyone.slug"), "GET", HR_PAGE),
     route("hr_extension_grant", "guidelines:hr_extension_grant",
           url("guidelines:hr_extension_grant", "everyone.slug"), "POST", HR_POST,
           data=lambda world: {"employee_number": "E0002", "reason": "Back from leave.",
                               "due_date": (timezone.localdate() + timedelta(days=120)).isoformat()}),
     route("hr_extension_grant", "guidelines:hr_extension_grant",
-          url("guidelines:hr_extension_grant", "everyone.slug"), "GET", POST_ONLY),
+          url("guidelines:hr_extension_grant", "everyone.slug"), "GET", HR_PAGE),
     route("hr_exemption_revoke", "guidelines:hr_exemption_revoke",
           url("guidelines:hr_exemption_revoke", "exemption.pk"), "POST", HR_POST),
+    # GET asks for confirmation; only the POST revokes.
     route("hr_exemption_revoke", "guidelines:hr_exemption_revoke",
-          url("guidelines:hr_exemption_revoke", "exemption.pk"), "GET", POST_ONLY),
+          url("guidelines:hr_exemption_revoke", "exemption.pk"), "GET", HR_PAGE),
     route("hr_draft_preview", "guidelines:hr_draft_preview", url("guidelines:hr_draft_preview"), "POST",
           expect(hr_staff=OK), data={"body": "# Preview\n\nText."}),
     route("hr_draft_preview", "guidelines:hr_draft_preview", url("guidelines:hr_draft_preview"), "GET", POST_ONLY),
@@ -313,6 +315,18 @@ GUIDELINE_ROWS = [
     # No file: a 400 for HR (the import itself has its own tests).
     route("hr_import", "guidelines:hr_import", url("guidelines:hr_import"), "POST", expect(hr_staff=INVALID),
           data=lambda world: {"dry_run": "on"}),
+    # A missing (or forged) reference to a dry run: a 400 for HR, nothing applied.
+    route("hr_import_apply", "guidelines:hr_import_apply", url("guidelines:hr_import_apply"), "POST",
+          expect(hr_staff=INVALID), data={"token": "forged"}),
+    route("hr_import_apply", "guidelines:hr_import_apply", url("guidelines:hr_import_apply"), "GET", POST_ONLY),
+    # One employee, and the employee search: HR and auditors.
+    route("hr_employees", "guidelines:hr_employees", url("guidelines:hr_employees"), "GET", EVIDENCE_PAGE),
+    route("hr_employee", "guidelines:hr_employee", url("guidelines:hr_employee", "alice.pk"), "GET", EVIDENCE_PAGE),
+    route("hr_employee_receipt", "guidelines:hr_employee_receipt",
+          url("guidelines:hr_employee_receipt", "alice.pk", "ack_alice.pk"), "GET", EVIDENCE_PAGE),
+    # Otto's page in Alice's session, or in her manager Bob's: refused like any employee's.
+    route("hr_employee_of_otto", "guidelines:hr_employee", url("guidelines:hr_employee", "otto.pk"), "GET",
+          EVIDENCE_PAGE),
     route("hr_nudge", "guidelines:hr_nudge", url("guidelines:hr_nudge", "everyone.slug"), "POST", HR_POST,
           data=lambda world: {"version": world.v1.pk}),
     # The confirmation page of "remind now".

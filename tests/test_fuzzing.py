@@ -150,6 +150,10 @@ QUERY_PARAMETERS = {
     "guidelines:report_verify": [*VerifyForm.base_fields],
     "guidelines:public_verify": [*PublicVerifyForm.base_fields],
     "guidelines:hr_draft_approve": ["fingerprint"],
+    "guidelines:hr_employees": ["q", "page"],
+    "guidelines:hr_exemption_grant": ["q", "employee", "return_to"],
+    "guidelines:hr_extension_grant": ["q", "employee", "return_to"],
+    "guidelines:hr_exemption_revoke": ["return_to"],
 }
 
 VIEWS = Path(__file__).resolve().parent.parent / "guidelines" / "views"
@@ -563,9 +567,10 @@ POST_FORMS = {
     "guidelines:hr_draft_review": ["action", "fingerprint", "reason"],
     "guidelines:hr_draft_preview": ["body"],
     "guidelines:hr_nudge": ["version"],
-    "guidelines:hr_exemption_revoke": [],
     "guidelines:hr_draft_approve": guideline_forms.ApproveForm,
     "guidelines:hr_draft_send_back": guideline_forms.SendBackForm,
+    "guidelines:hr_exemption_revoke": ["return_to"],
+    "guidelines:hr_import_apply": ["token"],
 }
 
 
@@ -635,6 +640,9 @@ def _named_values(world, name):
         "reason": (st.just("Please rephrase."), st.sampled_from(["", " "])),
         "body": _field_values(world, "body", forms.CharField()),
         "version": (st.sampled_from([str(version.pk) for version in world.versions]), st.sampled_from(NUMBERS)),
+        "return_to": (st.sampled_from(["employee", "guideline"]), st.sampled_from(["", "https://example.com/", "//x"])),
+        # A dry run's signed reference: only a genuine one applies a file, and no fuzzed one is.
+        "token": (st.just(""), st.one_of(TEXT, st.sampled_from(["a:b:c", "e30:1:x", "x" * 5000]))),
     }[name]
 
 

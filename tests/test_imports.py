@@ -634,8 +634,9 @@ def test_hr_dry_run_shows_what_would_change_and_offers_to_apply(client_as, hilde
     assert response.status_code == 200
     assert "Dry run of people.csv: nothing was changed" in content
     assert "<th scope=\"row\">New employees</th><td>3</td>" in content
-    assert "leave “Dry run only” unticked" in content
-    assert 'name="dry_run" id="id_dry_run" checked' not in content
+    # Applying needs no second upload: the page offers the file it checked.
+    assert ">Apply this file</button>" in content and 'name="token" value="' in content
+    assert 'name="dry_run" id="id_dry_run" checked' in content  # a next file starts as a dry run again
     assert Employee.objects.count() == 0
     assert ImportRun.objects.get().by == hilde
 
@@ -716,8 +717,8 @@ def test_the_result_page_lists_the_first_changes_and_counts_the_rest(client_as, 
 
     page = response.content.decode()
     assert response.status_code == 200
-    assert f"Changes per employee (kept as evidence with import run #{ImportRun.objects.get().pk})" in page
-    assert page.count("<td>created</td><td><code>email</code></td>") == 2
+    assert f"Who changed (kept as evidence with import run #{ImportRun.objects.get().pk})" in page
+    assert page.count('<span class="badge badge-ok">created</span>') == 2
     assert "… and the changes of 3 more employees." in page
     assert ImportChange.objects.count() == 5
 
@@ -731,10 +732,13 @@ def test_the_result_page_shows_updates_first_with_counts_per_field(client_as, hi
 
     page = response.content.decode()
     assert "Updated employees per changed field" in page
-    assert "<tr><th scope=\"row\"><code>is_active</code></th><td>1</td></tr>" in page
-    first_update = page.index("<td>E2</td><td>updated</td>")
-    assert first_update < page.index("<td>N1</td><td>created</td>")
-    assert "<td>E2</td><td>updated</td><td><code>is_active</code></td><td>yes</td><td>no</td>" in page
+    assert "<tr><th scope=\"row\">Account active</th><td>1</td></tr>" in page
+    first_update = page.index('<span class="meta">E2</span><br><span class="badge badge-muted">updated')
+    assert first_update < page.index('<span class="meta">N1</span><br><span class="badge badge-ok">created')
+    e2 = page[first_update:page.index("</tr>", first_update)]
+    assert ('<span class="field-name">Account active</span>: <del><span class="visually-hidden">from </span>yes</del>'
+            ' → <ins><span class="visually-hidden">to </span>no</ins>') in e2
+    assert "leaver" in e2
     assert "more employee" not in page
 
 

@@ -97,7 +97,8 @@ def guideline_dashboard(request, slug):
     summary = dashboards.summary(version, day)
     rows = dashboards.employee_list(version, day, **filters)
     context = _status_context(request, version, summary, filters, rows)
-    context.update(guideline=guideline, versions=versions, day=day)
+    # Each row leads to the employee's page (HR and auditors only: the manager's team page has no links).
+    context.update(guideline=guideline, versions=versions, day=day, employee_links=True)
     security_event("dashboard_view", request=request, guideline=guideline.slug, version=version.number, filters=filters)
     return render(request, "guidelines/dashboards/guideline.html", context)
 

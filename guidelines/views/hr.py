@@ -9,15 +9,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import publishing, services, status
+from .. import employees, publishing, services, status
 from ..access import hr_required
 from ..accounts import fresh_sign_in_required
 from ..content import diff_blocks, render_markdown
 from ..forms import (
     ApproveForm,
     DraftForm,
+    EmployeeSearchForm,
     ExemptionForm,
     ExtensionForm,
     GuidelineForm,
@@ -391,53 +392,112 @@ def guideline_retire(request, slug):
                   {"form": form, "guideline": guideline, "in_scope": _in_scope(guideline).count()}, status=status)
 
 
-@require_POST
+PICK_LIMIT = 20  # employees listed when HR looks one up by name on an exemption or extension form
+
+
+def _picker(request, form):
+    """The search-then-pick part of an exemption or extension form: the employee chosen (?employee=<pk>,
+    or the number typed), and the employees whose name, number or address matches ?q=."""
+    search_form = EmployeeSearchForm(request.GET)
+    query = search_form.cleaned_data["q"] if search_form.is_valid() else ""
+    if form.is_bound and form.has_error("employee_number"):
+        # An unknown number: look for what was typed, a name perhaps, among names, numbers and addresses.
+        query = form.data.get("employee_number", "").strip()[:100]
+    matches, more = [], False
+    if query:
+        found = list(employees.search(query, by=request.user)[:PICK_LIMIT + 1])
+        matches, more = found[:PICK_LIMIT], len(found) > PICK_LIMIT
+    chosen = None
+    if form.is_bound:
+        chosen = getattr(form, "cleaned_data", {}).get("employee_number")  # an Employee once it is valid
+    elif request.GET.get("employee", "").isdigit() and len(request.GET["employee"]) < 19:
+        chosen = employees.employee_or_none(int(request.GET["employee"]), by=request.user)
+        if chosen is not None:
+            form.initial["employee_number"] = chosen.employee_number
+    asked = form.data if form.is_bound else request.GET
+    return {"search_form": search_form, "query": query, "matches": matches, "more_matches": more,
+            "chosen": chosen, "return_to": "employee" if asked.get("return_to") == "employee" else "guideline"}
+
+
+def _return_to(request, form, employee, guideline):
+    if form.cleaned_data.get("return_to") == "employee":
+        return redirect("guidelines:hr_employee", pk=employee.pk)
+    return redirect("guidelines:hr_guideline", slug=guideline.slug)
+
+
+def _grant_page(request, guideline, form, kind, status):
+    context = {"form": form, "guideline": guideline, "kind": kind, **_picker(request, form)}
+    return render(request, "guidelines/hr/grant_form.html", context, status=status)
+
+
+def _initial_return_to(request):
+    return {"return_to": "employee" if request.GET.get("return_to") == "employee" else "guideline"}
+
+
+@require_http_methods(["GET", "POST"])
 @hr_required
 @fresh_sign_in_required
 def exemption_grant(request, slug):
+    """The exemption form: find the employee by name (GET ?q=), pick them, give the reason and dates.
+    An error comes back on this form, with what was typed."""
     guideline = guideline_or_404(slug, "owner")
+    if request.method == "GET":
+        return _grant_page(request, guideline, ExemptionForm(initial=_initial_return_to(request)), "exemption", 200)
     form = ExemptionForm(request.POST)
     if form.is_valid():
+        employee = form.cleaned_data["employee_number"]
         try:
-            services.grant_exemption(employee=form.cleaned_data["employee_number"], guideline=guideline,
+            services.grant_exemption(employee=employee, guideline=guideline,
                                      by=request.user, reason=form.cleaned_data["reason"],
                                      starts_on=form.cleaned_data["starts_on"], ends_on=form.cleaned_data["ends_on"])
         except ValidationError as error:
             form.add_error(None, error.messages[0])
-    if form.errors:
-        return render(request, "guidelines/hr/form_errors.html", {"form": form, "guideline": guideline}, status=400)
-    messages.success(request, _("The exemption was recorded."))
-    return redirect("guidelines:hr_guideline", slug=slug)
+        else:
+            messages.success(request, _("The exemption of %(name)s was recorded.") % {"name": employee.full_name})
+            return _return_to(request, form, employee, guideline)
+    return _grant_page(request, guideline, form, "exemption", 400)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @hr_required
 def exemption_revoke(request, pk):
-    exemption = get_object_or_404(Exemption.objects.select_related("guideline", "employee"), pk=pk)
-    try:
-        services.revoke_exemption(exemption=exemption, by=request.user)
-    except ValidationError as error:
-        return render(request, "400.html", {"message": error.messages[0]}, status=400)
-    messages.success(request, _("The exemption was revoked."))
-    return redirect("guidelines:hr_guideline", slug=exemption.guideline.slug)
+    """GET asks "Revoke the exemption of X for Y?"; only the confirming POST revokes."""
+    exemption = get_object_or_404(Exemption.objects.select_related("guideline", "employee__user"), pk=pk)
+    back = "employee" if request.GET.get("return_to", request.POST.get("return_to")) == "employee" else "guideline"
+    if request.method == "POST":
+        try:
+            services.revoke_exemption(exemption=exemption, by=request.user)
+        except ValidationError as error:
+            return render(request, "400.html", {"message": error.messages[0]}, status=400)
+        messages.success(request, _("The exemption of %(name)s was revoked.") % {"name": exemption.employee.full_name})
+        if back == "employee":
+            return redirect("guidelines:hr_employee", pk=exemption.employee_id)
+        return redirect("guidelines:hr_guideline", slug=exemption.guideline.slug)
+    return render(request, "guidelines/hr/revoke_confirm.html", {"exemption": exemption, "return_to": back})
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @hr_required
 def extension_grant(request, slug):
+    """The extension form, like the exemption form, for the current version's due date."""
     guideline = guideline_or_404(slug, "owner")
     current = guideline.versions.published().first()
+    if request.method == "GET":
+        form = ExtensionForm(initial=_initial_return_to(request))
+        return _grant_page(request, guideline, form, "extension", 200)
     form = ExtensionForm(request.POST)
     if current is None:
+        form.is_valid()
         form.add_error(None, _("This guideline has no published version to extend."))
     elif form.is_valid():
+        employee = form.cleaned_data["employee_number"]
         try:
-            services.extend_due_date(employee=form.cleaned_data["employee_number"], version=current,
+            services.extend_due_date(employee=employee, version=current,
                                      by=request.user, due_date=form.cleaned_data["due_date"],
                                      reason=form.cleaned_data["reason"])
         except ValidationError as error:
             form.add_error(None, error.messages[0])
-    if form.errors:
-        return render(request, "guidelines/hr/form_errors.html", {"form": form, "guideline": guideline}, status=400)
-    messages.success(request, _("The due date was extended."))
-    return redirect("guidelines:hr_guideline", slug=slug)
+        else:
+            messages.success(request, _("The due date of %(name)s was extended.") % {"name": employee.full_name})
+            return _return_to(request, form, employee, guideline)
+    return _grant_page(request, guideline, form, "extension", 400)

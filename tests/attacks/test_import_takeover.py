@@ -332,8 +332,10 @@ def test_an_ordinary_address_change_is_applied_recorded_and_announced_after_the_
     assert "alice" not in security_log.text
 
     page = response.content.decode()
-    assert ("<td>E0001</td><td>updated</td><td><code>email</code></td><td>alice@example.com</td>"
-            "<td>alice.new@example.com</td>") in page
+    assert '<span class="meta">E0001</span><br><span class="badge badge-muted">updated</span>' in page
+    assert ('<span class="field-name">E-mail address</span>: <del><span class="visually-hidden">from </span>'
+            'alice@example.com</del> → <ins><span class="visually-hidden">to </span>alice.new@example.com</ins>'
+            ) in page
 
 
 def test_the_command_announces_an_address_change_too(tmp_path, alice, django_capture_on_commit_callbacks):
@@ -393,8 +395,10 @@ def test_created_employees_are_recorded_field_by_field(client_as, hilde, bob):
         "is_active": [None, True], "department": [None, "Operations"], "manager_employee_number": [None, "E0002"],
         "start_date": [None, "2026-01-05"], "language": [None, "nl"],
     }
-    assert "<td>E0800</td><td>created</td><td><code>last_name</code></td><td>–</td><td>de Wit</td>" in (
-        response.content.decode())
+    page = response.content.decode()
+    assert '<span class="meta">E0800</span><br><span class="badge badge-ok">created</span>' in page
+    assert ('<span class="field-name">Last name</span>: <ins><span class="visually-hidden">to </span>de Wit</ins>'
+            in page)
 
 
 def test_the_dry_run_previews_the_changes_and_keeps_none(client_as, hilde, alice):
@@ -402,8 +406,9 @@ def test_the_dry_run_previews_the_changes_and_keeps_none(client_as, hilde, alice
 
     page = response.content.decode()
     assert response.status_code == 200
-    assert "Changes per employee that applying the file would make" in page
-    assert "<td>E0001</td><td>updated</td><td><code>last_name</code></td><td>Example</td><td>Changed</td>" in page
+    assert "Who would change if the file is applied" in page
+    assert ('<span class="field-name">Last name</span>: <del><span class="visually-hidden">from </span>Example</del>'
+            ' → <ins><span class="visually-hidden">to </span>Changed</ins>') in page
     assert not ImportChange.objects.exists()
 
 
