@@ -232,7 +232,8 @@ class EmployeeAdmin(AuditedAdmin):
 @admin.register(Guideline)
 class GuidelineAdmin(AuditedAdmin):
     list_display = ["title", "slug", "owner", "audience_everyone", "due_days", "retired_at"]
-    prepopulated_fields = {"slug": ["title"]}
+    search_fields = ["title_nl", "title_en", "slug"]
+    prepopulated_fields = {"slug": ["title_en"]}
     filter_horizontal = ["audience_departments", "audience_groups"]
     raw_id_fields = ["owner"]
 

@@ -11,6 +11,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .access import group_label
 from .dashboards import NO_DEPARTMENT
 from .models import LANGUAGE_CHOICES, LANGUAGES, Department, Employee, Guideline, NotificationLog
 from .status import Status
@@ -35,8 +36,8 @@ class GuidelineForm(forms.ModelForm):
 
     class Meta:
         model = Guideline
-        fields = ["title", "slug", "audience_everyone", "audience_departments", "audience_groups", "due_days",
-                  "reacknowledge_days"]
+        fields = ["title_nl", "title_en", "slug", "audience_everyone", "audience_departments", "audience_groups",
+                  "due_days", "reacknowledge_days"]
         widgets = {
             "audience_departments": forms.CheckboxSelectMultiple,
             "audience_groups": forms.CheckboxSelectMultiple,
@@ -45,6 +46,7 @@ class GuidelineForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["audience_groups"].label_from_instance = lambda group: group_label(group.name)
         if self.instance.pk:
             self.fields["owner_email"].initial = self.instance.owner.email
             self.fields["slug"].disabled = True  # links in e-mails and evidence refer to it
@@ -160,7 +162,7 @@ class LogFilterForm(forms.Form):
 
 
 class PackForm(forms.Form):
-    guideline = forms.ModelChoiceField(label=_("Guideline"), queryset=Guideline.objects.order_by("title"),
+    guideline = forms.ModelChoiceField(label=_("Guideline"), queryset=Guideline.objects.by_title(),
                                        to_field_name="slug", empty_label=None)
     version = forms.CharField(label=_("Version"), required=False, max_length=20,
                               help_text=_('A number such as 2.0, "all", or empty for the current one.'))

@@ -44,7 +44,7 @@ def _in_scope(guideline):
 @require_GET
 @hr_required
 def guideline_list(request):
-    guidelines = Guideline.objects.select_related("owner").annotate(
+    guidelines = Guideline.objects.by_title().select_related("owner").annotate(
         drafts=Count("versions", filter=Q(versions__status__in=Version.EDITABLE_STATUSES)),
         awaiting_review=Count("versions", filter=Q(versions__status=Version.Status.DRAFT,
                                                    versions__review_requested_at__isnull=False)),
@@ -109,8 +109,8 @@ def guideline_detail(request, slug):
 def _initial_texts(guideline):
     """A new draft starts from the current version's texts."""
     current = guideline.versions.published().prefetch_related("texts").first()
-    if current is None:
-        return {"leading_language": "nl"}
+    if current is None:  # the first draft: the guideline's titles
+        return {"leading_language": "nl", "title_nl": guideline.title_nl, "title_en": guideline.title_en}
     initial = {"leading_language": current.leading_language}
     for text in current.texts.all():
         initial.update({f"title_{text.language}": text.title, f"body_{text.language}": text.body})
