@@ -139,7 +139,7 @@ def test_the_pack_is_pdf_a_3u_with_metadata(scene, arjen):
         assert re.search(r'pdfaid:part="?3', xmp) and re.search(r'pdfaid:conformance="?U', xmp)
         assert "/OutputIntents" in document.Root and str(document.Root.Lang) == "nl"
         info = document.docinfo
-        assert str(info["/Title"]) == "Auditorpakket: Social media guideline"
+        assert str(info["/Title"]) == "Auditorpakket: Richtlijn sociale media"
         assert "arjen@example.com" in str(info["/Author"]) and "/CreationDate" in info
         assert sorted(document.attachments) == ["acknowledgements.csv", "manifest.json"]
         relationships = {str(spec.get("/AFRelationship")) for spec in document.Root.AF}
@@ -610,7 +610,7 @@ def test_the_pack_lists_the_checkpoints_up_to_its_day(scene, arjen):
     section = words.split("Checkpoints", 1)[1]
     assert "1 checkpoint was made by the end of this report's day" in section
     assert "2 checkpoints were checked against the chain" in section
-    assert f"5 Mar 2027 03:00 {early.head_sequence}" in section
+    assert f"5 Mar 2027, 03:00 {early.head_sequence}" in section
     assert early.head_seal in section.replace(" ", "")  # the seal wraps inside its cell
     manifest = json.loads(PdfReader(pdf_path(report)).attachments["manifest.json"][0])
     assert [row["digest"] for row in manifest["checkpoints"]] == [early.digest]
