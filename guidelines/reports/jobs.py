@@ -27,7 +27,7 @@ from django.utils.translation import gettext as _
 from .. import chain, imports, organisation
 from ..access import group_label, require_acknowledgement_reader, require_evidence_reader
 from ..accounts import configured_providers, sign_in_label
-from ..models import ERROR_TEXT_LIMIT, Acknowledgement, AuditEvent, Report
+from ..models import ERROR_TEXT_LIMIT, AuditEvent, Report
 from ..services import record_audit_event
 from ..status import Status
 from . import contents, rendering
@@ -134,8 +134,7 @@ def _employee_line(version, row):
         row["department_name"] or "—", str(Status(row["status"]).label),
         f"{row['ack__version__major']}.{row['ack__version__minor']}" if acknowledged else "—",
         row["ack__language"] or "—", _local(acknowledged) or "—",
-        str(Acknowledgement.Channel(row["ack__channel"]).label) if row["ack__channel"] else "—",
-        row["ack__content_hash"] or "—",
+        row["ack__channel"] or "—", row["ack__content_hash"] or "—",
     ]
 
 
