@@ -379,3 +379,12 @@ def test_the_migration_gives_both_languages_the_one_title_there_was(hilde):
     executor.migrate(after)
     guideline = Guideline.objects.get(slug="old")
     assert (guideline.title_nl, guideline.title_en) == ("Social media guideline", "Social media guideline")
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_the_public_verification_of_a_certificate_names_the_version_in_the_readers_language(
+        client, world, alice, language):
+    report = jobs.certificate(acknowledgement=world["ack"], user=alice.user, language="en")
+    text = page_text(in_language(client, language).get(reverse("guidelines:public_verify"),
+                                                      {"code": report.verification_code}), language)
+    assert TITLES[language] in text and TITLES[OTHER[language]] not in text

@@ -80,7 +80,7 @@ def public_facts(report):
     acknowledgement a certificate shows."""
     parameters = report.parameters or {}
     if report.acknowledgement_id:  # a certificate: of which guideline and version, not whose
-        guideline, version = report.acknowledgement.guideline.title, report.acknowledgement.version.number
+        guideline, version = report.acknowledgement.version.title, report.acknowledgement.version.number
     else:
         guideline = report.guideline.title if report.guideline_id else parameters.get("guideline", "")
         version = parameters.get("version", "")
