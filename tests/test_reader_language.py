@@ -388,3 +388,12 @@ def test_the_public_verification_of_a_certificate_names_the_version_in_the_reade
     text = page_text(in_language(client, language).get(reverse("guidelines:public_verify"),
                                                       {"code": report.verification_code}), language)
     assert TITLES[language] in text and TITLES[OTHER[language]] not in text
+
+
+def test_the_admin_lists_guidelines_by_the_readers_title_and_finds_them_by_either(client_as, hilde, guideline):
+    client = in_language(client_as(hilde), "nl")
+    url = reverse("admin:guidelines_guideline_changelist")
+    listed = page_text(client.get(url))
+    assert ">Titel<" in listed and TITLES["nl"] in listed and TITLES["en"] not in listed
+    for query, found in (("sociale", True), ("Social media", True), ("nothing like it", False)):
+        assert (TITLES["nl"] in page_text(client.get(url, {"q": query}))) is found
