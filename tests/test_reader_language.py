@@ -379,6 +379,16 @@ def test_the_migration_gives_both_languages_the_one_title_there_was(hilde):
     executor.migrate(after)
     guideline = Guideline.objects.get(slug="old")
     assert (guideline.title_nl, guideline.title_en) == ("Social media guideline", "Social media guideline")
+    Guideline.objects.filter(pk=guideline.pk).update(title_nl="Richtlijn sociale media")
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)  # and back: the English title is the one title
+    old = executor.loader.project_state(before).apps.get_model("guidelines", "Guideline")
+    assert old.objects.get(slug="old").title == "Social media guideline"
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
 
 
 @pytest.mark.parametrize("language", ["nl", "en"])
