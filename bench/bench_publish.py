@@ -67,7 +67,8 @@ def main():
             emit(seed(EMPLOYEES, VERSIONS))
         hr, approver = hr_user()
         guideline, created = Guideline.objects.get_or_create(
-            slug="publish-bench", defaults={"title": "Publish benchmark", "owner": hr, "due_days": 30})
+            slug="publish-bench", defaults={"title_nl": "Publicatiebenchmark", "title_en": "Publish benchmark",
+                                            "owner": hr, "due_days": 30})
         if created:
             publishing.publish_version(version=approved_draft(guideline, hr, approver), by=hr, material=True)
         audience = Employee.objects.employed_on(timezone.localdate()).in_audience_of(guideline).count()

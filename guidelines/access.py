@@ -14,6 +14,15 @@ from django.utils.translation import gettext_lazy
 # with an identity provider never reaches them by e-mail address alone (accounts.py).
 ROLE_GROUPS = ("HR", "Approvers", "Auditors")
 ROLE_PERMISSIONS = ("manage", "approve", "audit")  # of the guidelines app
+# The role groups as readers see them, in their language. The names in the database stay as above
+# (this module finds the groups by them).
+ROLE_GROUP_LABELS = {"HR": gettext_lazy("HR"), "Approvers": gettext_lazy("Approvers"),
+                     "Auditors": gettext_lazy("Auditors")}
+
+
+def group_label(name):
+    """A group's name for readers: a role group's in the reader's language, any other as it was named."""
+    return str(ROLE_GROUP_LABELS.get(name, name))
 
 
 def privileged_users():

@@ -230,10 +230,15 @@ class EmployeeAdmin(AuditedAdmin):
 
 @admin.register(Guideline)
 class GuidelineAdmin(AuditedAdmin):
-    list_display = ["title", "slug", "owner", "audience_everyone", "due_days", "retired_at"]
-    prepopulated_fields = {"slug": ["title"]}
+    list_display = ["reader_title", "slug", "owner", "audience_everyone", "due_days", "retired_at"]
+    search_fields = ["title_nl", "title_en", "slug"]
+    prepopulated_fields = {"slug": ["title_en"]}
     filter_horizontal = ["audience_departments", "audience_groups"]
     raw_id_fields = ["owner"]
+
+    @admin.display(description=_("title"))
+    def reader_title(self, guideline):
+        return guideline.title
 
     def get_readonly_fields(self, request, obj=None):
         # The slug is sealed into every acknowledgement (chain.SEALED_FIELDS).

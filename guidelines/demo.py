@@ -136,8 +136,8 @@ def _load_demo(seed):
             start=(now - timedelta(days=rng.randint(3, 12) if recent_joiner else rng.randint(200, 4000))).date(),
         ))
 
-    guideline = Guideline.objects.create(slug="social-media", title="Social media guideline", owner=hr.user,
-                                         due_days=30)
+    guideline = Guideline.objects.create(slug="social-media", title_nl="Richtlijn sociale media",
+                                         title_en="Social media guideline", owner=hr.user, due_days=30)
     v1_published = now - timedelta(days=190)
     v1 = _create_version(guideline, {lang: demo_text(1, lang) for lang in LANGUAGES},
                          author=hr.user, approver=manager.user, published_at=v1_published)
@@ -275,7 +275,8 @@ def seed_scale(*, employees, versions, seed=11, acknowledged=0.9):
         p.manager_name = "" if is_head else f"{head_person.first} {head_person.last}"
 
     slug = f"scale-{Guideline.objects.filter(slug__startswith='scale-').count() + 1}"
-    guideline = Guideline.objects.create(slug=slug, title=f"Scale guideline {slug}", owner=author, due_days=30)
+    guideline = Guideline.objects.create(slug=slug, title_nl=f"Schaalrichtlijn {slug}",
+                                         title_en=f"Scale guideline {slug}", owner=author, due_days=30)
     published = []
     for number in range(1, versions + 1):
         texts = {}

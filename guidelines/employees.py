@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from . import status
 from .access import require_evidence_reader
-from .models import Acknowledgement, DueDateExtension, Employee, Exemption, Guideline, Version
+from .models import Acknowledgement, DueDateExtension, Employee, Exemption, Guideline, Version, reader_language
 
 SEARCH_MAX_LENGTH = 100
 
@@ -62,7 +62,7 @@ def overview(employee, *, by):
     guidelines, acknowledgements, exemptions or extensions."""
     require_evidence_reader(by)
     versions = list(Version.objects.published().filter(guideline__retired_at__isnull=True)
-                    .select_related("guideline").order_by("guideline__title", "guideline__pk"))
+                    .select_related("guideline").order_by(f"guideline__title_{reader_language()}", "guideline__pk"))
     standings = status.standings(employee, versions)
     day = timezone.localdate()
     exemptions = list(Exemption.objects.filter(employee=employee)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
+from .access import group_label
 from .dashboards import NO_DEPARTMENT
 from .models import LANGUAGE_CHOICES, LANGUAGES, Department, Employee, Guideline, NotificationLog, Report, Version
 from .status import Status
@@ -36,8 +37,8 @@ class GuidelineForm(forms.ModelForm):
 
     class Meta:
         model = Guideline
-        fields = ["title", "slug", "audience_everyone", "audience_departments", "audience_groups", "due_days",
-                  "reacknowledge_days"]
+        fields = ["title_nl", "title_en", "slug", "audience_everyone", "audience_departments", "audience_groups",
+                  "due_days", "reacknowledge_days"]
         widgets = {
             "audience_departments": forms.CheckboxSelectMultiple,
             "audience_groups": forms.CheckboxSelectMultiple,
@@ -46,6 +47,7 @@ class GuidelineForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["audience_groups"].label_from_instance = lambda group: group_label(group.name)
         if self.instance.pk:
             self.fields["owner_email"].initial = self.instance.owner.email
             self.fields["slug"].disabled = True  # links in e-mails and evidence refer to it
@@ -212,7 +214,7 @@ class VersionSelect(forms.Select):
 
 
 class PackForm(forms.Form):
-    guideline = forms.ModelChoiceField(label=_("Guideline"), queryset=Guideline.objects.order_by("title"),
+    guideline = forms.ModelChoiceField(label=_("Guideline"), queryset=Guideline.objects.by_title(),
                                        to_field_name="slug", empty_label=None)
     version = forms.ChoiceField(label=_("Versions"), required=False, widget=VersionSelect)
     department = forms.ModelChoiceField(label=_("Department"), queryset=Department.objects.order_by("name"),

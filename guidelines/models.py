@@ -8,7 +8,7 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import formats, timezone
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
 
 from .chain import CURRENT_SEAL_FORMAT
@@ -16,6 +16,23 @@ from .chain import CURRENT_SEAL_FORMAT
 LANGUAGE_CHOICES = [("nl", _("Dutch")), ("en", _("English"))]
 # The languages of every version's texts, the pages, the e-mails and the reports.
 LANGUAGES = tuple(code for code, _label in LANGUAGE_CHOICES)
+
+
+def reader_language():
+    """The language of the page, e-mail or report being made (translation.override sets it for
+    e-mails and reports): one of LANGUAGES, else the first."""
+    language = (get_language() or "")[:2]
+    return language if language in LANGUAGES else LANGUAGES[0]
+
+
+def in_language(variants, language=None):
+    """`variants` ({language: text}) in `language` (default: the reader's), else in the other language:
+    the rule for every text HR writes in both languages."""
+    language = language or reader_language()
+    for code in (language, *LANGUAGES):
+        if variants.get(code):
+            return variants[code]
+    return ""
 # Rows per round trip when streaming or bulk-writing large sets (employees, acknowledgements).
 BATCH_ROWS = 5000
 # Longest error text kept on a failed report or e-mail (the rest is in the worker's log).
@@ -137,6 +154,10 @@ class GuidelineQuerySet(models.QuerySet):
     def active(self):
         return self.filter(retired_at__isnull=True)
 
+    def by_title(self):
+        """In the order of their titles in the reader's language."""
+        return self.order_by(f"title_{reader_language()}", "slug")
+
     def for_employee(self, employee):
         """Guidelines whose audience includes the employee (by everyone, department or group)."""
         audience = Q(audience_everyone=True) | Q(audience_groups__user=employee.user_id)
@@ -147,8 +168,14 @@ class GuidelineQuerySet(models.QuerySet):
 
 
 class Guideline(models.Model):
-    slug = models.SlugField(_("slug"), unique=True)
-    title = models.CharField(_("title"), max_length=200)
+    slug = models.SlugField(
+        _("slug"), unique=True,
+        help_text=_("The guideline's name in web addresses, e.g. social-media: lowercase letters, digits and "
+                    "hyphens. It cannot be changed later."),
+    )
+    # Named in the reader's language everywhere: `title` below.
+    title_nl = models.CharField(_("Title (Dutch)"), max_length=200)
+    title_en = models.CharField(_("Title (English)"), max_length=200)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -178,7 +205,7 @@ class Guideline(models.Model):
     objects = GuidelineQuerySet.as_manager()
 
     class Meta:
-        ordering = ["title"]
+        ordering = ["slug"]  # by title: Guideline.objects.by_title(), in the reader's language
         verbose_name = _("guideline")
         verbose_name_plural = _("guidelines")
         permissions = [
@@ -189,6 +216,14 @@ class Guideline(models.Model):
 
     def __str__(self):
         return self.title
+
+    @property
+    def title(self):
+        """The title in the reader's language (models.in_language)."""
+        return self.title_in()
+
+    def title_in(self, language=None):
+        return in_language({code: getattr(self, f"title_{code}") for code in LANGUAGES}, language)
 
     def includes(self, employee):
         if self.audience_everyone:
@@ -269,6 +304,13 @@ class Version(models.Model):
 
     def __str__(self):
         return f"{self.guideline} {self.number}"
+
+    @property
+    def title(self):
+        """The title of this version's text in the reader's language (models.in_language), else the
+        guideline's: what a page, e-mail or report about this one version calls it. Reads
+        prefetched texts (prefetch_related("version__texts")) when there are."""
+        return in_language({text.language: text.title for text in self.texts.all()}) or self.guideline.title
 
     @property
     def number(self):

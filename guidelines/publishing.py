@@ -203,7 +203,8 @@ def save_guideline(*, guideline, by, audience_departments=(), audience_groups=()
         guideline.audience_groups.set(audience_groups)
         record_audit_event(
             action=AuditEvent.Action.GUIDELINE_CREATED if creating else AuditEvent.Action.GUIDELINE_CHANGED,
-            actor=by, guideline=guideline, title=guideline.title, everyone=guideline.audience_everyone,
+            actor=by, guideline=guideline, title_nl=guideline.title_nl, title_en=guideline.title_en,
+            everyone=guideline.audience_everyone,
             departments=sorted(d.name for d in guideline.audience_departments.all()),
             groups=sorted(g.name for g in guideline.audience_groups.all()),
             due_days=guideline.due_days, reacknowledge_days=guideline.reacknowledge_days,

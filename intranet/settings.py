@@ -303,6 +303,7 @@ if ALLAUTH_TRUSTED_PROXY_COUNT < 0:
 LANGUAGE_CODE = "nl"
 LANGUAGES = [("nl", "Nederlands"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "guidelines" / "locale"]
+FORMAT_MODULE_PATH = ["intranet.formats"]  # short dates per language (intranet/formats/nl/formats.py)
 USE_I18N = True
 USE_TZ = True
 TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Amsterdam")

@@ -50,7 +50,8 @@ def publish(guideline, *, author, approver, material=True, bodies=None):
 
 
 def make_guideline(owner, *, slug="social-media", **fields):
-    return Guideline.objects.create(slug=slug, title="Social media guideline", owner=owner, **fields)
+    titles = {"title_nl": TITLES["nl"], "title_en": TITLES["en"], **fields}
+    return Guideline.objects.create(slug=slug, owner=owner, **titles)
 
 
 def tamper(sql, params=()):

@@ -202,7 +202,8 @@ def _draft_data(world):
 
 
 def _guideline_data(world):
-    return {"title": "Social media", "slug": "social-media", "audience_everyone": "on", "due_days": "30",
+    return {"title_nl": "Sociale media", "title_en": "Social media",
+            "slug": "social-media", "audience_everyone": "on", "due_days": "30",
             "owner_email": world.hilde.email}
 
 
@@ -246,7 +247,8 @@ GUIDELINE_ROWS = [
     route("hr_guidelines", "guidelines:hr_guidelines", url("guidelines:hr_guidelines"), "GET", HR_PAGE),
     route("hr_guideline_new", "guidelines:hr_guideline_new", url("guidelines:hr_guideline_new"), "GET", HR_PAGE),
     route("hr_guideline_new", "guidelines:hr_guideline_new", url("guidelines:hr_guideline_new"), "POST", HR_POST,
-          data=lambda world: {"title": "Expenses", "slug": "expenses", "audience_everyone": "on", "due_days": "30",
+          data=lambda world: {"title_nl": "Onkosten", "title_en": "Expenses", "slug": "expenses",
+                              "audience_everyone": "on", "due_days": "30",
                               "owner_email": world.hilde.email}),
     route("hr_guideline", "guidelines:hr_guideline", url("guidelines:hr_guideline", "everyone.slug"), "GET",
           HR_PAGE),

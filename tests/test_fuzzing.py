@@ -771,7 +771,8 @@ def _hr_changes(world):
     slugs = st.sampled_from([world.everyone.slug, world.ops.slug, world.finance.slug])
     usual = st.integers(min_value=1, max_value=400).map(str)
     settings = st.fixed_dictionaries({
-        "title": st.just("Fuzzed title"), "audience_everyone": weighted((3, st.just("on")), (1, st.just(""))),
+        "title_nl": st.just("Gefuzzde titel"), "title_en": st.just("Fuzzed title"),
+        "audience_everyone": weighted((3, st.just("on")), (1, st.just(""))),
         "audience_departments": st.lists(st.sampled_from([str(d.pk) for d in Department.objects.all()]), max_size=2),
         "due_days": weighted((2, usual), (1, numbers)),
         "reacknowledge_days": weighted((2, numbers), (1, usual), (1, st.just(""))),
@@ -793,7 +794,8 @@ def test_what_hr_saves_keeps_every_page_working(world):
     """Whatever numbers and dates HR's forms accept, the pages that compute with them (due dates,
     re-acknowledgement, exemptions: dashboards, the CSV export, employees' pages) still open."""
 
-    settings = {"title": "Fuzzed title", "audience_everyone": "on", "owner_email": world.hilde.email, "due_days": "30"}
+    settings = {"title_nl": "Gefuzzde titel", "title_en": "Fuzzed title",
+                "audience_everyone": "on", "owner_email": world.hilde.email, "due_days": "30"}
 
     @fuzz(max_examples=60)
     @given(_hr_changes(world))
@@ -835,7 +837,8 @@ def test_what_hr_saves_in_the_admin_keeps_every_page_working(world):
            weighted((3, numbers), (1, st.just(""))))
     def saved_and_shown(guideline, due_days, reacknowledge_days):
         departments = [str(pk) for pk in guideline.audience_departments.values_list("pk", flat=True)]
-        data = {"title": guideline.title, "owner": str(guideline.owner_id), "due_days": due_days,
+        data = {"title_nl": guideline.title_nl, "title_en": guideline.title_en,
+                "owner": str(guideline.owner_id), "due_days": due_days,
                 "reacknowledge_days": reacknowledge_days, "audience_departments": departments,
                 "audience_everyone": "on" if guideline.audience_everyone else ""}
         url = reverse("admin:guidelines_guideline_change", args=[guideline.pk])

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("guidelines", "0018_history_written_by_its_owner"),
+        ("guidelines", "0019_guideline_titles_per_language"),
     ]
 
     operations = [

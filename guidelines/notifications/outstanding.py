@@ -32,7 +32,7 @@ OUTSTANDING = (Status.PENDING, Status.OVERDUE)
 def current_versions():
     return list(
         Version.objects.published().filter(guideline__retired_at__isnull=True).select_related("guideline")
-        .order_by("guideline__title", "pk")
+        .order_by("guideline__slug", "pk")
     )
 
 

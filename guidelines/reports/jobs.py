@@ -25,7 +25,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from .. import chain, imports, organisation
-from ..access import require_acknowledgement_reader, require_evidence_reader
+from ..access import group_label, require_acknowledgement_reader, require_evidence_reader
 from ..accounts import configured_providers, sign_in_label
 from ..models import ERROR_TEXT_LIMIT, AuditEvent, Report
 from ..services import record_audit_event
@@ -197,7 +197,7 @@ def prepare(report):
             "as_of_is_today": pack.as_of == timezone.localdate(report.requested_at),
             "department": pack.department, "population": sum(s.summary.counts.in_scope for s in sections),
             "audience": ", ".join(sorted([d.name for d in pack.guideline.audience_departments.all()]
-                                         + [g.name for g in pack.guideline.audience_groups.all()])),
+                                         + [group_label(g.name) for g in pack.guideline.audience_groups.all()])),
             "last_import": imports.last_applied_import(), "chain": chain, "statuses": Status.choices,
             "organisation_history": organisation.keeps_history(),
         }
@@ -426,14 +426,15 @@ def certificate_record(ack):
 
 
 def _render_certificate(report, ack, language, folder):
-    text = ack.version.texts.filter(language=ack.language).first()
     folder.mkdir(parents=True, exist_ok=True)
     with translation.override(language):
         generated_by = certificate_generator()
-        title = _("Certificate of acknowledgement: %(title)s") % {"title": text.title if text else ack.guideline.title}
+        # The version's title in the certificate's language; the statement stays as agreed to.
+        guideline_title = ack.version.title
+        title = _("Certificate of acknowledgement: %(title)s") % {"title": guideline_title}
         context = {
             **_print_context(report, title=title, section_title=title, generated_by=generated_by, total_pages=1),
-            "ack": ack, "title": text.title if text else ack.guideline.title, "orientation": "portrait",
+            "ack": ack, "title": guideline_title, "orientation": "portrait",
             "utc": ack.acknowledged_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             "sign_in": sign_in_label(ack.auth_method, ack.sso_amr),
         }

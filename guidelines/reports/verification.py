@@ -82,7 +82,7 @@ def public_facts(report):
     acknowledgement a certificate shows."""
     parameters = report.parameters or {}
     if report.acknowledgement_id:  # a certificate: of which guideline and version, not whose
-        guideline = report.acknowledgement.guideline.title
+        guideline = report.acknowledgement.version.title
         version = _("version %(number)s") % {"number": report.acknowledgement.version.number}
     else:
         guideline = report.guideline.title if report.guideline_id else parameters.get("guideline", "")

@@ -8,17 +8,11 @@ from .. import publishing
 from ..access import approver_required
 
 
-def _title(version, language):
-    texts = {text.language: text for text in version.texts.all()}
-    text = texts.get(language) or texts.get(version.leading_language)
-    return text.title if text else version.guideline.title
-
-
 @require_GET
 @approver_required
 def inbox(request):
     drafts = list(publishing.awaiting_approval(request.user))
     askers = get_user_model().objects.in_bulk({draft.requested_by_id for draft in drafts} - {None})
-    rows = [{"version": draft, "title": _title(draft, request.LANGUAGE_CODE),
+    rows = [{"version": draft, "title": draft.title,
              "requested_by": askers.get(draft.requested_by_id)} for draft in drafts]
     return render(request, "guidelines/approvals.html", {"rows": rows})

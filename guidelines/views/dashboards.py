@@ -15,7 +15,7 @@ from .. import dashboards, notifications, status
 from ..access import dashboard_required, manager_required
 from ..dashboards import csv_cell as _cell  # one defusing for every CSV
 from ..forms import ListFilterForm
-from ..models import Employee, Guideline, Version
+from ..models import Employee, Guideline, Version, reader_language
 from ..security import security_event
 from ..status import Status
 from .lookups import filters_or_400, guideline_or_404, released_version_or_404
@@ -67,7 +67,7 @@ def _status_context(request, version, summary, filters, rows):
 @dashboard_required
 def overview(request):
     day = timezone.localdate()
-    guidelines = list(Guideline.objects.order_by("title"))
+    guidelines = list(Guideline.objects.by_title())
     current = {v.guideline_id: v for v in Version.objects.published().filter(guideline__retired_at__isnull=True)}
     rows, retired = [], []
     for guideline in guidelines:
@@ -157,7 +157,7 @@ def team(request):
     reports = Employee.objects.filter(manager=request.employee)
     current = list(
         Version.objects.published().filter(guideline__retired_at__isnull=True).select_related("guideline")
-        .order_by("guideline__title")
+        .order_by(f"guideline__title_{reader_language()}", "guideline__slug")
     )
     context = {"day": day, "report_count": status.employed_on(day, reports).count(), "current": current}
     if not current:

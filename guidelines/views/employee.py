@@ -280,7 +280,8 @@ def _acknowledge(request, slug):
 @employee_required
 def receipt(request, pk):
     ack = get_object_or_404(
-        Acknowledgement.objects.for_employee(request.employee).select_related("guideline", "version"), pk=pk
+        Acknowledgement.objects.for_employee(request.employee).select_related("guideline", "version")
+        .prefetch_related("version__texts"), pk=pk
     )
     return render(request, "guidelines/receipt.html", {"ack": ack})
 
@@ -291,6 +292,7 @@ def history(request):
     acks = (
         Acknowledgement.objects.for_employee(request.employee)
         .select_related("guideline", "version")
+        .prefetch_related("version__texts")  # the version's title in the reader's language (Version.title)
         .order_by("-acknowledged_at")
     )
     page = Paginator(acks, 25).get_page(request.GET.get("page"))

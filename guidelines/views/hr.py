@@ -55,7 +55,7 @@ def _in_scope(guideline):
 @require_GET
 @hr_required
 def guideline_list(request):
-    guidelines = Guideline.objects.select_related("owner").annotate(
+    guidelines = Guideline.objects.by_title().select_related("owner").annotate(
         drafts=Count("versions", filter=Q(versions__status__in=Version.EDITABLE_STATUSES)),
         awaiting_review=Count("versions", filter=Q(versions__status=Version.Status.DRAFT,
                                                    versions__review_requested_at__isnull=False)),
@@ -120,8 +120,8 @@ def guideline_detail(request, slug):
 def _initial_texts(guideline):
     """A new draft starts from the current version's texts."""
     current = guideline.versions.published().prefetch_related("texts").first()
-    if current is None:
-        return {"leading_language": "nl"}
+    if current is None:  # the first draft: the guideline's titles
+        return {"leading_language": "nl", "title_nl": guideline.title_nl, "title_en": guideline.title_en}
     initial = {"leading_language": current.leading_language}
     for text in current.texts.all():
         initial.update({f"title_{text.language}": text.title, f"body_{text.language}": text.body})
@@ -218,15 +218,9 @@ def draft_detail(request, pk):
         "may_edit": request.user.has_perm("guidelines.manage") and version.is_editable,
         "is_hr": request.user.has_perm("guidelines.manage"),
         "approvers": _names(publishing.approvers_of(version), _("or")) if waiting else "",
-        "title": _title(version, request.LANGUAGE_CODE),
+        "title": version.title,
         "four_eyes": settings.GUIDELINES_FOUR_EYES,
     })
-
-
-def _title(version, language):
-    """The draft's own title in the reader's language (else its leading language's)."""
-    texts = {text.language: text.title for text in version.texts.all()}
-    return texts.get(language) or texts.get(version.leading_language) or version.guideline.title
 
 
 def _reviewable(request, pk):
@@ -260,12 +254,12 @@ def draft_approve(request, pk):
             form.add_error(None, error.messages[0])
         else:
             messages.success(request, _("You approved the draft of the %(title)s (%(draft)s). HR can publish it now.")
-                             % {"draft": version.label, "title": _title(version, request.LANGUAGE_CODE)})
+                             % {"draft": version.label, "title": version.title})
             return redirect("guidelines:approvals")
     status = 400 if request.method == "POST" else 200
     return render(request, "guidelines/hr/approve_confirm.html", {
         "form": form, "version": version, "guideline": version.guideline, "current": current,
-        "texts": [texts[lang] for lang in LANGUAGES if lang in texts], "title": _title(version, request.LANGUAGE_CODE),
+        "texts": [texts[lang] for lang in LANGUAGES if lang in texts], "title": version.title,
     }, status=status)
 
 
@@ -283,12 +277,12 @@ def draft_send_back(request, pk):
             form.add_error(None, error.messages[0])
         else:
             messages.success(request, _("The draft of the %(title)s (%(draft)s) was sent back to its author.")
-                             % {"draft": version.label, "title": _title(version, request.LANGUAGE_CODE)})
+                             % {"draft": version.label, "title": version.title})
             return redirect("guidelines:approvals")
     status = 400 if request.method == "POST" else 200
     return render(request, "guidelines/hr/send_back_confirm.html",
                   {"form": form, "version": version, "guideline": version.guideline,
-                   "title": _title(version, request.LANGUAGE_CODE)}, status=status)
+                   "title": version.title}, status=status)
 
 
 @require_POST

@@ -187,17 +187,18 @@ def test_services_refuse_importing_auditor_packs_and_certificates_to_those_witho
 
 
 def _guideline_post(guideline, **overrides):
-    return {"title": guideline.title, "slug": guideline.slug, "owner": guideline.owner_id,
-            "audience_everyone": "on", "due_days": guideline.due_days, "reacknowledge_days": "", **overrides}
+    return {"title_nl": guideline.title_nl, "title_en": guideline.title_en, "slug": guideline.slug,
+            "owner": guideline.owner_id, "audience_everyone": "on", "due_days": guideline.due_days,
+            "reacknowledge_days": "", **overrides}
 
 
 def test_renaming_a_published_slug_in_the_admin_is_refused_and_the_chain_stays_intact(
         client_as, hilde, alice, guideline, version_1, web_meta):
     services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
     client_as(hilde).post(reverse("admin:guidelines_guideline_change", args=[guideline.pk]),
-                          _guideline_post(guideline, slug="renamed", title="Renamed"))
+                          _guideline_post(guideline, slug="renamed", title_en="Renamed"))
     guideline.refresh_from_db()
-    assert (guideline.slug, guideline.title) == ("social-media", "Renamed")
+    assert (guideline.slug, guideline.title_en) == ("social-media", "Renamed")
     assert services.verify_evidence().intact
     with pytest.raises(IntegrityError), transaction.atomic():  # and the database refuses it for anyone
         Guideline.objects.filter(pk=guideline.pk).update(slug="renamed")

@@ -79,7 +79,7 @@ def hostile_scene(hilde, bob, meta, *, name, title, body=None):
     emma = make_employee("emma@example.com", "E0100")
     emma.user.first_name = name
     emma.user.save()
-    guideline = Guideline.objects.create(slug="hostile", title=title, owner=hilde)
+    guideline = Guideline.objects.create(slug="hostile", title_nl=title, title_en=title, owner=hilde)
     version = Version.objects.create(guideline=guideline, created_by=hilde)
     for language in ("nl", "en"):
         VersionText.objects.create(version=version, language=language, title=title, body=body or BODY[language])

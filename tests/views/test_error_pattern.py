@@ -77,7 +77,8 @@ def test_hr_settings_errors_are_summarised_and_linked_in_dutch(client_as, hilde,
         client = client_as(hilde)
         client.cookies["django_language"] = "nl"
         response = client.post(reverse("guidelines:hr_guideline_new"), {
-            "title": "X", "slug": "social-media", "owner_email": "nobody@example.com", "audience_everyone": "on",
+            "title_nl": "X", "title_en": "X", "slug": "social-media",
+            "owner_email": "nobody@example.com", "audience_everyone": "on",
             "due_days": "0"}, HTTP_ACCEPT_LANGUAGE="nl")
     assert_error_pattern(response, ["slug", "owner_email", "due_days"], prefix="Fout:")
     html = response.content.decode()

@@ -70,7 +70,7 @@ def test_approver_may_read_a_draft_but_not_edit_it(client_as, bob, draft):
 
 def test_hr_creates_a_guideline_for_selected_departments(client_as, hilde, alice, db):
     response = client_as(hilde).post(reverse("guidelines:hr_guideline_new"), {
-        "title": "Clean desk", "slug": "clean-desk", "owner_email": "HILDE@example.com",
+        "title_nl": "Schoon bureau", "title_en": "Clean desk", "slug": "clean-desk", "owner_email": "HILDE@example.com",
         "audience_departments": [alice.department.pk], "due_days": "14", "reacknowledge_days": "365",
     })
     assert response.status_code == 302
@@ -89,7 +89,8 @@ def test_hr_creates_a_guideline_for_selected_departments(client_as, hilde, alice
      ({"due_days": "0"}, "at least one day")],
 )
 def test_bad_guideline_settings_are_refused(client_as, hilde, guideline, data, message):
-    form = {"title": "X", "slug": "x", "owner_email": "hilde@example.com", "audience_everyone": "on",
+    form = {"title_nl": "X", "title_en": "X", "slug": "x",
+            "owner_email": "hilde@example.com", "audience_everyone": "on",
             "due_days": "30", **data}
     response = client_as(hilde).post(reverse("guidelines:hr_guideline_new"), form)
     assert response.status_code == 400

@@ -1,0 +1,32 @@
+"""Names of stored values as readers see them, in their language."""
+
+from datetime import date
+
+from django import template
+
+from ..access import group_label as _group_label
+from ..models import LANGUAGE_CHOICES
+
+register = template.Library()
+
+
+@register.filter
+def group_label(group):
+    """A group (or its name) named for the reader: access.group_label."""
+    return _group_label(getattr(group, "name", group))
+
+
+@register.filter
+def language_name(code):
+    """A language code (nl, en) as the language's name in the reader's language; anything else as is."""
+    return str(dict(LANGUAGE_CHOICES).get(code, code))
+
+
+@register.filter
+def iso_date(value):
+    """A date stored as text (YYYY-MM-DD, as in a report's parameters) as a date for the date filter;
+    anything else as is."""
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return value
