@@ -55,7 +55,7 @@ def _status_context(request, version, summary, filters, rows):
         "summary": summary,
         "chart": dashboards.trend_chart(summary.trend),
         # Drawn for a phone's width, so that its labels stay readable there (the wide one shrinks).
-        "narrow_chart": dashboards.trend_chart(summary.trend, width=340, height=220, left=46, right=10),
+        "narrow_chart": dashboards.trend_chart(summary.trend, width=340, height=220, left=58, right=12),
         "trend_table": dashboards.trend_changes(summary.trend),
         "filters": filters,
         "statuses": Status.choices,
