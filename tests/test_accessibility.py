@@ -61,12 +61,12 @@ def findings(live_server, django_db_setup, django_db_blocker, tmp_path_factory):
             built = time.monotonic()
             patterns, problems = survey.discover(world)
             discovered = time.monotonic()
-            visits = _visit(live_server.url, world, patterns)
+            visits, spent = _visit(live_server.url, world, patterns)
     finally:
         request_log.setLevel(level)
     result = {"patterns": patterns, "problems": problems, "visits": visits,
               "timing": {"data": built - started, "discovery": discovered - built,
-                         "browser": time.monotonic() - discovered}}
+                         "browser": time.monotonic() - discovered, "browser_waits": spent}}
     if os.environ.get("SURVEY_REPORT"):
         _write_report(result, os.environ["SURVEY_REPORT"])
     return result
@@ -82,6 +82,7 @@ def _visit(base, world, patterns):
     axe_options = {"runOnly": {"type": "tag", "values": survey.AXE_TAGS}, "resultTypes": ["violations"]}
     axe_script = Axe().axe_script
     visits = []
+    spent = Counter()  # seconds waited for: loading, settling, axe, the other checks
     audited = {}  # (language, width, "main" or "frame", digest) → the first visit that axe audited with it
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -91,6 +92,7 @@ def _visit(base, world, patterns):
             urls = [(pattern.key, url) for pattern in patterns for url in pattern.roles.get(role, ())]
             for language in survey.LANGUAGES:
                 for width in survey.WIDTHS:
+                    clock = time.monotonic()
                     context = browser.new_context(locale="en-GB" if language == "en" else "nl-NL",
                                                   viewport={"width": width, "height": 900 if width > 600 else 844})
                     context.add_init_script(axe_script)
@@ -103,19 +105,24 @@ def _visit(base, world, patterns):
                     for tab in tabs:
                         tab.set_default_timeout(20_000)
                         _count_requests(tab)
+                    spent["contexts"] += time.monotonic() - clock
                     for start in range(0, len(urls), TABS):
                         batch = []
                         for tab, (key, url) in zip(tabs, urls[start:start + TABS], strict=False):
                             visit = {"pattern": key, "url": url, "role": role, "language": language, "width": width}
                             visits.append(visit)
+                            clock = time.monotonic()
                             response = tab.goto(base + url, wait_until="load")
+                            spent["load"] += time.monotonic() - clock
                             visit["status"] = response.status if response else None
                             visit["final_url"] = tab.url.removeprefix(base)
                             if visit["status"] != 200 or visit["final_url"] != url:
                                 continue  # reported by test_the_browser_sees_what_the_client_saw
+                            clock = time.monotonic()
                             _settle(tab)
                             parts = [hashlib.sha256(part.encode()).hexdigest()
                                      for part in tab.evaluate(survey.PAGE_PARTS)]
+                            spent["settle"] += time.monotonic() - clock
                             seen = audited.get((language, width, "main", parts[0]))
                             if seen and (language, width, "frame", parts[1]) in audited and not AUDIT_ALL:
                                 visit["audited_as"] = seen  # the same <main> and the same page around it
@@ -123,11 +130,16 @@ def _visit(base, world, patterns):
                                 audited.setdefault((language, width, "main", parts[0]), f"{role} at {url}")
                                 audited.setdefault((language, width, "frame", parts[1]), f"{role} at {url}")
                                 # Started, not awaited: the tabs' audits run side by side.
+                                clock = time.monotonic()
                                 tab.evaluate("options => { window.__audit = axe.run(document, options); }",
                                              axe_options)
+                                spent["axe"] += time.monotonic() - clock
                             batch.append((tab, visit))
                         for tab, visit in batch:
+                            clock = time.monotonic()
                             result = {"violations": []} if "audited_as" in visit else tab.evaluate("window.__audit")
+                            spent["axe"] += time.monotonic() - clock
+                            clock = time.monotonic()
                             visit["violations"] = [
                                 {"id": v["id"], "impact": v["impact"], "help": v["help"],
                                  "nodes": [{"target": " ".join(map(str, node["target"])),
@@ -139,9 +151,10 @@ def _visit(base, world, patterns):
                             visit["html_lang"] = tab.evaluate("document.documentElement.lang")
                             text = tab.evaluate(survey.TEXT_IN_PAGE_LANGUAGE)
                             visit["foreign_words"] = survey.foreign_words(text, foreign[language], world.names)
+                            spent["checks"] += time.monotonic() - clock
                     context.close()
         browser.close()
-    return visits
+    return visits, {name: round(seconds, 1) for name, seconds in spent.items()}
 
 
 def _count_requests(tab):
