@@ -176,7 +176,7 @@ def _settle(tab):
 
 def _write_report(result, path):
     patterns = [{"pattern": p.key, "route": p.route, "urls": p.urls, "roles": p.roles,
-                 "not_a_page": p.excluded()} for p in result["patterns"]]
+                 "not_a_page": p.excluded(), "shadowed_by": p.shadowed_by} for p in result["patterns"]]
     with open(path, "w", encoding="utf-8") as file:
         json.dump({"patterns": patterns, "problems": result["problems"], "visits": result["visits"],
                    "timing": result["timing"]}, file, indent=1)
