@@ -101,6 +101,8 @@ PK_OBJECTS = {
 }
 
 
+HR_TEXTS = ("Long-term leave until further notice.", "Back from parental leave.")
+
 # The world: the demo organisation, plus what the demo does not make ------------------------------------
 
 
@@ -135,10 +137,10 @@ def build_world(media_root):
     w.no_key = 999_999
 
     others = list(Employee.objects.exclude(user__in=users.values()).order_by("employee_number")[:3])
-    w.exemption = services.grant_exemption(employee=others[0], guideline=w.guideline, by=hr,
-                                           reason="Long-term leave until further notice.")
+    # Reasons are HR's free text, in whichever language HR wrote them: not interface text (HR_TEXTS).
+    w.exemption = services.grant_exemption(employee=others[0], guideline=w.guideline, by=hr, reason=HR_TEXTS[0])
     services.extend_due_date(employee=others[1], version=w.v2, by=hr,
-                             due_date=timezone.localdate() + timedelta(days=90), reason="Back from parental leave.")
+                             due_date=timezone.localdate() + timedelta(days=90), reason=HR_TEXTS[1])
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -173,8 +175,9 @@ def build_world(media_root):
     )
 
     w.sessions = {role: signed_in_session(user) for role, user in users.items()}
-    w.names = sorted({f"{u.first_name} {u.last_name}".strip() for u in User.objects.all()} - {""}, key=len,
-                     reverse=True)
+    # Not interface text: people's names (Emma Employee, Martin Manager) and HR's free text.
+    w.verbatim = sorted({f"{u.first_name} {u.last_name}".strip() for u in User.objects.all()} - {""}
+                        | set(HR_TEXTS), key=len, reverse=True)
     return w
 
 
@@ -325,25 +328,27 @@ def discover(world):
 
 CATALOGUE = Path(__file__).resolve().parent.parent / "guidelines" / "locale" / "nl" / "LC_MESSAGES" / "django.mo"
 PLACEHOLDER = re.compile(r"%\(\w+\)[sdf]|%[sdf]|\{[^}]*\}|<[^>]+>")
-# Words that are the same, or legitimately shown in the other language, and why.
-# People's names (Emma Employee, Martin Manager) and e-mail addresses are taken out of the text before the
-# check (foreign_words); text marked with the other language (lang="nl" on an English page: the language
-# switch, a draft's Dutch text, a receipt's statement in the language read) and code (<code>: CSV column
-# names) are not read at all (TEXT_IN_PAGE_LANGUAGE).
+# Words that are the same, or legitimately shown in the other language, and why. Besides: people's names
+# (Emma Employee, Martin Manager), HR's free text (an exemption's reason) and e-mail addresses are taken out
+# of the text (foreign_words); text marked with the other language (lang="nl" on an English page: the
+# language switch, a draft's Dutch text, a receipt's statement in the language read) and code (<code>: CSV
+# column names) are not read at all (TEXT_IN_PAGE_LANGUAGE).
 ALLOWED = {
     "Upload": "Dutch too: the imperative of 'uploaden' ('Upload een pdf')",
+    "Kind": "Dutch too ('kind': child)",
+    "kind": "Dutch too ('kind': child)",
 }
 
 
 def phrases(text):
     """The literal pieces of a catalogue text worth looking for: placeholders split it; a piece counts when
-    it has two words or more and at least 10 letters, or is a single word of 6 letters or more."""
+    it has two words or more and at least 10 letters, or is a single word of 3 letters or more."""
     result = []
     for piece in PLACEHOLDER.split(text):
         piece = " ".join(piece.split()).strip(" .,:;!?…()\"'‘’“”-–")
         words = piece.split()
         letters = sum(character.isalpha() for character in piece)
-        if (len(words) >= 2 and letters >= 10) or (len(words) == 1 and letters >= 6 and piece.isalpha()):
+        if (len(words) >= 2 and letters >= 10) or (len(words) == 1 and letters >= 3 and piece.isalpha()):
             result.append(piece)
     return result
 
@@ -380,12 +385,12 @@ def compile_words(words):
 E_MAIL = re.compile(r"\S+@\S+")
 
 
-def foreign_words(text, pattern, names):
-    """{catalogue phrase of the other language: where in `text`}, without people's names and e-mail
-    addresses."""
+def foreign_words(text, pattern, verbatim):
+    """{catalogue phrase of the other language: where in `text`}, without e-mail addresses and the
+    `verbatim` texts (people's names, HR's free text)."""
     text = E_MAIL.sub(" ", text)
-    for name in names:
-        text = text.replace(name, " ")
+    for value in verbatim:
+        text = text.replace(value, " ")
     text = " ".join(text.split())
     found = {}
     for match in pattern.finditer(text):

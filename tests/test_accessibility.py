@@ -150,7 +150,7 @@ def _visit(base, world, patterns):
                             visit["layout"] = tab.evaluate(survey.WIDEST_OVERFLOW)
                             visit["html_lang"] = tab.evaluate("document.documentElement.lang")
                             text = tab.evaluate(survey.TEXT_IN_PAGE_LANGUAGE)
-                            visit["foreign_words"] = survey.foreign_words(text, foreign[language], world.names)
+                            visit["foreign_words"] = survey.foreign_words(text, foreign[language], world.verbatim)
                             spent["checks"] += time.monotonic() - clock
                     context.close()
         browser.close()
