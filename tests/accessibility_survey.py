@@ -37,12 +37,9 @@ BLOCKING = ("serious", "critical")
 # Patterns that are not pages (by URL name, or by route for a pattern without one), and why.
 NOT_PAGES = {
     "guidelines:acknowledge": "POST only: a GET is sent on to the guideline's page",
-    "guidelines:hr_exemption_grant": "POST only (the form is on the HR guideline page)",
-    "guidelines:hr_extension_grant": "POST only (the form is on the HR guideline page)",
-    "guidelines:hr_exemption_revoke": "POST only (the button is on the HR guideline page)",
     "guidelines:hr_draft_preview": "POST only: the draft editor's live preview (an HTML fragment)",
     "guidelines:hr_draft_review": "POST only: request approval, approve, send back (buttons on the draft page)",
-    "guidelines:hr_nudge": "POST only: the 'remind now' button of the dashboard",
+    "guidelines:hr_import_apply": "POST only: 'Apply this file' under a dry run's list of changes",
     "guidelines:dashboard_export": "a CSV download",
     "guidelines:report_download": "a PDF download (the auditor pack)",
     "guidelines:report_certificate": "a PDF download (the certificate)",
@@ -87,6 +84,7 @@ PARAMETERS = {
     "uidb36": lambda w: ["3"],  # a made-up reset link: the page says it is invalid
     "key": lambda w: ["abc-def"],
     "provider_id": lambda w: ["nosuch"],
+    "ack": lambda w: [w.ack.pk],
 }
 PK_OBJECTS = {
     "guidelines:receipt": ("ack",),
@@ -95,6 +93,10 @@ PK_OBJECTS = {
     "guidelines:hr_draft_edit": ("draft",),
     "guidelines:hr_draft_review": ("under_review",),
     "guidelines:hr_draft_publish": ("approved",),
+    "guidelines:hr_draft_approve": ("under_review",),
+    "guidelines:hr_draft_send_back": ("under_review",),
+    "guidelines:hr_employee": ("emma",),
+    "guidelines:hr_employee_receipt": ("emma",),
     "guidelines:report_certificate": ("ack",),
     "mfa_edit_webauthn": ("no_key",),
     "mfa_remove_webauthn": ("no_key",),
@@ -124,11 +126,13 @@ def build_world(media_root):
     w.v1, w.v2 = w.guideline.versions.filter(published_at__isnull=False).order_by("published_at")
     emma = Employee.objects.get(user=users["employee"])
     w.ack = Acknowledgement.objects.filter(employee=emma).latest("acknowledged_at")
+    w.emma = emma
 
     w.draft = make_draft(w.guideline, author=hr)
     w.under_review = make_draft(w.guideline, author=hr)
     publishing.request_review(version=w.under_review, by=hr)
-    w.second = Guideline.objects.create(slug="working-from-home", title="Working from home", owner=hr, due_days=30)
+    w.second = Guideline.objects.create(slug="working-from-home", title_nl="Thuiswerken", title_en="Working from home",
+                                        owner=hr, due_days=30)
     first = _draft(w.second, hr, "Regels 2025.")
     publishing.approve_version(version=first, by=manager)
     publishing.publish_version(version=first, by=hr, material=True)

@@ -277,8 +277,8 @@ def test_the_browser_checks_see_what_they_look_for(page):
 def test_a_new_pattern_cannot_slip_through_unnamed():
     """A pattern whose parameters the survey cannot fill is named, with what to add."""
     world = type("World", (), {"guideline": type("Guideline", (), {"slug": "social-media"})()})()
-    new_page = survey.Pattern("hr/employees/<int:pk>/", "guidelines:hr_employee", ("pk",))
-    assert survey.fill(new_page, world) == ([], "which object's pk? add 'guidelines:hr_employee' to PK_OBJECTS")
+    new_page = survey.Pattern("hr/teams/<int:pk>/", "guidelines:hr_team_page", ("pk",))
+    assert survey.fill(new_page, world) == ([], "which object's pk? add 'guidelines:hr_team_page' to PK_OBJECTS")
     unknown = survey.Pattern("hr/teams/<str:team>/", "guidelines:hr_team", ("team",))
     assert survey.fill(unknown, world) == ([], "no value for the parameter 'team': add it to PARAMETERS")
     assert survey.fill(survey.Pattern("guidelines/<slug:slug>/", "guidelines:detail", ("slug",)), world) == (

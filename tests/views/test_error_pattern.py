@@ -109,7 +109,7 @@ def test_the_draft_editor_errors_are_summarised_and_linked(client_as, hilde, gui
     # The preview is a labelled region the keyboard can reach (it scrolls), not a div with a stray label.
     for language in ("nl", "en"):
         assert re.search(rf'<div class="preview guideline-body" id="preview-{language}" role="region" tabindex="0" '
-                         rf'aria-labelledby="preview-{language}-label">', html)
+                         rf'aria-labelledby="preview-{language}-label legend-{language}">', html)
         assert f'id="preview-{language}-label"' in html
 
 
