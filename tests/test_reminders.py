@@ -247,6 +247,24 @@ def test_a_nudge_and_the_daily_reminder_make_one_email_a_day(version, hilde):
     assert run_cycle(thursday) == []
 
 
+def test_a_subject_is_plain_text_not_html(version, alice, guideline, hilde, bob):
+    """A title with "&" or "<" reaches the Subject header as typed, not HTML-escaped ("&amp;")."""
+    from guidelines import publishing
+
+    from .factories import make_draft
+
+    draft = make_draft(guideline, author=hilde)
+    draft.texts.filter(language="en").update(title="R&D <rules>")
+    with time_machine.travel(at(date(2027, 3, 2), 8), tick=False):
+        publishing.approve_version(version=draft, by=bob.user)
+        editorial = publishing.publish_version(version=draft, by=hilde, material=False)
+        notifications.run_batch(notifications.compose_announcements(editorial, [alice.pk], date(2027, 3, 2)),
+                                day=date(2027, 3, 2), claimed_by="announce")
+    (message,) = mail.outbox
+    assert message.subject.startswith("New: R&D <rules> (version 1.1)")
+    assert "R&amp;D &lt;rules&gt;" in message.alternatives[0][0]  # the HTML part stays escaped
+
+
 def test_the_announcement_tells_who_must_act_and_who_need_not(version, alice, daan, guideline, hilde, bob, web_meta):
     with time_machine.travel(at(MONDAY, 10), tick=False):
         services.acknowledge(employee=alice, version=version, language="en", meta=web_meta)

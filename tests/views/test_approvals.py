@@ -300,6 +300,7 @@ def test_a_hostile_title_and_name_are_escaped_in_the_e_mail(
     assert "&lt;script&gt;" in html and "&lt;img src=x" in html
     assert "\nInjected line" not in message.body and "\nBcc:" not in message.body
     assert "Bcc" not in message.message().keys() and "\n" not in message.subject
+    assert "<script>alert('t')</script> Injected line" in message.subject  # a header is text, not HTML
 
 
 def test_asking_when_nobody_else_can_approve_says_so(
