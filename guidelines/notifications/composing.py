@@ -201,6 +201,15 @@ class DigestEmail(mail.EmailMultiAlternatives):
         return message
 
 
+def _render(template, context):
+    """(subject, text, html) of an e-mail template triplet; the subject on one line, and in the
+    context as `subject` for the bodies (the HTML <title>)."""
+    template = f"emails/{template}"
+    context["subject"] = " ".join(render_to_string(f"{template}_subject.txt", context).split())
+    return (context["subject"], render_to_string(f"{template}.txt", context),
+            render_to_string(f"{template}.html", context))
+
+
 def _build_other(outgoing_email, log):
     """An e-mail whose template context was composed with it (per language), rendered for its recipient."""
     context = outgoing_email.context.get(log.language) or next(iter(outgoing_email.context.values()))
@@ -208,11 +217,8 @@ def _build_other(outgoing_email, log):
     context = {**context, "greeting_name": _one_line(recipient.user.first_name or recipient.full_name),
                "site_url": settings.SITE_URL, "LANGUAGE_CODE": log.language}
     with translation.override(log.language):
-        template = f"emails/{outgoing_email.template}"
-        context["subject"] = " ".join(render_to_string(f"{template}_subject.txt", context).split())
-        text = render_to_string(f"{template}.txt", context)
-        html = render_to_string(f"{template}.html", context)
-    message = DigestEmail(subject=context["subject"], body=text, to=[log.email],
+        subject, text, html = _render(outgoing_email.template, context)
+    message = DigestEmail(subject=subject, body=text, to=[log.email],
                           headers={"Message-ID": log.message_id, "Auto-Submitted": "auto-generated"})
     message.attach_alternative(html, "text/html")
     return message
@@ -260,10 +266,7 @@ def build_message(outgoing_email, log, *, titles, names, day, rendered=None):
             "team_url": f"{settings.SITE_URL}{reverse('guidelines:team')}",
         }
         with translation.override(language):
-            template = f"emails/{outgoing_email.template}"
-            context["subject"] = " ".join(render_to_string(f"{template}_subject.txt", context).split())
-            rendered[key] = (context["subject"], render_to_string(f"{template}.txt", context),
-                             render_to_string(f"{template}.html", context))
+            rendered[key] = _render(outgoing_email.template, context)
     subject, text, html = rendered[key]
     name = outgoing_email.recipient.user.first_name or outgoing_email.recipient.full_name
     link = services.email_link_token(log.pk)
