@@ -161,3 +161,16 @@ def may_read_acknowledgement(user, acknowledgement):
 def require_acknowledgement_reader(user, acknowledgement):
     if not may_read_acknowledgement(user, acknowledgement):
         raise PermissionDenied(gettext_lazy("You can only download certificates of your own acknowledgements."))
+
+
+def status_reach(user):
+    """Whose status `user` may read, as the pages allow it: everyone's (HR and auditors: None), else
+    their direct reports' (a manager, as on the team page, as a queryset). Anyone else: PermissionDenied."""
+    from .models import Employee
+
+    if user is not None and user.is_active and is_hr_or_auditor(user):
+        return None
+    reports = Employee.objects.filter(manager__user=user) if user is not None and user.is_active else None
+    if reports is None or not reports.exists():
+        raise PermissionDenied(gettext_lazy("Only HR, auditors and managers may read status."))
+    return reports

@@ -6,21 +6,28 @@ are read-only here once they are up for review (they are edited on the HR pages)
 their permissions and call the same services, which check them again.
 """
 
+from datetime import timedelta
+
 from allauth.mfa.admin import AuthenticatorAdmin
 from allauth.mfa.models import Authenticator
 from allauth.socialaccount.admin import SocialAccountAdmin
 from allauth.socialaccount.models import SocialAccount
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import publishing
+from . import api_tokens, publishing
 from .accounts import configured_providers
 from .models import (
     Acknowledgement,
+    ApiToken,
     AuditEvent,
     Department,
     Employee,
@@ -338,3 +345,88 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "action", "actor", "guideline", "version"]
     list_filter = ["action"]
     list_select_related = ["actor", "guideline", "version__guideline"]
+
+
+class ApiTokenForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(label=_("scopes"), choices=ApiToken.Scope.choices,
+                                       widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiToken
+        fields = ["name", "account", "scopes", "expires_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "expires_at" not in self.fields:  # a token's own page: everything is read-only there
+            return
+        self.fields["expires_at"].initial = timezone.now() + timedelta(days=90)
+        self.fields["expires_at"].help_text = _("At most %(days)d days from now.") % {
+            "days": settings.API_TOKEN_MAX_DAYS}
+
+    def clean(self):
+        data = super().clean()
+        checks = [(api_tokens.check_scopes, "scopes"), (api_tokens.check_expiry, "expires_at"),
+                  (api_tokens.check_account, "account")]
+        for check, field in checks:
+            if data.get(field):
+                try:
+                    check(data[field])
+                except ValidationError as error:
+                    self.add_error(None, error)
+        return data
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Superusers issue tokens (api_tokens.issue checks it again) and revoke them; nothing else changes a
+    token, and none is deleted: the security log refers to them by key."""
+
+    form = ApiTokenForm
+    list_display = ["name", "key_id", "account", "scope_list", "expires_at", "revoked_at", "last_used_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "key_id", "account__username"]
+    list_select_related = ["account"]
+    actions = ["revoke"]
+    readonly_fields = ["name", "account", "scope_list", "key_id", "created_by", "created_at", "expires_at",
+                       "revoked_by", "revoked_at", "last_used_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def get_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else ApiTokenForm.Meta.fields
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    has_view_permission = has_add_permission = lambda self, request, obj=None: request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser and obj is None  # the list's revoke action; a token itself never changes
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("scopes"))
+    def scope_list(self, obj):
+        return ", ".join(obj.scope_labels())
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        token, self._plain_text = api_tokens.issue(by=request.user, name=data["name"], account=data["account"],
+                                                   scopes=data["scopes"], expires_at=data["expires_at"])
+        form.instance = token
+        obj.pk = token.pk
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # Shown once, on this page only: the database keeps its hash.
+        return TemplateResponse(request, "admin/guidelines/apitoken/issued.html", {
+            **self.admin_site.each_context(request), "opts": self.opts, "token": obj,
+            "plain_text": self._plain_text, "title": _("API token issued"),
+        })
+
+    @admin.action(description=_("Revoke the selected tokens"), permissions=["change"])
+    def revoke(self, request, queryset):
+        for token in queryset:
+            api_tokens.revoke(token, by=request.user)
+        self.message_user(request, _("Revoked %(count)d tokens.") % {"count": queryset.count()})

@@ -640,6 +640,8 @@ class AuditEvent(models.Model):
         DRAFT_SAVED = "draft_saved", _("draft saved")
         ADMIN_CHANGED = "admin_changed", _("changed in the admin")
         ROLES_CHANGED = "roles_changed", _("roles changed")
+        API_TOKEN_ISSUED = "api_token_issued", _("API token issued")
+        API_TOKEN_REVOKED = "api_token_revoked", _("API token revoked")
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -788,3 +790,43 @@ class Report(models.Model):
         if choice == self.EVERY_VERSION:
             return _("every version")
         return _("version %(number)s") % {"number": choice} if choice else ""
+
+
+class ApiToken(models.Model):
+    """A client's key to the API (/api/v1/) and to provisioning (/scim/v2/), issued by an admin for one
+    service account (api_tokens.py). The account's roles decide what the client may see, as they would
+    on the pages; the scopes narrow that further. Only a SHA-256 of the secret is stored: the token is
+    shown once, when it is issued."""
+
+    class Scope(models.TextChoices):
+        READ_STATUS = "status:read", _("read guidelines, versions and status")
+        READ_EVIDENCE = "evidence:read", _("read acknowledgements and the chain's verification")
+        REQUEST_REPORTS = "reports:request", _("request and download auditor packs")
+        PROVISION = "scim:provision", _("provision employees (SCIM)")
+
+    name = models.CharField(_("client"), max_length=100, help_text=_("Which system uses it, e.g. the GRC tool."))
+    account = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_tokens",
+                                verbose_name=_("service account"))
+    scopes = models.JSONField(_("scopes"), default=list)
+    # Public: the first part of the token, shown in lists and the security log.
+    key_id = models.CharField(_("key"), max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                   editable=False, verbose_name=_("issued by"))
+    created_at = models.DateTimeField(_("issued at"), default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(_("expires at"))
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                   null=True, editable=False, verbose_name=_("revoked by"))
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, editable=False)
+    last_used_at = models.DateTimeField(_("last used"), null=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+
+    def __str__(self):
+        return f"{self.name} ({self.key_id})"
+
+    def scope_labels(self):
+        return [str(self.Scope(scope).label) for scope in self.scopes if scope in self.Scope.values]

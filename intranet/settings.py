@@ -106,6 +106,11 @@ INSTALLED_APPS = [
     # History of the organisation (guidelines.models: EmployeeHistory and the like), PostgreSQL only.
     "pgtrigger",
     "pghistory",
+    # The REST API (guidelines/api/) and its OpenAPI schema; the sidecar serves Swagger UI and Redoc
+    # from our own static files (no CDN).
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "guidelines",
 ]
 
@@ -539,6 +544,35 @@ def envrate(name, default):
 
 # The public verification page (no account), per client address.
 PUBLIC_VERIFY_RATE = envrate("PUBLIC_VERIFY_RATE", "30/3600")
+# The API (guidelines/api/): requests per token, and auditor packs requested per token.
+API_RATE = envrate("API_RATE", "600/60")
+API_REPORT_RATE = envrate("API_REPORT_RATE", "10/3600")
+# The longest an API token may live; an administrator picks its expiry within this.
+API_TOKEN_MAX_DAYS = envint("API_TOKEN_MAX_DAYS", "365")
+REST_FRAMEWORK = {
+    # Tokens only: no session, so no CSRF question and no page's second factor to skip.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["guidelines.api.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["guidelines.api.authentication.TokenScope"],
+    # JSON only: the browsable API would need a session and inline scripts.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "guidelines.api.errors.handle",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Guideline acknowledgements API",
+    "DESCRIPTION": "Read guidelines, versions, status and evidence; request auditor packs. Every request "
+                   "carries `Authorization: Bearer <token>`; a token's scopes and its account's roles limit "
+                   "what it sees, as on the pages.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 REPORT_RATE_LIMITS = {"generate": envrate("REPORT_RATE_GENERATE", "10/3600"),
                       "download": envrate("REPORT_RATE_DOWNLOAD", "60/600")}
 

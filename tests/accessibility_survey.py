@@ -74,6 +74,7 @@ NOT_PAGES = {
 # Whole subtrees by route prefix.
 NOT_PAGES_UNDER = {
     "admin/": "Django's own administration (its templates are Django's, not the product's)",
+    "api/v1/": "the REST API: JSON for machines, and its schema's documentation (Swagger UI and Redoc's pages)",
 }
 
 # URL parameters, filled from the world by name. `pk` depends on the view: PK_OBJECTS.

@@ -52,7 +52,7 @@ from django.test import Client, override_settings
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone, translation
 
-from guidelines import publishing, services
+from guidelines import api_tokens, publishing, services
 from guidelines.models import AuditEvent, Department, Reading, Report
 
 from .factories import make_draft, make_employee, make_guideline, make_user, publish, sign_in
@@ -540,6 +540,9 @@ VIEW_DELETE = _views(OK, FORBIDDEN, OK, FORBIDDEN, OK, OK)
 # A published version: new drafts may be added, the version itself is frozen.
 FROZEN = _views(OK, OK, OK, FORBIDDEN, FORBIDDEN, OK)
 
+# An API token: issued (added) and revoked (the list's action) by the superuser only; never edited or deleted.
+ISSUED = _views(OK, OK, OK, FORBIDDEN, FORBIDDEN, OK)
+
 # Every model registered in the admin: {suffix: (world attribute of an object, HR's views, the superuser's)}.
 # The changelist and add page are checked with the first entry's expectations; change (GET and an empty
 # POST), delete, history and the old object address for every entry.
@@ -561,6 +564,7 @@ ADMIN_MODELS = {
     "guidelines.version": {"": ("draft", FULL, FULL), "under_review": ("under_review", FROZEN, FROZEN),
                            "approved": ("approved", FROZEN, FROZEN), "published": ("v1", FROZEN, FROZEN)},
     "guidelines.acknowledgement": {"": ("ack_alice", READ_ONLY, READ_ONLY)},
+    "guidelines.apitoken": {"": ("api_token", NO_ACCESS, ISSUED)},
     "guidelines.reading": {"": ("reading", READ_ONLY, READ_ONLY)},
     "guidelines.auditevent": {"": ("audit_event", READ_ONLY, READ_ONLY)},
 }
@@ -598,7 +602,32 @@ def _admin_rows():
     return rows
 
 
-ROWS = GUIDELINE_ROWS + ACCOUNT_ROWS + ADMIN_SITE_ROWS + _admin_rows() + ADMIN_EXTRA_ROWS
+# The API opens with a token only (tests/api/ has each endpoint's token matrix): a browser's session,
+# whatever its role, gets 401. The schema and its documentation are public: they hold no data.
+API_REFUSED = expect(Expect((401,)), anonymous=Expect((401,)))
+API_ROWS = [
+    route("api_schema", "api:schema", url("api:schema"), "GET", PUBLIC),
+    route("api_docs", "api:docs", url("api:docs"), "GET", PUBLIC),
+    route("api_redoc", "api:redoc", url("api:redoc"), "GET", PUBLIC),
+    route("api_guidelines", "api:guidelines", url("api:guidelines"), "GET", API_REFUSED),
+    route("api_guideline", "api:guideline", url("api:guideline", "everyone.slug"), "GET", API_REFUSED),
+    route("api_guideline_versions", "api:guideline-versions", url("api:guideline-versions", "everyone.slug"), "GET",
+          API_REFUSED),
+    route("api_version", "api:version", url("api:version", "v1.pk"), "GET", API_REFUSED),
+    route("api_version_status", "api:version-status", url("api:version-status", "v1.pk"), "GET", API_REFUSED),
+    route("api_version_employees", "api:version-employees", url("api:version-employees", "v1.pk"), "GET",
+          API_REFUSED),
+    route("api_acknowledgements", "api:acknowledgements", url("api:acknowledgements"), "GET", API_REFUSED),
+    route("api_chain_verification", "api:chain-verification", url("api:chain-verification"), "GET", API_REFUSED),
+    route("api_reports", "api:reports", url("api:reports"), "GET", API_REFUSED),
+    route("api_reports_request", "api:reports", url("api:reports"), "POST", API_REFUSED,
+          data={"guideline": "everyone"}),
+    route("api_report", "api:report", url("api:report", "report.verification_code"), "GET", API_REFUSED),
+    route("api_report_pdf", "api:report-pdf", url("api:report-pdf", "report.verification_code"), "GET",
+          API_REFUSED),
+]
+
+ROWS = GUIDELINE_ROWS + ACCOUNT_ROWS + ADMIN_SITE_ROWS + _admin_rows() + ADMIN_EXTRA_ROWS + API_ROWS
 
 
 # The world: the cast and the objects the patterns need ---------------------------------------------
@@ -663,6 +692,12 @@ def _build_world(media):
         guideline=w.everyone, status=Report.Status.DONE, file="matrix.pdf", size=len(REPORT_PDF),
         sha256=hashlib.sha256(REPORT_PDF).hexdigest(), finished_at=timezone.now(),
     )
+
+    grc = make_user("grc@example.com", groups=["Auditors"])
+    grc.set_unusable_password()
+    grc.save()
+    w.api_token, _plain = api_tokens.issue(by=w.root, name="GRC", account=grc, scopes=["status:read"],
+                                           expires_at=timezone.now() + timedelta(days=30))
 
     # allauth's own records, for its admin pages. They belong to an account outside the cast: no provider
     # is installed, so a role's own pages (connections, reauthentication) would trip over them.

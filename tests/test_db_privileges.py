@@ -68,12 +68,15 @@ NARROW_UPDATE = {
     "guidelines_chainhead": {"sequence", "seal"},
     "guidelines_report": {"status", "progress", "progress_total", "rows", "pages", "file", "size", "sha256",
                           "finished_at", "error"},
+    # API tokens: revoked and their last use noted; the key, its hash, account and scopes never change.
+    "guidelines_apitoken": {"revoked_by_id", "revoked_at", "last_used_at"},
 }
 EXPECTED = {
     **{table: {"SELECT", "INSERT"} for table in APPEND_ONLY},
     "guidelines_exemption": {"SELECT", "INSERT"},
     "guidelines_notificationlog": {"SELECT", "INSERT"},
     "guidelines_report": {"SELECT", "INSERT"},
+    "guidelines_apitoken": {"SELECT", "INSERT"},
     "guidelines_chainhead": {"SELECT"},
     # Drafts are edited and deleted; triggers freeze released versions and their texts.
     "guidelines_version": {"SELECT", "INSERT", "UPDATE", "DELETE"},
@@ -82,9 +85,9 @@ EXPECTED = {
     **{table: {"SELECT"} for table in HISTORY},
 }
 GUARDED = [*APPEND_ONLY, *NARROW_UPDATE, "guidelines_version", "guidelines_versiontext"]
-# Tables without a guard trigger: the chain head (verify_evidence detects a moved head) and reports (whose
-# files carry their SHA-256 and code); privileges alone keep their other columns.
-UNTRIGGERED = {"guidelines_chainhead", "guidelines_report"}
+# Tables without a guard trigger: the chain head (verify_evidence detects a moved head), API tokens, and
+# reports (whose files carry their SHA-256 and code); privileges alone keep their other columns.
+UNTRIGGERED = {"guidelines_chainhead", "guidelines_report", "guidelines_apitoken"}
 
 
 @dataclass

@@ -1,11 +1,14 @@
 """Keyboard-only journeys in Debian's Chromium: Tab, Shift+Tab, Enter and Space (and typing into the
 fields), never a click. An approver finds a draft through the menu and approves it after a
 confirmation; HR publishes an approved draft after a confirmation. Where a step depends on seeing
-where one is, the focused element must show the focus ring."""
+where one is, the focused element must show the focus ring. Waits use `expect`, never
+`wait_for_function`: its string predicate is eval'd in the page, which the Content-Security-Policy
+forbids."""
 
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from guidelines import publishing
 
@@ -89,7 +92,7 @@ def test_an_approver_finds_the_draft_in_the_menu_and_approves_it_with_a_confirma
 
     # The text comes before the decision: the skip link to it, then the decision's own controls.
     tab_and_press(page, "Go to the decision")
-    page.wait_for_function("location.hash === '#decision'")
+    expect(page).to_have_url(re.compile(r".*#decision$"))
     approve = tab_to(page, named("Approve…"), what="Approve…")
     assert approve["ring"]
     # Shift+Tab goes back past the decision into the text's changes: the text sits before the buttons.
@@ -102,12 +105,12 @@ def test_an_approver_finds_the_draft_in_the_menu_and_approves_it_with_a_confirma
     # Enter on the button without the box ticked: the error summary takes the focus.
     tab_and_press(page, "Approve")
     page.wait_for_selector("#error-summary")
-    page.wait_for_function("document.activeElement.id === 'error-summary'")
+    expect(page.locator("#error-summary")).to_be_focused()
     assert page.title().startswith("Error:")
     error_link = tab_to(page, lambda element: element["href"] == "#id_confirm", what="the summary's link")
     assert error_link["ring"] and error_link["text"].endswith("Confirm that you have read the text and the changes.")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.activeElement.id === 'id_confirm'")
+    expect(page.locator("#id_confirm")).to_be_focused()
     page.keyboard.press("Space")
     assert page.locator("#id_confirm").is_checked()
     page.screenshot(path=screenshots / "keyboard-approve-confirm.png", full_page=True)

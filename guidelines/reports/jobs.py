@@ -110,6 +110,16 @@ def start_audit_pack(*, user, guideline_slug, version="", department="", as_of="
     )
 
 
+def file_for_download(report, *, by):
+    """The report's file, opened, with its download recorded as an audit event; None if the file is gone."""
+    path = reports_dir() / report.file
+    if not report.file or not path.exists():
+        return None
+    record_audit_event(action=AuditEvent.Action.REPORT_DOWNLOADED, actor=by, guideline=report.guideline,
+                       code=report.verification_code, sha256=report.sha256)
+    return open(path, "rb")
+
+
 def in_background(report):
     return report.rows > settings.REPORT_BACKGROUND_ROWS
 

@@ -61,12 +61,10 @@ def _rate_limited(request, bucket, *, rate=None, who=None, message=None):
 
 
 def _download(request, report):
-    path = jobs.reports_dir() / report.file
-    if not path.exists():
+    file = jobs.file_for_download(report, by=request.user)
+    if file is None:
         raise Http404(_("The file of this report is no longer available; please generate it again."))
-    record_audit_event(action=AuditEvent.Action.REPORT_DOWNLOADED, actor=request.user, guideline=report.guideline,
-                       code=report.verification_code, sha256=report.sha256)
-    return FileResponse(open(path, "rb"), as_attachment=True, content_type="application/pdf",
+    return FileResponse(file, as_attachment=True, content_type="application/pdf",
                         filename=f"{report.kind}-{report.verification_code}.pdf")
 
 

@@ -71,6 +71,8 @@ MODEL_POLICY = {
     # row lock (SELECT ... FOR UPDATE needs UPDATE). Never inserted or deleted by the application.
     "guidelines.chainhead": READ.with_update("sequence", "seal"),
     "guidelines.checkpoint": APPEND,
+    # API tokens: issued, used (last use), revoked; never deleted (the security log names them by key).
+    "guidelines.apitoken": APPEND.with_update("revoked_by", "revoked_at", "last_used_at"),
     # The organisation's history: appended only by the triggers on the employees, accounts and role
     # groups, which run as the tables' owner (migration 0018); read by "as of" reports. A trigger
     # refuses UPDATE and DELETE.

@@ -1,0 +1,440 @@
+"""The API's endpoints. They parse the request and shape the answer; what counts and who may see it
+come from the same modules as the pages: status.py and dashboards.py (the status engine), access.py
+(roles), reports/jobs.py (auditor packs). Lists page with an opaque cursor on a unique key, one
+query per page however deep."""
+
+import base64
+import binascii
+import json
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
+from django.http import FileResponse, Http404
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import access, dashboards, tasks
+from .. import status as status_engine
+from ..forms import ListFilterForm
+from ..models import Acknowledgement, ApiToken, AuditEvent, ChainHead, Guideline, Report, Version, VersionText
+from ..reports import jobs
+from . import serializers
+from .authentication import ReportRateThrottle, TokenRateThrottle
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+REFUSALS = {
+    401: OpenApiResponse(description="No token, or an invalid, expired or revoked one."),
+    403: OpenApiResponse(description="The token's scopes or its account's roles do not allow this."),
+    429: OpenApiResponse(description="Too many requests for this token; Retry-After says when to try again."),
+}
+
+
+def _refusals(*codes):
+    return {code: REFUSALS[code] for code in codes}
+
+
+class ApiView(APIView):
+    required_scope = ApiToken.Scope.READ_STATUS
+    throttle_classes = [TokenRateThrottle]
+
+
+# Parsing ------------------------------------------------------------------------------------------
+
+
+def _as_of(request, reach, version=None):
+    """The as-of day: today by default; a past day (not before the version's publication) for HR and
+    auditors. A manager sees today only, as on the team page."""
+    text = request.query_params.get("as_of", "")
+    today = timezone.localdate()
+    if not text:
+        return today
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise exceptions.ValidationError({"as_of": [_("Give a date as YYYY-MM-DD.")]}) from None
+    if day > today:
+        raise exceptions.ValidationError({"as_of": [_("The date cannot be in the future.")]})
+    if version is not None and day < timezone.localdate(version.published_at):
+        published_on = timezone.localdate(version.published_at).isoformat()
+        raise exceptions.ValidationError({"as_of": [_("Version %(number)s was published on %(day)s.")
+                                                    % {"number": version.number, "day": published_on}]})
+    if reach is not None and day != today:
+        raise exceptions.PermissionDenied(_("Managers see today's status only."))
+    return day
+
+
+def _page_size(request):
+    text = request.query_params.get("page_size", "")
+    if not text:
+        return DEFAULT_PAGE_SIZE
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+        raise exceptions.ValidationError(
+            {"page_size": [_("Give a number from 1 to %(most)d.") % {"most": MAX_PAGE_SIZE}]})
+    return int(text)
+
+
+def _encode_cursor(value):
+    return base64.urlsafe_b64encode(json.dumps({"after": value}).encode()).decode().rstrip("=")
+
+
+def _cursor(request, kind):
+    """The key the previous page ended with, or None for the first page."""
+    text = request.query_params.get("cursor", "")
+    if not text:
+        return None
+    if len(text) > 400:
+        text = "!"  # never decoded: refused below
+    try:
+        value = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))["after"]
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+        value = None
+    if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, str) and "\x00" in value):
+        raise exceptions.ValidationError({"cursor": [_("This cursor is not one the API gave out; start again "
+                                                       "without it.")]})
+    return value
+
+
+def _next_link(request, rows, page_size, key):
+    if len(rows) <= page_size:
+        return None
+    query = request.query_params.copy()
+    query["cursor"] = _encode_cursor(key(rows[page_size - 1]))
+    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+
+def _released_version(pk):
+    version = Version.objects.released().select_related("guideline").filter(pk=pk).first()
+    if version is None:
+        raise Http404(_("There is no published version with this id."))
+    return version
+
+
+# Guidelines and versions ---------------------------------------------------------------------------
+
+
+def _guideline_data(guideline, current):
+    return {
+        "slug": guideline.slug, "title_nl": guideline.title_nl, "title_en": guideline.title_en,
+        "audience_everyone": guideline.audience_everyone,
+        "audience_departments": sorted(d.name for d in guideline.audience_departments.all()),
+        "audience_groups": sorted(g.name for g in guideline.audience_groups.all()),
+        "due_days": guideline.due_days, "reacknowledge_days": guideline.reacknowledge_days,
+        "retired_at": guideline.retired_at,
+        "current_version": current and {"id": current.pk, "number": current.number,
+                                        "published_at": current.published_at},
+    }
+
+
+def _guidelines():
+    return Guideline.objects.order_by("slug").prefetch_related("audience_departments", "audience_groups")
+
+
+def _current_versions():
+    return {v.guideline_id: v for v in Version.objects.published().only("guideline_id", "major", "minor",
+                                                                           "published_at")}
+
+
+class GuidelineList(ApiView):
+    @extend_schema(summary="Every guideline", responses={200: serializers.GuidelineSerializer(many=True),
+                                                        **_refusals(401, 403, 429)})
+    def get(self, request):
+        current = _current_versions()
+        return Response([_guideline_data(g, current.get(g.pk)) for g in _guidelines()])
+
+
+class GuidelineDetail(ApiView):
+    @extend_schema(summary="One guideline", responses={200: serializers.GuidelineSerializer,
+                                                      404: OpenApiResponse(description="No such guideline."),
+                                                      **_refusals(401, 403, 429)})
+    def get(self, request, slug):
+        guideline = _guidelines().filter(slug=slug).first()
+        if guideline is None:
+            raise Http404(_("There is no guideline at this address."))
+        return Response(_guideline_data(guideline, _current_versions().get(guideline.pk)))
+
+
+def _with_texts(versions):
+    return versions.select_related("guideline").prefetch_related(
+        Prefetch("texts", queryset=VersionText.objects.order_by("language")))
+
+
+def _version_data(version):
+    return serializers.VersionSerializer(version).data | {
+        "texts": [serializers.VersionTextSerializer(text).data for text in version.texts.all()]}
+
+
+class GuidelineVersions(ApiView):
+    @extend_schema(summary="A guideline's published versions, newest first, with their texts and hashes",
+                   responses={200: serializers.VersionSerializer(many=True),
+                              404: OpenApiResponse(description="No such guideline."), **_refusals(401, 403, 429)})
+    def get(self, request, slug):
+        guideline = Guideline.objects.filter(slug=slug).first()
+        if guideline is None:
+            raise Http404(_("There is no guideline at this address."))
+        versions = _with_texts(guideline.versions.released()).order_by("-major", "-minor")
+        return Response([_version_data(version) for version in versions])
+
+
+class VersionDetail(ApiView):
+    @extend_schema(summary="One published version with its texts and hashes",
+                   responses={200: serializers.VersionSerializer,
+                              404: OpenApiResponse(description="No published version with this id."),
+                              **_refusals(401, 403, 429)})
+    def get(self, request, pk):
+        version = _with_texts(Version.objects.released()).filter(pk=pk).first()
+        if version is None:
+            raise Http404(_("There is no published version with this id."))
+        return Response(_version_data(version))
+
+
+# Status ------------------------------------------------------------------------------------------
+
+AS_OF = OpenApiParameter("as_of", OpenApiTypes.DATE, description="The day to count on (default today); "
+                         "HR and auditors only, not before the version's publication.")
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL refuses a NUL in a query's text: such a value is a 400
+
+
+def _text(max_length, pattern=NO_NUL):
+    return {"type": "string", "maxLength": max_length, "pattern": pattern}
+
+
+FILTERS = [
+    OpenApiParameter("status", OpenApiTypes.STR, enum=list(status_engine.Status.values)),
+    OpenApiParameter("department", _text(9, r"^(\d{1,9}|none)$"),
+                     description='A department id (see the status counts), or "none" for employees without one.'),
+    OpenApiParameter("search", _text(100), description="Part of a name, employee number or e-mail address."),
+]
+PAGING = [
+    OpenApiParameter("cursor", _text(400, r"^[A-Za-z0-9_-]*$"), description="From the previous page's `next`."),
+    OpenApiParameter("page_size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+                     description=f"Default {DEFAULT_PAGE_SIZE}."),
+]
+
+
+def _counts_data(counts):
+    return {"in_scope": counts.in_scope, "acknowledged": counts.acknowledged, "pending": counts.pending,
+            "overdue": counts.overdue, "exempt": counts.exempt,
+            "acknowledged_percent": round(counts.acknowledged_percent, 2)}
+
+
+class VersionStatus(ApiView):
+    @extend_schema(summary="Status counts of a version, in all and per department, as of a day",
+                   parameters=[AS_OF], responses={200: serializers.VersionStatusSerializer,
+                                                  400: OpenApiResponse(description="A bad date."),
+                                                  404: OpenApiResponse(description="No published version."),
+                                                  **_refusals(401, 403, 429)})
+    def get(self, request, pk):
+        reach = access.status_reach(request.user)
+        version = _released_version(pk)
+        day = _as_of(request, reach, version)
+        summary = dashboards.summary(version, day, reach)
+        return Response({
+            "version": {"id": version.pk, "number": version.number, "published_at": version.published_at},
+            "guideline": version.guideline.slug, "as_of": day,
+            "scope": "everyone" if reach is None else "direct reports",
+            "counts": _counts_data(summary.counts),
+            "departments": [{"department_id": row.id, "department": row.name, "counts": _counts_data(row.counts)}
+                            for row in summary.departments],
+        })
+
+
+STATUS_COLUMNS = ("employee_number", "name", "email", "department", "manager_employee_number", "status",
+                  "due_date", "acknowledged_at", "version_acknowledged", "language", "channel")
+
+
+class VersionEmployees(ApiView):
+    @extend_schema(summary="Each in-scope employee's status on a version, as of a day, by employee number",
+                   parameters=[AS_OF, *FILTERS, *PAGING],
+                   responses={200: serializers.EmployeeStatusPageSerializer,
+                              400: OpenApiResponse(description="A bad filter, date, page size or cursor."),
+                              404: OpenApiResponse(description="No published version."), **_refusals(401, 403, 429)})
+    def get(self, request, pk):
+        reach = access.status_reach(request.user)
+        version = _released_version(pk)
+        day = _as_of(request, reach, version)
+        form = ListFilterForm(request.query_params)
+        if not form.is_valid():
+            raise exceptions.ValidationError({name: list(errors) for name, errors in form.errors.items()})
+        filters = {key: form.cleaned_data[key] for key in ("status", "department", "search")}
+        page_size, after = _page_size(request), _cursor(request, str)
+        rows = dashboards.employee_list(version, day, reach, **filters).order_by("employee_number")
+        if after is not None:
+            rows = rows.filter(employee_number__gt=after)
+        tuples = list(dashboards.export_rows(rows)[:page_size + 1])
+        local = timezone.get_current_timezone()
+        results = [
+            dict(zip(STATUS_COLUMNS, (
+                number, f"{first_name} {last_name}".strip(), email, department, manager, status_value, due_date,
+                acknowledged_at and acknowledged_at.astimezone(local).isoformat(),
+                f"{version.major}.{minor}" if minor is not None else None, language, channel,
+            ), strict=True))
+            for (number, first_name, last_name, email, department, manager, status_value, due_date,
+                 acknowledged_at, minor, language, channel) in tuples[:page_size]
+        ]
+        return Response({"as_of": day, "next": _next_link(request, tuples, page_size, key=lambda row: row[0]),
+                         "results": results})
+
+
+# Evidence ----------------------------------------------------------------------------------------
+
+ACK_COLUMNS = ("id", "sequence", "guideline", "major", "minor", "cycle", "employee_number", "employee_name",
+               "department", "language", "content_hash", "statement", "acknowledged_at", "first_opened_at",
+               "channel", "auth_method", "previous_seal", "seal", "seal_format")
+
+
+class AcknowledgementList(ApiView):
+    required_scope = ApiToken.Scope.READ_EVIDENCE
+
+    @extend_schema(
+        summary="The acknowledgements in chain order, with their seals",
+        parameters=[
+            OpenApiParameter("guideline", _text(100), description="A guideline's slug."),
+            OpenApiParameter("version", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
+                             description="A version's id."),
+            OpenApiParameter("employee_number", _text(100)),
+            *PAGING,
+        ],
+        responses={200: serializers.AcknowledgementPageSerializer,
+                   400: OpenApiResponse(description="A bad filter, page size or cursor."), **_refusals(401, 403, 429)},
+    )
+    def get(self, request):
+        access.require_evidence_reader(request.user)
+        page_size, after = _page_size(request), _cursor(request, int)
+        records = Acknowledgement.objects.order_by("sequence")
+        filters = request.query_params
+        if version := filters.get("version", ""):
+            if not version.isdigit() or len(version) > 18:
+                raise exceptions.ValidationError({"version": [_("Give a version's id (a number).")]})
+            records = records.filter(version_id=int(version))
+        for name, field in (("guideline", "guideline__slug"), ("employee_number", "employee_number")):
+            if value := filters.get(name, ""):
+                if "\x00" in value or len(value) > 100:
+                    raise exceptions.ValidationError({name: [_("This value is not valid.")]})
+                records = records.filter(**{field: value})
+        if after is not None:
+            records = records.filter(sequence__gt=after)
+        tuples = list(records.values_list(
+            "pk", "sequence", "guideline__slug", "major", "version__minor", "cycle", "employee_number",
+            "employee_name", "department_name", "language", "content_hash", "statement", "acknowledged_at",
+            "first_opened_at", "channel", "auth_method", "previous_seal", "seal", "seal_format",
+        )[:page_size + 1])
+        results = []
+        for row in tuples[:page_size]:
+            record = dict(zip(ACK_COLUMNS, row, strict=True))
+            record["version"] = f"{record.pop('major')}.{record.pop('minor')}"
+            results.append(record)
+        return Response({"next": _next_link(request, tuples, page_size, key=lambda row: row[1]), "results": results})
+
+
+class ChainVerification(ApiView):
+    required_scope = ApiToken.Scope.READ_EVIDENCE
+
+    @extend_schema(summary="The result of the evidence chain's latest check (nightly, or run by an auditor)",
+                   responses={200: serializers.ChainVerificationSerializer, **_refusals(401, 403, 429)})
+    def get(self, request):
+        access.require_evidence_reader(request.user)
+        latest = AuditEvent.objects.filter(action=AuditEvent.Action.CHAIN_VERIFIED).order_by("-at", "-pk").first()
+        details = latest.details if latest else {}
+        fields = ("intact", "checked", "head_sequence", "head_seal", "first_break_sequence", "problem",
+                  "checkpoints_checked")
+        return Response({"verified_at": latest and latest.at, **{name: details.get(name) for name in fields},
+                         "current_head_sequence": ChainHead.objects.get(pk=1).sequence})
+
+
+# Auditor packs -----------------------------------------------------------------------------------
+
+
+def _report_data(request, report):
+    data = serializers.ReportSerializer(report).data
+    data["download"] = (request.build_absolute_uri(reverse("api:report-pdf", args=[report.verification_code]))
+                        if report.status == Report.Status.DONE else None)
+    return data
+
+
+def _own_pack(request, code):
+    """An auditor pack this token's account requested (HR and auditors read only their own through the API:
+    a client has no business with a person's reports)."""
+    access.require_evidence_reader(request.user)
+    report = None if "\x00" in code else Report.objects.filter(
+        verification_code=code, kind=Report.Kind.AUDIT_PACK, requested_by=request.user).first()
+    if report is None:
+        raise Http404(_("There is no report with this code for this token's account."))
+    return report
+
+
+class ReportList(ApiView):
+    required_scope = ApiToken.Scope.REQUEST_REPORTS
+    throttle_classes = [TokenRateThrottle, ReportRateThrottle]
+
+    @extend_schema(summary="The auditor packs this token's account requested, newest first",
+                   responses={200: serializers.ReportSerializer(many=True), **_refusals(401, 403, 429)})
+    def get(self, request):
+        access.require_evidence_reader(request.user)
+        reports = Report.objects.filter(kind=Report.Kind.AUDIT_PACK, requested_by=request.user)[:100]
+        return Response([_report_data(request, report) for report in reports])
+
+    @extend_schema(summary="Request an auditor pack; it is generated in the background",
+                   request=serializers.ReportRequestSerializer,
+                   responses={202: serializers.ReportSerializer,
+                              400: OpenApiResponse(description="The choices do not make a pack; the message "
+                                                               "says why."),
+                              503: OpenApiResponse(description="The task queue is unavailable; the report is "
+                                                               "marked failed."),
+                              **_refusals(401, 403, 429)})
+    def post(self, request):
+        choices = serializers.ReportRequestSerializer(data=request.data)
+        choices.is_valid(raise_exception=True)
+        data = choices.validated_data
+        try:
+            report = jobs.start_audit_pack(
+                user=request.user, guideline_slug=data["guideline"], version=data["version"],
+                department=data["department"], as_of=data["as_of"].isoformat() if data["as_of"] else "",
+                language=data["language"])
+        except ValidationError as error:
+            field = error.code if error.code in choices.fields else "non_field_errors"
+            raise exceptions.ValidationError({field: error.messages}) from None
+        try:
+            tasks.generate_report.delay(report.pk)
+        except Exception:  # the broker is down: the report is recorded as failed, with why
+            jobs.fail(report, _("The task queue is unavailable."))
+            report.refresh_from_db()
+            return Response(_report_data(request, report), status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        headers = {"Location": request.build_absolute_uri(reverse("api:report", args=[report.verification_code]))}
+        return Response(_report_data(request, report), status=status.HTTP_202_ACCEPTED, headers=headers)
+
+
+class ReportDetail(ApiView):
+    required_scope = ApiToken.Scope.REQUEST_REPORTS
+
+    @extend_schema(summary="An auditor pack's progress and, once ready, its hash and where to fetch it",
+                   responses={200: serializers.ReportSerializer, 404: OpenApiResponse(description="No such report."),
+                              **_refusals(401, 403, 429)})
+    def get(self, request, code):
+        return Response(_report_data(request, _own_pack(request, code)))
+
+
+class ReportPdf(ApiView):
+    required_scope = ApiToken.Scope.REQUEST_REPORTS
+
+    @extend_schema(summary="The auditor pack's PDF",
+                   responses={(200, "application/pdf"): OpenApiTypes.BINARY,
+                              404: OpenApiResponse(description="No such report, or its file is gone."),
+                              409: OpenApiResponse(description="Not ready yet."), **_refusals(401, 403, 429)})
+    def get(self, request, code):
+        report = _own_pack(request, code)
+        if report.status != Report.Status.DONE:
+            return Response({"detail": _("This report is not ready yet.")}, status=status.HTTP_409_CONFLICT)
+        file = jobs.file_for_download(report, by=request.user)
+        if file is None:
+            raise Http404(_("The file of this report is no longer available; please generate it again."))
+        return FileResponse(file, as_attachment=True, content_type="application/pdf",
+                            filename=f"{report.kind}-{report.verification_code}.pdf")

@@ -1,0 +1,79 @@
+"""Schemathesis against the live OpenAPI schema (served at /api/v1/schema/, called through the WSGI
+application): generated requests to every operation, with every check Schemathesis has (no 5xx,
+responses and status codes as the schema says, bad input refused, authentication enforced)."""
+
+import pytest
+import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from guidelines import services
+
+from .conftest import service_account
+from .test_tokens import ENDPOINTS
+
+
+@pytest.fixture
+def api_schema(db, settings, tmp_path, version_1, alice, web_meta, fresh_rate_limits):
+    settings.MEDIA_ROOT = tmp_path
+    settings.API_REPORT_RATE = (10**6, 3600)
+    services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+    from intranet.wsgi import application
+
+    # As Django's test client does: the test's transaction holds the connection, which the end of each
+    # request would otherwise close.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield schemathesis.openapi.from_wsgi(reverse("api:schema"), application)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+def test_every_operation_keeps_to_the_schema(api_schema, issue):
+    """Each operation in turn, so that one failure does not hide the others (the pytest plugin of
+    Schemathesis does not run on this pytest)."""
+    headers = {"Authorization": f"Bearer {issue(service_account('fuzz@example.com', 'Auditors'))}"}
+    failures, operations = {}, [result.ok() for result in api_schema.get_all_operations()]
+
+    @settings(max_examples=30, deadline=None, derandomize=True, database=None, print_blob=False,
+              suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def exercise(operation, data):
+        case = data.draw(operation.as_strategy())
+        # A schema cannot say which cursors the API gave out, which days lie in the future or which
+        # guidelines exist: a schema-valid request may still be refused with a 400 that says why.
+        semantic = case.method == "POST" or {"cursor", "as_of"} & set(case.query or {})
+        case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance] if semantic else [])
+
+    for operation in operations:
+        try:
+            exercise(operation)
+        except Exception as failure:  # collected, reported below with the operation's name
+            failures[operation.label] = failure
+    assert len(operations) == len(ENDPOINTS)
+    assert not failures, "\n\n".join(f"{label}: {failure}" for label, failure in failures.items())
+
+
+def test_the_token_matrix_covers_every_operation_in_the_schema(client):
+    served = client.get(reverse("api:schema"), headers={"accept": "application/json"}).json()
+    operations = {(method, path) for path, item in served["paths"].items() for method in item}
+    listed = {(method, reverse(name, args=args)) for method, name, args, _scope in ENDPOINTS}
+    templated = set()
+    for method, path in operations:
+        matches = [url for m, url in listed if m == method and _fits(path, url)]
+        assert matches, f"{method.upper()} {path} is not in the token matrix of test_tokens.py"
+        templated.add((method, path))
+    assert len(templated) == len(listed)
+
+
+def _fits(template, url):
+    import re
+
+    pattern = re.sub(r"\{[^}]+\}", "[^/]+", template)
+    return re.fullmatch(pattern, url) is not None
