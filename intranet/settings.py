@@ -106,8 +106,8 @@ INSTALLED_APPS = [
     # History of the organisation (guidelines.models: EmployeeHistory and the like), PostgreSQL only.
     "pgtrigger",
     "pghistory",
-    # The REST API (guidelines/api/) and its OpenAPI schema; the sidecar serves Swagger UI and Redoc
-    # from our own static files (no CDN).
+    # The REST API (guidelines/api/) and its OpenAPI schema; the sidecar serves Swagger UI from our own
+    # static files (no CDN).
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -570,7 +570,6 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
 REPORT_RATE_LIMITS = {"generate": envrate("REPORT_RATE_GENERATE", "10/3600"),

@@ -608,7 +608,6 @@ API_REFUSED = expect(Expect((401,)), anonymous=Expect((401,)))
 API_ROWS = [
     route("api_schema", "api:schema", url("api:schema"), "GET", PUBLIC),
     route("api_docs", "api:docs", url("api:docs"), "GET", PUBLIC),
-    route("api_redoc", "api:redoc", url("api:redoc"), "GET", PUBLIC),
     route("api_guidelines", "api:guidelines", url("api:guidelines"), "GET", API_REFUSED),
     route("api_guideline", "api:guideline", url("api:guideline", "everyone.slug"), "GET", API_REFUSED),
     route("api_guideline_versions", "api:guideline-versions", url("api:guideline-versions", "everyone.slug"), "GET",

@@ -1,9 +1,9 @@
-"""/api/v1/: the endpoints, the OpenAPI schema and its documentation (Swagger UI and Redoc, served from
-our own static files)."""
+"""/api/v1/: the endpoints, the OpenAPI schema and its documentation (Swagger UI, served from our own
+static files; Redoc is left out: its page loads fonts from a CDN)."""
 
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
 from . import views
@@ -22,7 +22,6 @@ PUBLIC = {"authentication_classes": [], "permission_classes": [AllowAny]}
 urlpatterns = [
     path("schema/", _open(SpectacularAPIView, **PUBLIC), name="schema"),
     path("docs/", _open(SpectacularSwaggerSplitView, url_name="api:schema", **PUBLIC), name="docs"),
-    path("redoc/", _open(SpectacularRedocView, url_name="api:schema", **PUBLIC), name="redoc"),
     path("guidelines/", _open(views.GuidelineList), name="guidelines"),
     path("guidelines/<slug:slug>/", _open(views.GuidelineDetail), name="guideline"),
     path("guidelines/<slug:slug>/versions/", _open(views.GuidelineVersions), name="guideline-versions"),

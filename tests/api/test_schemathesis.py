@@ -77,3 +77,16 @@ def _fits(template, url):
 
     pattern = re.sub(r"\{[^}]+\}", "[^/]+", template)
     return re.fullmatch(pattern, url) is not None
+
+
+def test_the_docs_are_served_from_our_own_files(client):
+    """Swagger UI from the sidecar's static files and our stylesheet: nothing from a CDN, no inline
+    script or style for the Content-Security-Policy to block."""
+    import re
+
+    page = client.get(reverse("api:docs")).content.decode()
+    addresses = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert addresses and all(address.startswith(("/static/", "/api/v1/")) for address in addresses), addresses
+    assert "<style" not in page and not re.search(r"<script>(?!\s*</script>)", page)
+    schema = client.get(reverse("api:schema")).content.decode()
+    assert schema.startswith("openapi: 3.") and "bearerToken" in schema
