@@ -463,27 +463,19 @@ def _permission_ids(links):
 
 def employee_lookup(user_id):
     """The employee of account `user_id` with its role flags, as a queryset (see employee_for)."""
-    User = get_user_model()
     # Someone reports to them. Written as a range rather than `manager_id = id`: the planner then
     # walks the manager index. With `=` it estimates every employee to have the average number of
     # reports (100,000 employees under 20 heads: 5,000 each) and scans the whole table for the
     # first one, which for the many who manage nobody means reading every row (~12 ms at 100,000).
     reports = Employee.objects.filter(manager_id__gte=OuterRef("pk"), manager_id__lte=OuterRef("pk"))
-    groups = User.groups.through.objects.filter(user_id=OuterRef(OuterRef("user_id"))).values("group_id")
-    return (
-        Employee.objects.filter(user_id=user_id).order_by()
-        .annotate(
-            manages=Exists(reports),
-            # Few employees ever have one: their pages skip these two queries (status.standings).
-            has_exemptions=Exists(Exemption.objects.filter(employee=OuterRef("pk"))),
-            has_extensions=Exists(DueDateExtension.objects.filter(employee=OuterRef("pk"))),
-            # The two sets ModelBackend loads: the user's own permissions, and their groups'.
-            user_permission_ids=_permission_ids(User.user_permissions.through.objects.filter(
-                user_id=OuterRef("user_id"))),
-            group_permission_ids=_permission_ids(Group.permissions.through.objects.filter(
-                group_id__in=groups)),
-        )
+    employee = Employee.objects.filter(user_id=user_id).order_by().annotate(
+        manages=Exists(reports),
+        # Few employees ever have one: their pages skip these two queries (status.standings).
+        has_exemptions=Exists(Exemption.objects.filter(employee=OuterRef("pk"))),
+        has_extensions=Exists(DueDateExtension.objects.filter(employee=OuterRef("pk"))),
     )
+    # The two sets ModelBackend loads: the user's own permissions, and their groups'.
+    return with_permission_ids(employee, "user_id")
 
 
 class PermissionNames:
@@ -522,11 +514,29 @@ def employee_for(user):
     if employee is None:
         return None
     employee.user = user
+    prime_permissions(user, employee)
+    return employee
+
+
+def with_permission_ids(queryset, account):
+    """`queryset` annotated with the two permission sets (user_permission_ids, group_permission_ids) of
+    the account its field `account` names, for prime_permissions: one query instead of two more."""
+    User = get_user_model()
+    groups = User.groups.through.objects.filter(user_id=OuterRef(OuterRef(account))).values("group_id")
+    return queryset.annotate(
+        user_permission_ids=_permission_ids(User.user_permissions.through.objects.filter(user_id=OuterRef(account))),
+        group_permission_ids=_permission_ids(Group.permissions.through.objects.filter(group_id__in=groups)),
+    )
+
+
+def prime_permissions(user, row):
+    """Fill ModelBackend's permission cache on `user` from a row annotated by with_permission_ids (or
+    employee_lookup), so that `user.has_perm` answers without a query. Superusers hold every permission,
+    which Django answers without its cache: theirs stays unprimed."""
     if user.is_active and not user.is_superuser:
         # The attributes ModelBackend._get_permissions caches its two sets in.
-        user._user_perm_cache = PermissionNames.of(employee.user_permission_ids)
-        user._group_perm_cache = PermissionNames.of(employee.group_permission_ids)
-    return employee
+        user._user_perm_cache = PermissionNames.of(row.user_permission_ids)
+        user._group_perm_cache = PermissionNames.of(row.group_permission_ids)
 
 
 # How and from where the employee signed in: evidence for an acknowledgement -------------------------

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from .accounts import prime_permissions, with_permission_ids
 from .models import ApiToken, AuditEvent
 from .security import security_event
 from .services import record_audit_event
@@ -107,7 +108,9 @@ def authenticate(raw):
     key_id, _sep, secret = rest.partition("_")
     if prefix != PREFIX or not key_id or not secret:
         raise Refused("malformed")
-    token = ApiToken.objects.select_related("account").filter(key_id=key_id[:32]).first()
+    # The account's permissions in the same query: the role checks that follow then ask nothing more.
+    token = with_permission_ids(ApiToken.objects.select_related("account"), "account_id").filter(
+        key_id=key_id[:32]).first()
     if token is None or not hmac.compare_digest(token.secret_hash, _digest(secret)):
         raise Refused("unknown")
     now = timezone.now()
@@ -117,6 +120,7 @@ def authenticate(raw):
         raise Refused("expired")
     if not token.account.is_active:
         raise Refused("account deactivated")
+    prime_permissions(token.account, token)
     # At most one write a minute per token: the security log has every use, this is for the admin's list.
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
