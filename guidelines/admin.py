@@ -409,7 +409,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("scopes"))
     def scope_list(self, obj):
-        return ", ".join(obj.scope_labels())
+        return ", ".join(obj.scopes)  # the codes the API documentation uses; the form shows what each means
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

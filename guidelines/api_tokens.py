@@ -118,8 +118,13 @@ def authenticate(raw):
         raise Refused("revoked")
     if token.expires_at <= now:
         raise Refused("expired")
-    if not token.account.is_active:
+    account = token.account
+    if not account.is_active:
         raise Refused("account deactivated")
+    # Checked at every use, not only at issue: an account made superuser or given a password since
+    # would otherwise lend the token more than it was issued for.
+    if account.is_superuser or account.has_usable_password():
+        raise Refused("no longer a service account")
     prime_permissions(token.account, token)
     # At most one write a minute per token: the security log has every use, this is for the admin's list.
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):

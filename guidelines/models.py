@@ -827,6 +827,3 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.key_id})"
-
-    def scope_labels(self):
-        return [str(self.Scope(scope).label) for scope in self.scopes if scope in self.Scope.values]

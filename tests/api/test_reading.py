@@ -148,8 +148,10 @@ def test_a_manager_s_token_sees_the_direct_reports_only(api, issue, acknowledged
     assert answer["scope"] == "direct reports" and answer["counts"]["in_scope"] == 1
     rows = client.get(reverse("api:version-employees", args=[acknowledged.pk])).json()["results"]
     assert [row["employee_number"] for row in rows] == ["E0001"]
-    past = client.get(reverse("api:version-status", args=[acknowledged.pk]), {"as_of": "2026-01-01"})
-    assert past.status_code in (400, 403)
+    published_on = timezone.localdate(acknowledged.published_at).isoformat()
+    with time_machine.travel(timezone.now() + timedelta(days=2)):
+        past = client.get(reverse("api:version-status", args=[acknowledged.pk]), {"as_of": published_on})
+    assert past.status_code == 403 and past.json()["detail"] == "Managers see today's status only."
     # An approver and manager is no evidence reader: the scope alone does not open the evidence.
     assert client.get(reverse("api:acknowledgements")).status_code == 403
 

@@ -9,7 +9,7 @@ from django.db import close_old_connections
 from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
 from guidelines import services
 
@@ -46,10 +46,7 @@ def test_every_operation_keeps_to_the_schema(api_schema, issue):
     @given(data=st.data())
     def exercise(operation, data):
         case = data.draw(operation.as_strategy())
-        # A schema cannot say which cursors the API gave out, which days lie in the future or which
-        # guidelines exist: a schema-valid request may still be refused with a 400 that says why.
-        semantic = case.method == "POST" or {"cursor", "as_of"} & set(case.query or {})
-        case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance] if semantic else [])
+        case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance] if _semantic(case) else [])
 
     for operation in operations:
         try:
@@ -58,6 +55,34 @@ def test_every_operation_keeps_to_the_schema(api_schema, issue):
             failures[operation.label] = failure
     assert len(operations) == len(ENDPOINTS)
     assert not failures, "\n\n".join(f"{label}: {failure}" for label, failure in failures.items())
+
+
+def test_sequences_of_calls_keep_to_the_schema(api_schema, issue):
+    """Stateful: Schemathesis follows the links it infers between operations (a guideline's slug to its
+    versions, a version's id to its status and employees, a requested pack's code to its page and its
+    PDF) and checks every response on the way."""
+    headers = {"Authorization": f"Bearer {issue(service_account('stateful@example.com', 'Auditors'))}"}
+    base = api_schema.as_state_machine()
+    assert len(base.bundles) >= 5  # the links it found: guidelines, versions, reports
+
+    class Client(base):
+        def get_call_kwargs(self, case):
+            return {"headers": headers}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            # Every call here carries the valid token, so refusing bad tokens (ignored_auth) is left to
+            # the test above and to test_tokens.py's matrix.
+            excluded = [ignored_auth, *([positive_data_acceptance] if _semantic(case) else [])]
+            case.validate_response(response, additional_checks=additional_checks, excluded_checks=excluded)
+
+    Client.run(settings=settings(max_examples=15, stateful_step_count=6, deadline=None, derandomize=True,
+                                 database=None, print_blob=False, suppress_health_check=list(HealthCheck)))
+
+
+def _semantic(case):
+    """A schema cannot say which cursors the API gave out, which days lie in the future or which
+    guidelines exist: a schema-valid request may still be refused with a 400 that says why."""
+    return case.method == "POST" or bool({"cursor", "as_of"} & set(case.query or {}))
 
 
 def test_the_token_matrix_covers_every_operation_in_the_schema(client):

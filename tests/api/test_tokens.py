@@ -120,6 +120,18 @@ def test_every_endpoint_refuses_a_token_without_its_scope(api, issue, grc, metho
     assert security_log("access_denied")[-1]["username"] == "grc@example.com"
 
 
+@pytest.mark.parametrize("change", ["superuser", "password"])
+def test_a_token_stops_when_its_account_stops_being_a_service_account(api, grc, grc_token, change, security_log):
+    assert api(grc_token).get(reverse("api:guidelines")).status_code == 200
+    if change == "superuser":
+        grc.is_superuser = True
+    else:
+        grc.set_password("now a person can sign in with it")
+    grc.save()
+    assert api(grc_token).get(reverse("api:guidelines")).status_code == 401
+    assert security_log("api_token_refused")[-1]["details"]["reason"] == "no longer a service account"
+
+
 def test_each_use_is_in_the_security_log(api, grc_token, security_log):
     assert api(grc_token).get(reverse("api:guidelines")).status_code == 200
     [entry] = security_log("api_request")
