@@ -12,9 +12,20 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
+from . import webhooks
 from .access import group_label
 from .dashboards import NO_DEPARTMENT
-from .models import LANGUAGE_CHOICES, LANGUAGES, Department, Employee, Guideline, NotificationLog, Report, Version
+from .models import (
+    LANGUAGE_CHOICES,
+    LANGUAGES,
+    Department,
+    Employee,
+    Guideline,
+    NotificationLog,
+    Report,
+    Version,
+    WebhookSubscriber,
+)
 from .status import Status
 
 
@@ -379,3 +390,18 @@ class AddSecurityKeyForm(AddWebAuthnForm):
         if cleaned_data.get("credential") and not self.errors:
             record_authentication(allauth_context.request, self.user, "mfa", type="webauthn", activated=True)
         return cleaned_data
+
+
+class WebhookSubscriberForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100,
+                           help_text=_("Which system receives the events, e.g. the GRC tool."))
+    url = forms.URLField(label=_("Address"), max_length=500, assume_scheme="https",
+                         help_text=_("Where we send the events (https://…). Each one is signed; the receiver "
+                                     "checks the signature with the secret shown after saving."))
+    events = forms.MultipleChoiceField(label=_("Events"), choices=WebhookSubscriber.Event.choices,
+                                       widget=forms.CheckboxSelectMultiple)
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        webhooks.check_url(url)
+        return url

@@ -642,6 +642,9 @@ class AuditEvent(models.Model):
         ROLES_CHANGED = "roles_changed", _("roles changed")
         API_TOKEN_ISSUED = "api_token_issued", _("API token issued")
         API_TOKEN_REVOKED = "api_token_revoked", _("API token revoked")
+        WEBHOOK_ADDED = "webhook_added", _("webhook subscriber added")
+        WEBHOOK_DISABLED = "webhook_disabled", _("webhook subscriber disabled")
+        WEBHOOK_ENABLED = "webhook_enabled", _("webhook subscriber enabled")
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -827,3 +830,90 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.key_id})"
+
+
+class WebhookSubscriber(models.Model):
+    """A system that wants to hear about events (webhooks.py): HR adds it with the address and the
+    events; we make the secret (Standard Webhooks' `whsec_…`), show it once and keep it encrypted,
+    because every delivery is signed with it. Never deleted: the delivery log refers to it."""
+
+    class Event(models.TextChoices):
+        VERSION_PUBLISHED = "version.published", _("a version was published")
+        ACKNOWLEDGEMENT_CREATED = "acknowledgement.created", _("an employee acknowledged a version")
+        VERSION_OVERDUE = "version.overdue", _("daily: a current version has overdue employees")
+        REPORT_READY = "report.ready", _("an auditor pack is ready")
+
+    name = models.CharField(_("name"), max_length=100, help_text=_("Which system receives it, e.g. the GRC tool."))
+    url = models.URLField(_("address"), max_length=500)
+    events = models.JSONField(_("events"), default=list)
+    # Fernet-encrypted (accounts.second_factor_cipher): a database copy holds no usable secret.
+    secret_encrypted = models.TextField(editable=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                   editable=False, verbose_name=_("added by"))
+    created_at = models.DateTimeField(_("added at"), default=timezone.now, editable=False)
+    # Deliveries given up on in a row; a delivered one starts again from zero.
+    failure_streak = models.PositiveIntegerField(default=0, editable=False)
+    disabled_at = models.DateTimeField(_("disabled at"), null=True, editable=False)
+    # None when the subscriber was disabled automatically after failed deliveries.
+    disabled_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                    null=True, editable=False, verbose_name=_("disabled by"))
+    disabled_reason = models.CharField(_("why it was disabled"), max_length=500, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        verbose_name = _("webhook subscriber")
+        verbose_name_plural = _("webhook subscribers")
+
+    def __str__(self):
+        return self.name
+
+    def event_labels(self):
+        return [str(self.Event(event).label) for event in self.events if event in self.Event.values]
+
+
+class WebhookEvent(models.Model):
+    """Something that happened, as the exact JSON body every subscriber receives (signed as stored)."""
+
+    type = models.CharField(_("event"), max_length=40, choices=WebhookSubscriber.Event.choices)
+    # What the event is about ("acknowledgement.created:42", "version.overdue:7:2027-03-01"): a task
+    # that runs twice, or a second beat, finds it taken and records nothing new.
+    key = models.CharField(max_length=100, unique=True)
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return self.key
+
+
+class WebhookDelivery(models.Model):
+    """One event for one subscriber. `message_id` is the `webhook-id` header: the same on every
+    attempt, so a receiver recognises a repeat (delivery is at least once)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("being delivered")
+        DELIVERED = "delivered", _("delivered")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("not sent: subscriber disabled")
+
+    event = models.ForeignKey(WebhookEvent, on_delete=models.PROTECT, related_name="deliveries")
+    subscriber = models.ForeignKey(WebhookSubscriber, on_delete=models.PROTECT, related_name="deliveries")
+    message_id = models.CharField(max_length=40, unique=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(_("last attempt"), null=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True)
+    response_status = models.PositiveSmallIntegerField(_("response"), null=True)
+    last_error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["event", "subscriber"], name="one_delivery_per_subscriber")]
+        indexes = [models.Index(fields=["subscriber", "-created_at"], name="webhook_delivery_log")]
+
+    def __str__(self):
+        return self.message_id

@@ -19,7 +19,7 @@ from django.db.models import Max, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import chain, tasks
+from . import chain, tasks, webhook_events
 from .access import require_permission
 from .content import render_markdown
 from .models import LANGUAGES, AuditEvent, Employee, Guideline, Version, VersionText
@@ -175,6 +175,9 @@ def publish_version(*, version, by, material, at=None):
         if at is None:
             # After the commit, so a rolled-back publication announces nothing.
             transaction.on_commit(lambda: _announce(version.pk))
+            version.guideline = guideline
+            webhook_events.emit(webhook_events.Event.VERSION_PUBLISHED, f"version.published:{version.pk}",
+                                webhook_events.version_published(version), at=now)
     return version
 
 

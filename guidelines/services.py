@@ -17,7 +17,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from . import chain, chain_reading, content, status
+from . import chain, chain_reading, content, status, webhook_events
 from .access import require_permission
 from .models import (
     BATCH_ROWS,
@@ -247,6 +247,8 @@ def acknowledge(*, employee, version, language, meta):
             ack.seal = chain.compute_seal(ack, guideline_slug=version.guideline.slug, version_number=version.number)
             ack.save()
             ChainHead.objects.filter(pk=1).update(sequence=ack.sequence, seal=ack.seal)
+            webhook_events.emit(webhook_events.Event.ACKNOWLEDGEMENT_CREATED, f"acknowledgement.created:{ack.pk}",
+                                webhook_events.acknowledgement_created(ack, version), at=now)
     except IntegrityError:
         # Only reachable if the lock was bypassed (e.g. SQLite without IMMEDIATE): the other
         # request's record stands.

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from . import checkpoints, notifications, services
-from .models import NotificationLog, Report, Version
+from . import checkpoints, notifications, services, webhook_events, webhooks
+from .models import NotificationLog, Report, Version, WebhookDelivery
 from .reports import jobs
 
 
@@ -159,3 +159,25 @@ def finish_report(report_id):
         except Exception as error:
             jobs.fail(report, error)
             raise
+
+
+# Webhooks: one delivery per task, retried with backoff; at least once, under one webhook-id.
+
+
+@shared_task(bind=True, acks_late=True)
+def deliver_webhook(self, delivery_id):
+    try:
+        return webhooks.deliver(delivery_id)
+    except webhooks.TransientFailure as failure:
+        if self.request.retries >= settings.WEBHOOK_MAX_RETRIES:
+            webhooks.give_up(delivery_id, str(failure))
+            return WebhookDelivery.Status.FAILED
+        raise self.retry(countdown=webhooks.retry_delay(self.request.retries), exc=failure,
+                         max_retries=settings.WEBHOOK_MAX_RETRIES) from failure
+
+
+@shared_task(acks_late=True)
+def announce_overdue_versions(day=None):
+    """Beat's daily entry: a version.overdue event per current version with overdue employees."""
+    day = _day(day)
+    return {"day": day.isoformat(), "versions": webhook_events.announce_overdue_versions(day)}

@@ -3,7 +3,7 @@ from django.urls import path
 from .views import approvals, employee, hr
 
 from .views import hr_import  # isort: skip
-from .views import dashboards, notifications, people, reports
+from .views import dashboards, notifications, people, reports, webhooks
 
 app_name = "guidelines"
 
@@ -55,4 +55,10 @@ urlpatterns = [
     path("reports/<str:code>/download/", reports.report_download, name="report_download"),
     path("my/acknowledgements/<int:pk>/certificate.pdf", reports.certificate, name="report_certificate"),
     # urls: views/reports.py
+    path("hr/webhooks/", webhooks.subscriber_list, name="hr_webhooks"),
+    path("hr/webhooks/new/", webhooks.subscriber_new, name="hr_webhook_new"),
+    path("hr/webhooks/<int:pk>/", webhooks.subscriber_detail, name="hr_webhook"),
+    path("hr/webhooks/<int:pk>/disable/", webhooks.subscriber_disable, name="hr_webhook_disable"),
+    path("hr/webhooks/<int:pk>/enable/", webhooks.subscriber_enable, name="hr_webhook_enable"),
+    # urls: views/webhooks.py
 ]

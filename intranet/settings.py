@@ -430,7 +430,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # lets several installations (or test runs) share one Redis.
 CELERY_QUEUE_PREFIX = os.environ.get("CELERY_QUEUE_PREFIX", "")
 CELERY_TASK_DEFAULT_QUEUE = f"{CELERY_QUEUE_PREFIX}celery"
-CELERY_TASK_ROUTES = {"guidelines.tasks.send_*": {"queue": f"{CELERY_QUEUE_PREFIX}email"}}
+CELERY_TASK_ROUTES = {
+    "guidelines.tasks.send_*": {"queue": f"{CELERY_QUEUE_PREFIX}email"},
+    # Webhooks too: a subscriber that answers slowly must not hold up e-mail or planning.
+    "guidelines.tasks.deliver_webhook": {"queue": f"{CELERY_QUEUE_PREFIX}webhooks"},
+}
 _reminder_hour, _reminder_minute = (int(part) for part in REMINDER_TIME.split(":"))
 CELERY_BEAT_SCHEDULE = {
     "plan-reminders-daily": {
@@ -444,6 +448,12 @@ CELERY_BEAT_SCHEDULE = {
     "evidence-checkpoint-daily": {
         "task": "guidelines.tasks.make_checkpoint",
         "schedule": crontab(hour=2, minute=30),
+    },
+    # One version.overdue webhook event per current version with overdue employees, before the
+    # working day starts (the reminders follow at REMINDER_TIME).
+    "webhooks-overdue-daily": {
+        "task": "guidelines.tasks.announce_overdue_versions",
+        "schedule": crontab(hour=6, minute=0),
     },
 }
 
@@ -549,6 +559,20 @@ API_RATE = envrate("API_RATE", "600/60")
 API_REPORT_RATE = envrate("API_REPORT_RATE", "10/3600")
 # The longest an API token may live; an administrator picks its expiry within this.
 API_TOKEN_MAX_DAYS = envint("API_TOKEN_MAX_DAYS", "365")
+
+# Signed webhooks (guidelines/webhooks.py). A delivery that fails is retried WEBHOOK_MAX_RETRIES
+# times, WEBHOOK_RETRY_BACKOFF seconds doubling up to WEBHOOK_RETRY_BACKOFF_MAX; a subscriber whose
+# last WEBHOOK_DISABLE_AFTER deliveries all failed for good is disabled. WEBHOOK_ALLOW_PRIVATE lets
+# subscribers sit on private, loopback or link-local addresses: off in production, so an HR account
+# cannot make the workers call into the internal network (SSRF); on with DEBUG (tests, `make run`).
+WEBHOOK_TIMEOUT = envint("WEBHOOK_TIMEOUT", "5")
+WEBHOOK_MAX_RETRIES = envint("WEBHOOK_MAX_RETRIES", "8")
+WEBHOOK_RETRY_BACKOFF = envint("WEBHOOK_RETRY_BACKOFF", "30")
+WEBHOOK_RETRY_BACKOFF_MAX = envint("WEBHOOK_RETRY_BACKOFF_MAX", "1800")
+WEBHOOK_DISABLE_AFTER = envint("WEBHOOK_DISABLE_AFTER", "5")
+WEBHOOK_ALLOW_PRIVATE = envbool("WEBHOOK_ALLOW_PRIVATE", "1" if DEBUG else "0")
+if WEBHOOK_RETRY_BACKOFF_MAX >= CELERY_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured("WEBHOOK_RETRY_BACKOFF_MAX must be below CELERY_VISIBILITY_TIMEOUT.")
 REST_FRAMEWORK = {
     # Tokens only: no session, so no CSRF question and no page's second factor to skip.
     "DEFAULT_AUTHENTICATION_CLASSES": ["guidelines.api.authentication.BearerTokenAuthentication"],

@@ -60,6 +60,8 @@ def on_postgresql():
 APPEND_ONLY = [
     "guidelines_acknowledgement", "guidelines_reading", "guidelines_auditevent", "guidelines_duedateextension",
     "guidelines_importrun", "guidelines_importchange", "guidelines_notificationitem",
+    # The body of a webhook event as it was signed and sent.
+    "guidelines_webhookevent",
 ]
 HISTORY = ["guidelines_employeehistory", "guidelines_accounthistory", "guidelines_rolegrouphistory"]
 NARROW_UPDATE = {
@@ -70,6 +72,12 @@ NARROW_UPDATE = {
                           "finished_at", "error"},
     # API tokens: revoked and their last use noted; the key, its hash, account and scopes never change.
     "guidelines_apitoken": {"revoked_by_id", "revoked_at", "last_used_at"},
+    # Webhooks: a delivery's attempts and outcome; a subscriber disabled and enabled. The event (the body
+    # that was signed), the message id, the address and the secret never change.
+    "guidelines_webhookdelivery": {"status", "attempts", "last_attempt_at", "delivered_at", "response_status",
+                                   "last_error"},
+    "guidelines_webhooksubscriber": {"is_active", "failure_streak", "disabled_at", "disabled_by_id",
+                                     "disabled_reason"},
 }
 EXPECTED = {
     **{table: {"SELECT", "INSERT"} for table in APPEND_ONLY},
@@ -77,6 +85,8 @@ EXPECTED = {
     "guidelines_notificationlog": {"SELECT", "INSERT"},
     "guidelines_report": {"SELECT", "INSERT"},
     "guidelines_apitoken": {"SELECT", "INSERT"},
+    "guidelines_webhookdelivery": {"SELECT", "INSERT"},
+    "guidelines_webhooksubscriber": {"SELECT", "INSERT"},
     "guidelines_chainhead": {"SELECT"},
     # Drafts are edited and deleted; triggers freeze released versions and their texts.
     "guidelines_version": {"SELECT", "INSERT", "UPDATE", "DELETE"},
@@ -334,6 +344,12 @@ def test_narrowly_updatable_evidence_refuses_every_other_column_and_delete(app_r
             "UPDATE guidelines_report SET verification_code = 'X', status = 'done'",
             "UPDATE guidelines_report SET requested_by_id = NULL",
             "UPDATE guidelines_chainhead SET id = 2",
+            "UPDATE guidelines_webhookevent SET body = '{}'",
+            "UPDATE guidelines_webhookdelivery SET message_id = 'msg_x'",
+            "UPDATE guidelines_webhooksubscriber SET url = 'https://attacker.example/'",
+            "UPDATE guidelines_webhooksubscriber SET secret_encrypted = 'x'",
+            "DELETE FROM guidelines_webhookdelivery",
+            "DELETE FROM guidelines_webhooksubscriber",
             "INSERT INTO guidelines_chainhead (id, sequence, seal) VALUES (2, 0, 'x')",
             "DELETE FROM guidelines_chainhead",
             "INSERT INTO guidelines_auditevent (id, at, action, details) OVERRIDING SYSTEM VALUE "

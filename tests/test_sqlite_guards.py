@@ -74,6 +74,9 @@ EXPECTED_TRIGGERS = {
     "guidelines_employeehistory": {"no_update", "no_delete"},
     "guidelines_accounthistory": {"no_update", "no_delete"},
     "guidelines_rolegrouphistory": {"no_update", "no_delete"},
+    "guidelines_webhookevent": {"no_update", "no_delete"},
+    "guidelines_webhookdelivery": {"no_delete"},
+    "guidelines_webhooksubscriber": {"no_delete"},
 }
 
 

@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from .. import chain, imports, organisation
+from .. import chain, imports, organisation, webhook_events
 from ..access import group_label, require_acknowledgement_reader, require_evidence_reader
 from ..accounts import configured_providers, sign_in_label
 from ..models import ERROR_TEXT_LIMIT, AuditEvent, Report
@@ -319,8 +319,12 @@ def finish(report):
             if first_outstanding:
                 outline.append((_("Outstanding employees"), first_outstanding - 1))
             outline.append((_("Exemptions, versions, texts and method"), plan["back_first"] - 1))
-        return _store(report, folder / "front.pdf", [*parts, folder / "back.pdf"], outline=outline,
-                      cleanup=folder)
+        report = _store(report, folder / "front.pdf", [*parts, folder / "back.pdf"], outline=outline,
+                        cleanup=folder)
+        if report.kind == Report.Kind.AUDIT_PACK:
+            webhook_events.emit(webhook_events.Event.REPORT_READY, f"report.ready:{report.pk}",
+                                webhook_events.report_ready(report), at=report.finished_at)
+        return report
 
 
 def _store(report, front, parts, *, outline=(), cleanup=None):

@@ -73,6 +73,14 @@ MODEL_POLICY = {
     "guidelines.checkpoint": APPEND,
     # API tokens: issued, used (last use), revoked; never deleted (the security log names them by key).
     "guidelines.apitoken": APPEND.with_update("revoked_by", "revoked_at", "last_used_at"),
+    # Webhooks (webhooks.py, webhook_events.py): events are recorded once and never change; a delivery
+    # records its attempts and outcome; a subscriber is disabled and enabled, never deleted (its
+    # deliveries refer to it). The secret, address and events stay as HR added them.
+    "guidelines.webhookevent": APPEND,
+    "guidelines.webhookdelivery": APPEND.with_update(
+        "status", "attempts", "last_attempt_at", "delivered_at", "response_status", "last_error"),
+    "guidelines.webhooksubscriber": APPEND.with_update(
+        "is_active", "failure_streak", "disabled_at", "disabled_by", "disabled_reason"),
     # The organisation's history: appended only by the triggers on the employees, accounts and role
     # groups, which run as the tables' owner (migration 0018); read by "as of" reports. A trigger
     # refuses UPDATE and DELETE.

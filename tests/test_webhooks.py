@@ -1,0 +1,269 @@
+"""Signed webhooks without a worker: events after the commit only, signatures the reference library
+accepts, addresses a hostile HR user may not choose, the failure streak, and HR's pages."""
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from guidelines import dashboards, publishing, services, tasks, webhook_events, webhooks
+from guidelines.models import AuditEvent, WebhookDelivery, WebhookEvent, WebhookSubscriber
+
+from .factories import make_draft
+from .webhook_receiver import Receiver
+
+Event = WebhookSubscriber.Event
+Status = WebhookDelivery.Status
+ALL_EVENTS = list(Event.values)
+
+
+@pytest.fixture(autouse=True)
+def development(settings):
+    """As the worker runs in the tests (DEBUG=1): http on loopback is allowed; pytest-django turns DEBUG
+    off in this process. Tests of production set both back."""
+    settings.DEBUG, settings.WEBHOOK_ALLOW_PRIVATE = True, True
+
+
+def subscribe(hilde, url, events=ALL_EVENTS, name="GRC"):
+    return webhooks.add_subscriber(by=hilde, name=name, url=url, events=events)
+
+
+def bodies(event_type):
+    return [json.loads(event.body) for event in WebhookEvent.objects.filter(type=event_type).order_by("pk")]
+
+
+def test_the_secret_is_standard_webhooks_format_shown_once_and_stored_encrypted(hilde):
+    subscriber, secret = subscribe(hilde, "https://grc.example.com/hooks")
+    assert re.fullmatch(r"whsec_[A-Za-z0-9+/]{43}=", secret)
+    assert secret not in subscriber.secret_encrypted and webhooks.secret_of(subscriber) == secret
+    assert subscriber.events == sorted(ALL_EVENTS)
+
+
+def test_publishing_and_acknowledging_record_events_after_the_commit_only(
+        hilde, bob, alice, guideline, web_meta, django_capture_on_commit_callbacks):
+    subscriber, _secret = subscribe(hilde, "https://grc.example.com/hooks")
+    draft = make_draft(guideline, author=hilde)
+    publishing.approve_version(version=draft, by=bob.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        version = publishing.publish_version(version=draft, by=hilde, material=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        ack, created = services.acknowledge(employee=alice, version=version, language="en", meta=web_meta)
+    assert created
+    with django_capture_on_commit_callbacks(execute=True):  # acknowledging again creates nothing
+        assert services.acknowledge(employee=alice, version=version, language="en", meta=web_meta) == (ack, False)
+
+    [published] = bodies(Event.VERSION_PUBLISHED)
+    assert set(published) == {"type", "timestamp", "data"} and published["type"] == "version.published"
+    assert published["data"]["guideline"]["slug"] == "social-media"
+    assert published["data"]["version"] == {"id": version.pk, "number": "1.0", "material": True,
+                                            "published_at": published["timestamp"]}
+    [acknowledged] = bodies(Event.ACKNOWLEDGEMENT_CREATED)
+    assert acknowledged["data"]["acknowledgement"]["sequence"] == ack.sequence
+    assert acknowledged["data"]["acknowledgement"]["seal"] == ack.seal
+    assert acknowledged["data"]["employee_number"] == "E0001"
+    assert "Alice" not in json.dumps(acknowledged)  # no names, only the number
+    assert WebhookDelivery.objects.filter(subscriber=subscriber, status=Status.PENDING).count() == 2
+
+
+def test_a_rolled_back_acknowledgement_sends_nothing(hilde, alice, version_1, web_meta,
+                                                     django_capture_on_commit_callbacks):
+    subscribe(hilde, "https://grc.example.com/hooks")
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+            raise RuntimeError("the request failed after acknowledging")
+    assert not WebhookEvent.objects.filter(type=Event.ACKNOWLEDGEMENT_CREATED).exists()
+
+
+def test_an_event_nobody_wants_is_not_recorded_and_a_repeated_key_is_recorded_once(hilde):
+    subscribe(hilde, "https://grc.example.com/hooks", events=[Event.REPORT_READY])
+    assert webhook_events.record(Event.VERSION_PUBLISHED, "version.published:1", {}, None) == []
+    assert len(webhook_events.record(Event.REPORT_READY, "report.ready:1", {}, None)) == 1
+    assert webhook_events.record(Event.REPORT_READY, "report.ready:1", {}, None) == []
+    assert WebhookEvent.objects.count() == 1
+
+
+def test_a_delivery_is_signed_as_the_reference_library_verifies_it(hilde, alice, version_1, web_meta,
+                                                                    django_capture_on_commit_callbacks):
+    with Receiver() as receiver:
+        subscriber, secret = subscribe(hilde, receiver.url("/hooks"))
+        with django_capture_on_commit_callbacks(execute=True):
+            services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+        delivery = WebhookDelivery.objects.get(subscriber=subscriber)
+        assert webhooks.deliver(delivery.pk) == Status.DELIVERED
+        assert webhooks.deliver(delivery.pk) == Status.DELIVERED  # a redelivered task sends nothing more
+    [received] = receiver.received
+    payload = received.verify(secret)
+    assert payload["type"] == "acknowledgement.created" and payload["data"]["employee_number"] == "E0001"
+    assert received.headers["webhook-id"] == delivery.message_id
+    assert received.headers["content-type"] == "application/json"
+    with pytest.raises(WebhookVerificationError):  # one changed byte
+        type(received)(received.path, received.headers, received.body.replace(b"E0001", b"E0002")).verify(secret)
+    with pytest.raises(WebhookVerificationError):  # another subscriber's secret
+        received.verify(webhooks.new_secret())
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_status) == (Status.DELIVERED, 1, 204)
+
+
+def test_the_daily_task_announces_each_current_version_with_overdue_employees_with_the_dashboard_counts(
+        hilde, bob, alice, otto, guideline, web_meta, django_capture_on_commit_callbacks):
+    subscribe(hilde, "https://grc.example.com/hooks", events=[Event.VERSION_OVERDUE])
+    long_ago = timezone.now() - timedelta(days=60)
+    draft = make_draft(guideline, author=hilde)
+    publishing.approve_version(version=draft, by=bob.user, at=long_ago)
+    version = publishing.publish_version(version=draft, by=hilde, material=True, at=long_ago)
+    services.acknowledge(employee=alice, version=version, language="en", meta=web_meta)
+    day = timezone.localdate()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.announce_overdue_versions.apply(args=[day.isoformat()]).get()["versions"] == 1
+        tasks.announce_overdue_versions.apply(args=[day.isoformat()])  # a second beat: nothing new
+    [overdue] = bodies(Event.VERSION_OVERDUE)
+    counts = dashboards.version_counts([version], day)[version.pk]
+    assert overdue["data"]["counts"] == {"in_scope": counts.in_scope, "acknowledged": 1, "pending": 0,
+                                         "overdue": counts.overdue, "exempt": 0}
+    assert counts.overdue == 2 and overdue["data"]["day"] == day.isoformat()
+
+
+def test_only_hr_may_manage_subscribers(alice, hilde):
+    with pytest.raises(PermissionDenied):
+        webhooks.add_subscriber(by=alice.user, name="Mine", url="https://example.com/", events=ALL_EVENTS)
+    subscriber, _secret = subscribe(hilde, "https://grc.example.com/hooks")
+    with pytest.raises(PermissionDenied):
+        webhooks.disable(subscriber, by=alice.user)
+    assert WebhookSubscriber.objects.get().is_active
+
+
+HOSTILE_ADDRESSES = [
+    "https://127.0.0.1/hooks", "https://localhost:8000/admin/", "https://10.0.0.5/", "https://192.168.1.1/",
+    "https://169.254.169.254/latest/meta-data/", "https://[::1]/", "https://[::ffff:127.0.0.1]/",
+    "https://[fe80::1]/", "https://0.0.0.0/", "https://100.64.0.1/",
+]
+
+
+@pytest.mark.parametrize("url", HOSTILE_ADDRESSES)
+def test_a_hostile_hr_user_cannot_point_a_webhook_at_an_internal_address_in_production(
+        url, hilde, client_as, settings):
+    settings.DEBUG, settings.WEBHOOK_ALLOW_PRIVATE = False, False
+    client = client_as(hilde)
+    response = client.post(reverse("guidelines:hr_webhook_new"),
+                           {"name": "Metadata", "url": url, "events": ["version.published"]})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "There is a problem" in page and "internal network address" in page
+    with pytest.raises(ValidationError):  # nor through the service, past the form
+        webhooks.add_subscriber(by=hilde, name="Metadata", url=url, events=["version.published"])
+    assert not WebhookSubscriber.objects.exists()
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("http://grc.example.com/hooks", "must start with https://"),
+    ("https://user:password@grc.example.com/hooks", "may not contain a user name or password"),
+    ("ftp://grc.example.com/", "must start with https://"),
+])
+def test_addresses_in_production_are_https_without_credentials(url, message, hilde, client_as, settings):
+    settings.DEBUG, settings.WEBHOOK_ALLOW_PRIVATE = False, True  # so no DNS is needed to reach the check
+    response = client_as(hilde).post(reverse("guidelines:hr_webhook_new"),
+                                     {"name": "GRC", "url": url, "events": ["version.published"]})
+    assert response.status_code == 200 and message in response.content.decode()
+    assert not WebhookSubscriber.objects.exists()
+
+
+def test_a_subscriber_saved_on_loopback_is_not_delivered_to_once_private_addresses_are_forbidden(
+        hilde, settings, alice, version_1, web_meta, django_capture_on_commit_callbacks):
+    """The address the worker connects to is checked, not only the one saved (DNS can change)."""
+    with Receiver() as receiver:
+        subscriber, _secret = subscribe(hilde, receiver.url("/hooks"))
+        with django_capture_on_commit_callbacks(execute=True):
+            services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+        settings.WEBHOOK_ALLOW_PRIVATE = False
+        delivery = WebhookDelivery.objects.get(subscriber=subscriber)
+        with pytest.raises(webhooks.TransientFailure, match="internal address 127.0.0.1"):
+            webhooks.deliver(delivery.pk)
+    assert receiver.received == []
+    delivery.refresh_from_db()
+    assert delivery.status == Status.PENDING and "internal address" in delivery.last_error
+
+
+def test_redirects_are_not_followed(hilde, alice, version_1, web_meta, django_capture_on_commit_callbacks):
+    with Receiver({"/moved": [307]}) as receiver:
+        subscriber, _secret = subscribe(hilde, receiver.url("/moved"))
+        with django_capture_on_commit_callbacks(execute=True):
+            services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+        delivery = WebhookDelivery.objects.get(subscriber=subscriber)
+        with pytest.raises(webhooks.TransientFailure, match="HTTP 307"):
+            webhooks.deliver(delivery.pk)
+    assert len(receiver.received) == 1
+    delivery.refresh_from_db()
+    assert (delivery.response_status, delivery.attempts) == (307, 1)
+
+
+def test_failed_deliveries_in_a_row_disable_the_subscriber_and_a_success_ends_the_streak(hilde, settings):
+    settings.WEBHOOK_DISABLE_AFTER = 2
+    subscriber, _secret = subscribe(hilde, "https://grc.example.com/hooks", events=[Event.REPORT_READY])
+    [first] = webhook_events.record(Event.REPORT_READY, "report.ready:1", {}, None)
+    [second] = webhook_events.record(Event.REPORT_READY, "report.ready:2", {}, None)
+    [third] = webhook_events.record(Event.REPORT_READY, "report.ready:3", {}, None)
+    webhooks.give_up(first, "HTTP 503 Service Unavailable")
+    webhooks._mark_delivered(WebhookDelivery.objects.get(pk=second), 200)
+    subscriber.refresh_from_db()
+    assert subscriber.is_active and subscriber.failure_streak == 0
+    webhooks.give_up(third, "HTTP 503 Service Unavailable")
+    [fourth] = webhook_events.record(Event.REPORT_READY, "report.ready:4", {}, None)
+    webhooks.give_up(fourth, "ConnectionError: refused")
+    subscriber.refresh_from_db()
+    assert not subscriber.is_active and subscriber.disabled_by is None
+    assert subscriber.disabled_reason == "ConnectionError: refused"
+    event = AuditEvent.objects.get(action=AuditEvent.Action.WEBHOOK_DISABLED)
+    assert event.actor is None and event.details["automatic"] is True
+    assert webhook_events.record(Event.REPORT_READY, "report.ready:5", {}, None) == []  # nothing new for it
+
+
+def test_hr_adds_sees_the_secret_once_disables_and_enables_with_audit_events_and_security_log(
+        hilde, client_as, security_log):
+    client = client_as(hilde)
+    assert "Add a subscriber" in client.get(reverse("guidelines:hr_webhooks")).content.decode()
+    response = client.post(reverse("guidelines:hr_webhook_new"), {
+        "name": "GRC tool", "url": "https://grc.example.com/hooks?tenant=bank",
+        "events": ["acknowledgement.created", "version.overdue"]})
+    assert response.status_code == 200
+    page = response.content.decode()
+    secret = re.search(r"data-webhook-secret>(whsec_[^<]+)<", page).group(1)
+    subscriber = WebhookSubscriber.objects.get()
+    assert webhooks.secret_of(subscriber) == secret
+    detail = client.get(reverse("guidelines:hr_webhook", args=[subscriber.pk])).content.decode()
+    assert secret not in detail and "GRC tool" in detail and "Nothing was sent" in detail
+
+    confirm = client.get(reverse("guidelines:hr_webhook_disable", args=[subscriber.pk])).content.decode()
+    assert "Disable GRC tool?" in confirm
+    subscriber.refresh_from_db()
+    assert subscriber.is_active  # a GET only asks
+    response = client.post(reverse("guidelines:hr_webhook_disable", args=[subscriber.pk]))
+    assert response.status_code == 302
+    subscriber.refresh_from_db()
+    assert not subscriber.is_active and subscriber.disabled_by == hilde
+    assert "Disabled by Hilde" in client.get(reverse("guidelines:hr_webhook", args=[subscriber.pk])).content.decode()
+    client.post(reverse("guidelines:hr_webhook_enable", args=[subscriber.pk]))
+    subscriber.refresh_from_db()
+    assert subscriber.is_active
+
+    actions = list(AuditEvent.objects.filter(action__startswith="webhook_").order_by("pk")
+                   .values_list("action", "actor"))
+    assert actions == [("webhook_added", hilde.pk), ("webhook_disabled", hilde.pk), ("webhook_enabled", hilde.pk)]
+    [added] = security_log("webhook_added")
+    assert added["details"] == {"subscriber": subscriber.pk, "host": "grc.example.com",
+                                "events": ["acknowledgement.created", "version.overdue"]}
+    assert "tenant" not in json.dumps(added) and secret not in json.dumps(security_log("webhook_added"))
+    assert security_log("webhook_disabled")[0]["details"]["automatic"] is False
+    assert len(security_log("webhook_enabled")) == 1
+
+
+def test_the_form_says_what_is_missing(hilde, client_as):
+    response = client_as(hilde).post(reverse("guidelines:hr_webhook_new"), {"name": "", "url": "", "events": []})
+    page = response.content.decode()
+    assert response.status_code == 200 and page.count('href="#id_') == 3 and "There is a problem" in page
