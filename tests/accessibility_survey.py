@@ -99,12 +99,17 @@ PK_OBJECTS = {
     "guidelines:hr_employee": ("emma",),
     "guidelines:hr_employee_receipt": ("emma",),
     "guidelines:report_certificate": ("ack",),
+    "guidelines:hr_webhook": ("webhook", "failing_webhook"),
+    "guidelines:hr_webhook_disable": ("webhook",),
+    "guidelines:hr_webhook_enable": ("failing_webhook",),
     "mfa_edit_webauthn": ("no_key",),
     "mfa_remove_webauthn": ("no_key",),
 }
 
 
 HR_TEXTS = ("Long-term leave until further notice.", "Back from parental leave.")
+# A webhook receiver's own answer, shown as it came: not interface text either.
+RECEIVER_TEXTS = ("HTTP 503 Service Unavailable",)
 
 # The world: the demo organisation, plus what the demo does not make ------------------------------------
 
@@ -179,11 +184,38 @@ def build_world(media_root):
         sha256=hashlib.sha256(pdf).hexdigest(), finished_at=timezone.now(),
     )
 
+    w.webhook, w.failing_webhook = _webhooks(hr)
+
     w.sessions = {role: signed_in_session(user) for role, user in users.items()}
     # Not interface text: people's names (Emma Employee, Martin Manager) and HR's free text.
     w.verbatim = sorted({f"{u.first_name} {u.last_name}".strip() for u in User.objects.all()} - {""}
-                        | set(HR_TEXTS), key=len, reverse=True)
+                        | set(HR_TEXTS) | set(RECEIVER_TEXTS), key=len, reverse=True)
     return w
+
+
+def _webhooks(hr):
+    """A subscriber with a delivery log (one delivered, one waiting for a retry), and one that was disabled
+    automatically after its deliveries kept failing."""
+    from django.test import override_settings
+
+    from guidelines import webhook_events, webhooks
+    from guidelines.models import WebhookDelivery, WebhookSubscriber
+
+    Event = WebhookSubscriber.Event
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_DISABLE_AFTER=1):  # example addresses: no DNS
+        working, _secret = webhooks.add_subscriber(by=hr, name="GRC", url="https://grc.example.com/hooks",
+                                                   events=[Event.ACKNOWLEDGEMENT_CREATED, Event.VERSION_OVERDUE])
+        [delivered, waiting] = [
+            webhook_events.record(Event.VERSION_OVERDUE, f"survey:{n}", {}, timezone.now())[0] for n in (1, 2)]
+        webhooks._mark_delivered(WebhookDelivery.objects.get(pk=delivered), 204)
+        WebhookDelivery.objects.filter(pk=waiting).update(attempts=2, response_status=503,
+                                                          last_error=RECEIVER_TEXTS[0])
+        failing, _secret = webhooks.add_subscriber(by=hr, name="GRC-archief", url="https://archive.example.com/in",
+                                                   events=[Event.REPORT_READY])
+        [failed] = webhook_events.record(Event.REPORT_READY, "survey:3", {}, timezone.now())
+        webhooks.give_up(failed, RECEIVER_TEXTS[0])
+    failing.refresh_from_db()
+    return working, failing
 
 
 def signed_in_session(user):

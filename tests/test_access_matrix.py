@@ -52,7 +52,7 @@ from django.test import Client, override_settings
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone, translation
 
-from guidelines import api_tokens, publishing, services
+from guidelines import api_tokens, publishing, services, webhooks
 from guidelines.models import AuditEvent, Department, Reading, Report
 
 from .factories import make_draft, make_employee, make_guideline, make_user, publish, sign_in
@@ -334,6 +334,21 @@ GUIDELINE_ROWS = [
     # The confirmation page of "remind now".
     route("hr_nudge", "guidelines:hr_nudge", url("guidelines:hr_nudge", "everyone.slug"), "GET", HR_PAGE),
     route("hr_notifications", "guidelines:hr_notifications", url("guidelines:hr_notifications"), "GET", HR_PAGE),
+    # Webhook subscribers (HR only): adding answers with the page that shows the secret once (200).
+    route("hr_webhooks", "guidelines:hr_webhooks", url("guidelines:hr_webhooks"), "GET", HR_PAGE),
+    route("hr_webhook_new", "guidelines:hr_webhook_new", url("guidelines:hr_webhook_new"), "GET", HR_PAGE),
+    route("hr_webhook_new", "guidelines:hr_webhook_new", url("guidelines:hr_webhook_new"), "POST",
+          expect(hr_staff=OK), data={"name": "GRC", "url": "https://grc.example.com/hooks",
+                                     "events": ["version.published"]}),
+    route("hr_webhook", "guidelines:hr_webhook", url("guidelines:hr_webhook", "webhook.pk"), "GET", HR_PAGE),
+    route("hr_webhook_disable", "guidelines:hr_webhook_disable", url("guidelines:hr_webhook_disable", "webhook.pk"),
+          "GET", HR_PAGE),
+    route("hr_webhook_disable", "guidelines:hr_webhook_disable", url("guidelines:hr_webhook_disable", "webhook.pk"),
+          "POST", HR_POST),
+    route("hr_webhook_enable", "guidelines:hr_webhook_enable", url("guidelines:hr_webhook_enable", "webhook.pk"),
+          "GET", HR_PAGE),
+    route("hr_webhook_enable", "guidelines:hr_webhook_enable", url("guidelines:hr_webhook_enable", "webhook.pk"),
+          "POST", HR_POST),
     # Dashboards (HR and auditors) and the manager's team -------------------------------------------------
     route("dashboard_overview", "guidelines:dashboard_overview", url("guidelines:dashboard_overview"), "GET",
           EVIDENCE_PAGE),
@@ -695,6 +710,9 @@ def _build_world(media):
     grc = make_user("grc@example.com", groups=["Auditors"])
     grc.set_unusable_password()
     grc.save()
+    with override_settings(WEBHOOK_ALLOW_PRIVATE=True):  # no DNS look-up for the example address
+        w.webhook, _secret = webhooks.add_subscriber(by=w.hilde, name="GRC", url="https://grc.example.com/hooks",
+                                                     events=["version.published"])
     w.api_token, _plain = api_tokens.issue(by=w.root, name="GRC", account=grc, scopes=["status:read"],
                                            expires_at=timezone.now() + timedelta(days=30))
 

@@ -261,7 +261,8 @@ def test_web_worker_beat_and_migrate_share_one_image_and_one_environment():
             assert service["environment"] == shared, name
     assert "command" not in first  # web runs the image's CMD: gunicorn
     worker = SERVICES["worker"]["command"]
-    assert worker == ["celery", "-A", "intranet", "worker", "--loglevel=INFO", "--concurrency=2", "-Q", "celery,email,webhooks"]
+    assert worker == ["celery", "-A", "intranet", "worker", "--loglevel=INFO", "--concurrency=2", "-Q",
+                      "celery,email,webhooks"]
     assert migrate_steps()[0] == ["python", "manage.py", "migrate", "--noinput"]
     assert SERVICES["migrate"]["restart"] == "no"
 

@@ -56,7 +56,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from guidelines import forms as guideline_forms
-from guidelines import publishing, services, tasks
+from guidelines import publishing, services, tasks, webhooks
 from guidelines.forms import AcknowledgeForm, ListFilterForm, LogFilterForm, PackForm, PublicVerifyForm, VerifyForm
 from guidelines.models import (
     Acknowledgement,
@@ -154,6 +154,7 @@ QUERY_PARAMETERS = {
     "guidelines:hr_exemption_grant": ["q", "employee", "return_to"],
     "guidelines:hr_extension_grant": ["q", "employee", "return_to"],
     "guidelines:hr_exemption_revoke": ["return_to"],
+    "guidelines:hr_webhook": ["page"],
 }
 
 VIEWS = Path(__file__).resolve().parent.parent / "guidelines" / "views"
@@ -251,6 +252,8 @@ def world(settings, tmp_path, monkeypatch, alice, bob, otto, hilde, arjen, nina)
     settings.REPORT_RATE_LIMITS = {"generate": (10**6, 3600), "download": (10**6, 600)}
     # Every auditor pack goes to the (recorded, not run) task queue: rendering PDFs is for test_reports.
     settings.REPORT_BACKGROUND_ROWS = -1
+    # Webhook addresses are examples: no DNS look-ups (the address checks have their own tests).
+    settings.WEBHOOK_ALLOW_PRIVATE = True
     queued = []
     for task in (tasks.generate_report, tasks.nudge_version):
         monkeypatch.setattr(task, "delay", lambda *args, task=task: queued.append((task.name, args)))
@@ -280,6 +283,8 @@ def world(settings, tmp_path, monkeypatch, alice, bob, otto, hilde, arjen, nina)
     w.ack_otto_finance, _ = services.acknowledge(employee=otto, version=w.finance_v1, language="nl", meta=meta)
     w.ack_bob, _ = services.acknowledge(employee=bob, version=w.ops_v1, language="en", meta=meta)
     w.exemption = services.grant_exemption(employee=bob, guideline=w.everyone, by=hilde, reason="Leave.")
+    w.webhook, _secret = webhooks.add_subscriber(by=hilde, name="GRC", url="https://grc.example.com/hooks",
+                                                 events=["version.published"])
     w.notification = NotificationLog.objects.create(
         idempotency_key="fuzz-otto", kind=NotificationLog.Kind.REMINDER, recipient=otto, email=otto.user.email,
         language="en", day=timezone.localdate(), status=NotificationLog.Status.SENT, claimed_by="fuzz")
@@ -509,7 +514,7 @@ def _path_values(world, converter, method):
     to a real address: its GET has the odd ones."""
     real, odd = {
         "slug": (world.slugs, ["Social-Media", "social_media", "a" * 3000, "-", "_", "0"]),
-        "int": ([str(obj.pk) for obj in [*world.acks, *world.versions, world.exemption]],
+        "int": ([str(obj.pk) for obj in [*world.acks, *world.versions, world.exemption, world.webhook]],
                 ["0", "00001", str(2**31), str(2**63 - 1), str(2**63), str(2**64), "9" * 400]),
         "str": ([world.report_code, world.report_code.lower()],
                 [world.report_code.replace("-", ""), "verify", "a" * 3000, "x" * 21, "%", ".", "\x00",
@@ -571,6 +576,9 @@ POST_FORMS = {
     "guidelines:hr_draft_send_back": guideline_forms.SendBackForm,
     "guidelines:hr_exemption_revoke": ["return_to"],
     "guidelines:hr_import_apply": ["token"],
+    "guidelines:hr_webhook_new": guideline_forms.WebhookSubscriberForm,
+    "guidelines:hr_webhook_disable": [],
+    "guidelines:hr_webhook_enable": [],
 }
 
 
@@ -599,6 +607,11 @@ def _field_values(world, name, field):
         return st.just("on"), st.sampled_from(["", "false", "off"])
     if isinstance(field, forms.DateField):
         return later, st.one_of(st.dates().map(lambda day: day.isoformat()), st.sampled_from(DAYS))
+    if isinstance(field, forms.URLField):
+        return st.sampled_from(["https://grc.example.com/hooks", "https://grc.example.com/hooks?tenant=1"]), (
+            st.sampled_from(["http://grc.example.com/", "https://u:p@grc.example.com/", "https://127.0.0.1/",
+                             "https://[::1]/", "https://169.254.169.254/", "javascript:alert(1)",
+                             "https://" + "a" * 600, "https://grc.example.com:99999/", "https://exa\u202emple.com/"]))
     if isinstance(field, forms.EmailField):
         return st.just(world.hilde.email), st.sampled_from(
             [*people, world.hilde.email.upper(), "nobody@example.com", "not an address"])

@@ -48,8 +48,8 @@ def webhook_worker(tmp_path, queue_prefix, app_on_redis):
     started = []
 
     def start(**env):
-        environment = {"CELERY_QUEUE_PREFIX": queue_prefix, "CELERY_VISIBILITY_TIMEOUT": "30", "EMAIL_RETRY_BACKOFF_MAX": "2",
-                       "WEBHOOK_RETRY_BACKOFF": "1", "WEBHOOK_RETRY_BACKOFF_MAX": "2",
+        environment = {"CELERY_QUEUE_PREFIX": queue_prefix, "CELERY_VISIBILITY_TIMEOUT": "30",
+                       "EMAIL_RETRY_BACKOFF_MAX": "2", "WEBHOOK_RETRY_BACKOFF": "1", "WEBHOOK_RETRY_BACKOFF_MAX": "2",
                        **{key: str(value) for key, value in env.items()}}
         worker = start_worker(REDIS_URL, [f"{queue_prefix}celery", f"{queue_prefix}webhooks"], tmp_path,
                               env=environment, name="webhooks")
