@@ -533,3 +533,28 @@ def test_every_model_has_a_privilege_policy_and_a_new_one_stops_the_command(monk
     monkeypatch.setattr(grant_app_role, "MODEL_POLICY", without_report)
     with pytest.raises(CommandError, match=r"No database privileges are defined for guidelines_report"):
         grant_app_role.table_policy()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_webhooks_work_as_the_application_role(app_role, hilde, alice, version_1, web_meta, settings):
+    """Adding a subscriber, an event and its delivery after the acknowledgement commits, a delivery to a
+    receiver on loopback, one given up on that disables the subscriber, and enabling it again."""
+    from guidelines import webhook_events, webhooks
+    from guidelines.models import WebhookDelivery, WebhookSubscriber
+
+    from .webhook_receiver import Receiver
+
+    settings.DEBUG, settings.WEBHOOK_ALLOW_PRIVATE, settings.WEBHOOK_DISABLE_AFTER = True, True, 1
+    Event = WebhookSubscriber.Event
+    with django_connects_as(app_role), Receiver() as receiver:
+        subscriber, secret = webhooks.add_subscriber(by=hilde, name="GRC", url=receiver.url("/hooks"),
+                                                     events=list(Event.values))
+        services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)  # commits: recorded
+        delivery = WebhookDelivery.objects.get()
+        assert webhooks.deliver(delivery.pk) == WebhookDelivery.Status.DELIVERED
+        [failing] = webhook_events.record(Event.REPORT_READY, "report.ready:0", {}, None)
+        webhooks.give_up(failing, "HTTP 500 Internal Server Error")
+        subscriber.refresh_from_db()
+        assert not subscriber.is_active
+        webhooks.enable(subscriber, by=hilde)
+    assert receiver.received[0].verify(secret)["type"] == "acknowledgement.created"
