@@ -282,8 +282,9 @@ def _mark_delivered(delivery, response_status):
         status=Status.DELIVERED, attempts=F("attempts") + 1, last_attempt_at=now, delivered_at=now,
         response_status=response_status, last_error="",
     )
-    # Only when there is a streak to end: most deliveries write nothing to the subscriber.
-    WebhookSubscriber.objects.filter(pk=delivery.subscriber_id, failure_streak__gt=0).update(failure_streak=0)
+    # Only when there is a streak to end (as loaded with the delivery): most deliveries write nothing more.
+    if delivery.subscriber.failure_streak:
+        WebhookSubscriber.objects.filter(pk=delivery.subscriber_id).update(failure_streak=0)
 
 
 def give_up(delivery_pk, error):
