@@ -175,9 +175,8 @@ def publish_version(*, version, by, material, at=None):
         if at is None:
             # After the commit, so a rolled-back publication announces nothing.
             transaction.on_commit(lambda: _announce(version.pk))
-            version.guideline = guideline
             webhook_events.emit(webhook_events.Event.VERSION_PUBLISHED, f"version.published:{version.pk}",
-                                webhook_events.version_published(version), at=now)
+                                webhook_events.version_published(version, guideline), at=now)
     return version
 
 

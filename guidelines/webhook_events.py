@@ -37,8 +37,8 @@ def _version(version):
             "published_at": _moment(version.published_at)}
 
 
-def version_published(version):
-    return {"guideline": _guideline(version.guideline), "version": _version(version)}
+def version_published(version, guideline):
+    return {"guideline": _guideline(guideline), "version": _version(version)}
 
 
 def acknowledgement_created(acknowledgement, version):
