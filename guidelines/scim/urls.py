@@ -24,4 +24,5 @@ urlpatterns = [
     re_path(r"^Users/(?P<pk>[^/]+)/?$", _open(views.UserDetail), name="user"),
     re_path(r"^Groups/?$", _open(views.Groups), name="groups"),
     re_path(r"^Groups/(?P<pk>[^/]+)/?$", _open(views.GroupDetail), name="group"),
+    re_path(r"^", _open(views.NotFound), name="not-found"),
 ]

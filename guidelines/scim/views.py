@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from .. import provisioning
 from ..api import errors as api_errors
-from ..api.authentication import TokenRateThrottle
+from ..api.authentication import ScimRateThrottle
 from ..models import ApiToken
 from ..provisioning import ProvisioningError
 from . import protocol
@@ -48,7 +48,7 @@ def handle_error(error, context):
 
 class ScimView(APIView):
     required_scope = ApiToken.Scope.PROVISION
-    throttle_classes = [TokenRateThrottle]
+    throttle_classes = [ScimRateThrottle]
     parser_classes = [ScimJSONParser, JSONParser]
     renderer_classes = [ScimJSONRenderer, JSONRenderer]
     schema = None  # not part of /api/v1/'s OpenAPI schema: SCIM describes itself (Schemas, ResourceTypes)
@@ -91,6 +91,13 @@ def _paging(request):
 def _page(request, queryset):
     start, count = _paging(request)
     return start, queryset.count(), list(queryset[start - 1:start - 1 + count])
+
+
+class NotFound(ScimView):
+    """Any other address under /scim/v2/: a SCIM error rather than the site's 404 page."""
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        raise Http404(_("There is no such SCIM endpoint here."))
 
 
 # Discovery --------------------------------------------------------------------------------------

@@ -416,3 +416,26 @@ def test_a_write_loads_only_the_rows_it_concerns(scim, created, django_assert_ma
     with CaptureQueriesContext(connection) as many:
         assert patch().status_code == 200
     assert len(many) == len(few)
+
+
+def test_discovery_lists_what_is_kept_and_unknown_addresses_are_scim_errors(scim):
+    schemas = send(scim, "GET", "Schemas").json()
+    user = next(item for item in schemas["Resources"] if item["id"] == "urn:ietf:params:scim:schemas:core:2.0:User")
+    assert {attribute["name"] for attribute in user["attributes"]} == {
+        "userName", "name", "displayName", "active", "preferredLanguage", "emails"}
+    enterprise = send(scim, "GET", "Schemas/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User").json()
+    assert {attribute["name"] for attribute in enterprise["attributes"]} == {"employeeNumber", "department", "manager"}
+    assert send(scim, "GET", "ResourceTypes/User").json()["endpoint"] == "/Users"
+    assert send(scim, "GET", "ServiceProviderConfig").json()["patch"] == {"supported": True}
+    scim_error(send(scim, "GET", "Elsewhere"), 404)
+    scim_error(send(scim, "POST", "ServiceProviderConfig", {}), 405)
+
+
+def test_provisioning_has_its_own_rate_and_is_never_cached(scim, settings, fresh_rate_limits, security_log):
+    settings.SCIM_RATE = (2, 60)
+    assert [send(scim, "GET", "Users").status_code for _ in range(2)] == [200, 200]
+    refused = send(scim, "GET", "Users")
+    detail = scim_error(refused, 429)
+    assert detail and 0 < int(refused["Retry-After"]) <= 60
+    assert "no-store" in refused["Cache-Control"]
+    assert security_log("api_request")[-1]["path"] == "/scim/v2/Users"
