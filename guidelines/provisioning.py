@@ -54,6 +54,13 @@ def require_provisioner(user):
     require_permission(user, PROVISIONING_PERMISSION)
 
 
+def key_of(scim_id):
+    """The primary key a SCIM id names (ids are primary keys as text), or None: ASCII digits only, as
+    int() would also read other scripts' digits, and within a bigint."""
+    scim_id = str(scim_id)
+    return int(scim_id) if scim_id.isascii() and scim_id.isdigit() and len(scim_id) < 19 else None
+
+
 def source_of(token):
     """The ImportRun source and audit detail naming the client: its token's public key."""
     return f"scim:{token.key_id}"
@@ -118,9 +125,8 @@ def language_of(value):
 def _manager_number(person):
     if not person.manager_id:
         return ""
-    number = None
-    if person.manager_id.isdigit() and len(person.manager_id) < 19:
-        number = Employee.objects.filter(pk=int(person.manager_id)).values_list("employee_number", flat=True).first()
+    key = key_of(person.manager_id)
+    number = None if key is None else Employee.objects.filter(pk=key).values_list("employee_number", flat=True).first()
     if number is None:
         raise ProvisioningError(400, _("manager: there is no user with id “%(id)s”.") % {"id": person.manager_id},
                                 "invalidValue")
@@ -234,24 +240,27 @@ def _check_name(name, *, by, request, group=None):
     return name
 
 
-def _members(ids, *, by, token, request):
-    """{user id: employee number} of the employees with these SCIM ids; unknown ids and privileged
-    accounts are refused (a privileged account's groups are changed in the admin)."""
-    keys = {int(value) for value in ids if value.isdigit() and len(value) < 19}
+def _members(ids):
+    """{user id: employee number} of the employees with these SCIM ids; an unknown id is refused."""
+    keys = {key for key in map(key_of, ids) if key is not None}
     rows = Employee.objects.filter(pk__in=keys).values_list("pk", "user_id", "employee_number")
     found = {str(pk): (user_id, number) for pk, user_id, number in rows}
     unknown = sorted(set(ids) - found.keys())
     if unknown:
         raise ProvisioningError(400, _("members: there is no user with id %(ids)s.") % {"ids": ", ".join(unknown)},
                                 "invalidValue")
-    users = dict(found.values())
-    privileged = sorted(privileged_users().filter(pk__in=users).values_list("pk", flat=True))
+    return dict(found.values())
+
+
+def _refuse_privileged_members(user_ids, *, by, token, request):
+    """A privileged account's groups are changed in the admin: a request that would add or remove one is
+    refused as a whole, and logged as the import logs its refusals."""
+    privileged = sorted(privileged_users().filter(pk__in=user_ids).values_list("pk", flat=True))
     if privileged:
         security_event("import_privileged_account_refused", request=request, user=by, outcome="denied",
                        source=source_of(token), accounts=privileged)
         raise ProvisioningError(403, _("members: a privileged account (staff, administrator, HR, approver or "
                                        "auditor) is among them; its groups are changed in the admin."))
-    return users
 
 
 @dataclass(frozen=True)
@@ -274,8 +283,8 @@ def _write_group(group, change, *, by, token, request, operation):
             if not audience_groups().filter(pk=group.pk).exists():  # it became a role group meanwhile
                 _refuse_role_group(group, by=by, request=request, operation=operation)
         name = _check_name(change.name, by=by, request=request, group=group) if change.name is not None else None
-        wanted = _members([*change.add, *(change.members or ())], by=by, token=token, request=request)
-        leaving = _members(list(change.remove), by=by, token=token, request=request)
+        wanted = _members([*change.add, *(change.members or ())])
+        leaving = _members(list(change.remove))
         with recorded(source="scim", by=by):
             if group is None:
                 group = Group.objects.create(name=name)
@@ -290,6 +299,7 @@ def _write_group(group, change, *, by, token, request, operation):
                 leaving = {user: number for user, number in current.items() if user not in wanted}
             added = {user: number for user, number in wanted.items() if user not in current}
             removed = {user: number for user, number in leaving.items() if user in current and user not in added}
+            _refuse_privileged_members([*added, *removed], by=by, token=token, request=request)
             group.user_set.add(*added)
             group.user_set.remove(*removed)
         if operation == "created" or renamed or added or removed:
@@ -321,10 +331,12 @@ def delete_group(group, *, by, token, request=None):
             raise ProvisioningError(409, _("The group “%(name)s” is in the audience of %(guidelines)s; HR removes "
                                            "it there first, so it is not deleted.")
                                     % {"name": group.name, "guidelines": ", ".join(used_by)})
-        members = sorted(Employee.objects.filter(user__groups=group).values_list("employee_number", flat=True))
+        members = dict(Employee.objects.filter(user__groups=group).values_list("user_id", "employee_number"))
+        _refuse_privileged_members(list(group.user_set.values_list("pk", flat=True)), by=by, token=token,
+                                   request=request)
         record_audit_event(action=AuditEvent.Action.ROLES_CHANGED, actor=by, source=source_of(token),
                            operation="deleted", group=group.name, group_id=group.pk, renamed=None, added=[],
-                           removed=members)
+                           removed=sorted(members.values()))
         with recorded(source="scim", by=by):
             group.delete()
 

@@ -327,7 +327,10 @@ def group_change_from_patch(body):
                 raise invalid(_("displayName cannot be removed."), "mutability")
             name = _text(value, "displayName")
         elif key == "members" or single:
-            ids = (json.loads(f'"{single.group(1)}"'),) if single else _member_ids(value)
+            member = _unquoted(single.group(1)) if single else None
+            if single and member is None:
+                raise invalid(_("The member filter is not valid."), "invalidFilter")
+            ids = (member,) if single else _member_ids(value)
             if op == "remove" and single is None and value is None:
                 members, add, remove = [], [], []  # every member
             elif op == "remove":
@@ -349,6 +352,16 @@ def group_change_from_patch(body):
 
 # Filters ----------------------------------------------------------------------------------------
 
+
+def _unquoted(text):
+    """The value of a quoted filter string (JSON's escapes), or None if it is not one or holds NUL."""
+    try:
+        value = json.loads(f'"{text}"')
+    except ValueError:
+        return None
+    return None if "\x00" in value else value
+
+
 CLAUSE = re.compile(r'\s*(?P<attribute>[^\s"]+)\s+eq\s+"(?P<value>(?:[^"\\]|\\.)*)"\s*(?:$|and\s+)', re.IGNORECASE)
 
 
@@ -367,10 +380,10 @@ def parse_filter(text, supported):
             raise invalid(_("Filtering on “%(attribute)s” is not supported; use %(supported)s with eq.")
                           % {"attribute": match["attribute"], "supported": ", ".join(supported.values())},
                           "invalidFilter")
-        try:
-            clauses[supported[attribute]] = json.loads(f'"{match["value"]}"')
-        except ValueError:
-            raise invalid(_("The filter is not valid."), "invalidFilter") from None
+        value = _unquoted(match["value"])
+        if value is None:
+            raise invalid(_("The filter is not valid."), "invalidFilter")
+        clauses[supported[attribute]] = value
         position = match.end()
     if position != len(text) or not clauses:
         raise invalid(_("Only filters of the form attribute eq \"value\" (joined by and) are supported."),

@@ -70,9 +70,10 @@ def _url(request, name, *args):
 
 def _pk(text):
     """A SCIM id as a primary key, or 404: ids are the primary keys as text."""
-    if not text.isdigit() or len(text) > 18:
+    key = provisioning.key_of(text)
+    if key is None:
         raise Http404(_("There is no resource with this id."))
-    return int(text)
+    return key
 
 
 def _paging(request):
@@ -85,7 +86,8 @@ def _paging(request):
         except ValueError:
             raise ProvisioningError(400, _("%(name)s must be a number.") % {"name": name}, "invalidValue") from None
     start, count = values
-    return max(start, 1), min(max(count, 0), protocol.MAX_RESULTS)
+    # A start beyond any table is an empty page, not a number the database cannot hold.
+    return min(max(start, 1), 2**31), min(max(count, 0), protocol.MAX_RESULTS)
 
 
 def _page(request, queryset):
@@ -161,8 +163,7 @@ class Users(ScimView):
                 elif attribute == "externalId":
                     employees = employees.filter(employee_number=value)
                 else:
-                    employees = employees.filter(pk=int(value)) if value.isdigit() and len(value) < 19 \
-                        else employees.none()
+                    employees = employees.filter(pk=provisioning.key_of(value))
         start, total, page = _page(request, employees)
         return Response(protocol.list_response([_user(request, employee) for employee in page], total=total,
                                                start_index=start))
@@ -236,10 +237,9 @@ class Groups(ScimView):
                 if attribute == "displayName":
                     groups = groups.filter(name=value)
                 elif attribute == "members":
-                    groups = groups.filter(user__employee__pk=int(value)) if value.isdigit() and len(value) < 19 \
-                        else groups.none()
+                    groups = groups.filter(user__employee__pk=provisioning.key_of(value))
                 else:
-                    groups = groups.filter(pk=int(value)) if value.isdigit() and len(value) < 19 else groups.none()
+                    groups = groups.filter(pk=provisioning.key_of(value))
         start, total, page = _page(request, groups)
         return Response(protocol.list_response(_groups(request, page), total=total, start_index=start))
 

@@ -128,3 +128,14 @@ def test_a_group_an_audience_uses_is_not_deleted(scim, group, hilde, otto):
     assert not Group.objects.filter(pk=group.pk).exists()
     assert AuditEvent.objects.filter(action="roles_changed", details__operation="deleted",
                                      details__removed=["E0099"]).exists()
+
+
+def test_replacing_or_deleting_never_drops_a_privileged_member(scim, group, otto):
+    approver = make_employee("approver@example.com", "A0001", groups=["Approvers"])
+    group.user_set.add(approver.user)  # added in the admin
+
+    scim_error(send(scim, "PUT", f"Groups/{group.pk}", {"displayName": "displayName",
+                                                        "members": [{"value": str(otto.pk)}]}), 403)
+    scim_error(send(scim, "DELETE", f"Groups/{group.pk}"), 403)
+
+    assert list(group.user_set.all()) == [approver.user]

@@ -439,3 +439,12 @@ def test_provisioning_has_its_own_rate_and_is_never_cached(scim, settings, fresh
     assert detail and 0 < int(refused["Retry-After"]) <= 60
     assert "no-store" in refused["Cache-Control"]
     assert security_log("api_request")[-1]["path"] == "/scim/v2/Users"
+
+
+def test_odd_ids_filters_and_pages_are_answered_not_crashed(scim, created):
+    scim_error(send(scim, "GET", "Users/\u0661\u0662"), 404)  # Arabic-Indic digits: no id
+    scim_error(send(scim, "GET", 'Users?filter=userName eq "a\\u0000b"'), 400, "invalidFilter")
+    scim_error(send(scim, "GET", 'Users?filter=userName eq "a\\xb"'), 400, "invalidFilter")
+    body = send(scim, "GET", "Users?startIndex=" + "9" * 40).json()
+    assert (body["totalResults"], body["Resources"]) == (1, [])
+    assert send(scim, "GET", 'Users?filter=id eq "abc"').json()["totalResults"] == 0
