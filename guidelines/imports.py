@@ -67,6 +67,7 @@ import logging
 import re
 import secrets
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache, partial
@@ -874,6 +875,15 @@ def _lock_imports():
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [IMPORT_LOCK_CLASS])
+
+
+@contextmanager
+def import_lock():
+    """A transaction holding the import lock: what is read in it stays as read until an import inside it
+    has applied (the lock is taken again there, which the same transaction may)."""
+    with transaction.atomic():
+        _lock_imports()
+        yield
 
 
 def _apply_changes(plan, now):

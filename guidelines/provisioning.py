@@ -161,13 +161,17 @@ def _refusal(errors):
 
 
 def _apply(person, employee, *, by, token, request):
-    require_provisioner(by)
+    """Apply `person` as a one-row import; the ImportResult (refused or not: the caller raises after its
+    transaction, so that a refused run stays recorded)."""
     row = _row(person, employee, timezone.localdate())
-    result = imports.apply_rows([row], by=by, source=source_of(token), request=request,
-                                provisioning=imports.Provisioning(creating=employee is None))
+    return imports.apply_rows([row], by=by, source=source_of(token), request=request,
+                              provisioning=imports.Provisioning(creating=employee is None))
+
+
+def _applied(result, employee_number):
     if result.errors:
         raise _refusal(result.errors)
-    return provisioned_employees().get(employee_number=row.employee_number)
+    return provisioned_employees().get(employee_number=employee_number)
 
 
 def create_employee(person, *, by, token, request=None):
@@ -176,22 +180,28 @@ def create_employee(person, *, by, token, request=None):
     if not person.employee_number.strip():
         raise ProvisioningError(400, _("employeeNumber: an employee number is required (the enterprise "
                                        "extension's employeeNumber, or externalId)."), "invalidValue")
-    return _apply(person, None, by=by, token=token, request=request)
+    return _applied(_apply(person, None, by=by, token=token, request=request), person.employee_number.strip())
 
 
-def update_employee(employee, person, *, by, token, request=None):
-    """Change an employee to `person` (a PUT or PATCH): the same rules as a row of the import."""
+def update_employee(employee, change, *, by, token, request=None):
+    """Change an employee as `change` says (a PUT or PATCH): a function from who they are now to the Person
+    wanted. It is called under the import lock, on the employee as read there, so that two requests for
+    the same employee cannot undo each other's change. Then the same rules as a row of the import."""
     require_provisioner(by)
-    if person.employee_number.strip() != employee.employee_number:
-        raise ProvisioningError(400, _("employeeNumber: the employee number is HR's key and cannot change "
-                                       "(this user has %(number)s).") % {"number": employee.employee_number},
-                                "mutability")
-    return _apply(person, employee, by=by, token=token, request=request)
+    with imports.import_lock():
+        employee = provisioned_employees().get(pk=employee.pk)
+        person = change(person_of(employee))
+        if person.employee_number.strip() != employee.employee_number:
+            raise ProvisioningError(400, _("employeeNumber: the employee number is HR's key and cannot change "
+                                           "(this user has %(number)s).") % {"number": employee.employee_number},
+                                    "mutability")
+        result = _apply(person, employee, by=by, token=token, request=request)
+    return _applied(result, employee.employee_number)
 
 
 def deactivate_employee(employee, *, by, token, request=None):
     """DELETE: a leaver as of today. The record stays: acknowledgements are evidence."""
-    return update_employee(employee, person_of(employee).but(active=False), by=by, token=token, request=request)
+    return update_employee(employee, lambda person: person.but(active=False), by=by, token=token, request=request)
 
 
 # Audience groups --------------------------------------------------------------------------------

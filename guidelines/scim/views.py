@@ -179,21 +179,20 @@ class UserDetail(ScimView):
     def get(self, request, pk):
         return Response(_user(request, _employee(pk)))
 
+    # The request is read onto the employee as provisioning finds them under the import lock (update_employee).
     def put(self, request, pk):
-        employee = _employee(pk)
-        person = protocol.person_from_resource(request.data, current=provisioning.person_of(employee))
-        return self._update(request, employee, person)
+        return self._update(request, _employee(pk),
+                            lambda current: protocol.person_from_resource(request.data, current=current))
 
     def patch(self, request, pk):
-        employee = _employee(pk)
-        return self._update(request, employee, protocol.apply_patch(request.data, provisioning.person_of(employee)))
+        return self._update(request, _employee(pk), lambda current: protocol.apply_patch(request.data, current))
 
     def delete(self, request, pk):
         provisioning.deactivate_employee(_employee(pk), by=request.user, token=request.auth, request=request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    def _update(self, request, employee, person):
-        employee = provisioning.update_employee(employee, person, by=request.user, token=request.auth,
+    def _update(self, request, employee, change):
+        employee = provisioning.update_employee(employee, change, by=request.user, token=request.auth,
                                                 request=request._request)
         return Response(_user(request, employee))
 
