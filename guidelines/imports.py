@@ -189,8 +189,14 @@ class Existing:
     departments: dict  # name → pk
     privileged: frozenset = frozenset()  # ids of the users an import must not link, rename or re-address
     # False when only the rows' own employees, accounts and departments were loaded (load_concerned):
-    # then nobody is "not in file".
+    # then nobody is "not in file", and `privileged` holds only the loaded accounts that are.
     complete: bool = True
+
+    def user_ids(self):
+        """The accounts loaded: every one for a complete load, else the rows' own."""
+        return None if self.complete else (
+            {current.user_id for current in self.employees.values()}
+            | {account.user_id for account in self.accounts.values()})
 
     def is_privileged(self, user_id):
         return user_id in self.privileged
@@ -390,9 +396,11 @@ def _check_header(header):
 # Validate -----------------------------------------------------------------------------------
 
 
-def privileged_user_ids():
-    """Ids of the privileged users (access.privileged_users), in one query."""
-    return frozenset(privileged_users().order_by().values_list("pk", flat=True))
+def privileged_user_ids(among=None):
+    """Ids of the privileged users (access.privileged_users), in one query; only those `among` these ids
+    when given (a few rows need not ask about everyone)."""
+    users = privileged_users() if among is None else privileged_users().filter(pk__in=among)
+    return frozenset(users.order_by().values_list("pk", flat=True))
 
 
 EMPLOYEE_COLUMNS = ("employee_number", "pk", "user_id", "user__username", "user__email", "user__first_name",
@@ -401,17 +409,23 @@ EMPLOYEE_COLUMNS = ("employee_number", "pk", "user_id", "user__username", "user_
 ACCOUNT_COLUMNS = ("pk", "is_active", "username", "email", "first_name", "last_name")
 
 
-def _add_employees(employees, employee_by_email, queryset):
-    for number, *values in queryset.order_by().values_list(*EMPLOYEE_COLUMNS).iterator(chunk_size=BATCH_ROWS):
+def _rows(queryset, columns, chunked):
+    """values_list rows: streamed through a server-side cursor for everyone, read at once for a few."""
+    rows = queryset.order_by().values_list(*columns)
+    return rows.iterator(chunk_size=BATCH_ROWS) if chunked else rows
+
+
+def _add_employees(employees, employee_by_email, queryset, chunked=True):
+    for number, *values in _rows(queryset, EMPLOYEE_COLUMNS, chunked):
         current = Current(*values)
         employees[number] = current
         employee_by_email[current.username.lower()] = number
         employee_by_email[current.email.lower()] = number
 
 
-def _accounts(queryset):
+def _accounts(queryset, chunked=True):
     accounts = {}
-    for values in queryset.order_by().values_list(*ACCOUNT_COLUMNS).iterator(chunk_size=BATCH_ROWS):
+    for values in _rows(queryset, ACCOUNT_COLUMNS, chunked):
         account = Account(*values)
         accounts[account.username.lower()] = accounts[account.email.lower()] = account
     accounts.pop("", None)  # accounts without an e-mail address
@@ -430,35 +444,52 @@ def load_existing():
 
 # An address whose lowercase Python and PostgreSQL may see differently (a Kelvin sign K lowers to an
 # ASCII k in Python): any character outside printable ASCII. Accounts with one are few, and
-# load_concerned loads them all, so that it finds every address validate() would compare.
+# load_concerned loads them all, so that it finds every address validate() would compare. On PostgreSQL
+# the condition is written out as the partial index of migration 0023 has it, so the index answers.
 NOT_PLAIN_ASCII = r"[^ -~]"
+
+
+def _unusual_addresses():
+    """Ids of the accounts whose username or address holds a character outside printable ASCII."""
+    User = get_user_model()
+    if connection.vendor != "postgresql":
+        return set(User.objects.filter(Q(username__regex=NOT_PLAIN_ASCII) | Q(email__regex=NOT_PLAIN_ASCII))
+                   .values_list("pk", flat=True))
+    table = connection.ops.quote_name(User._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {table} WHERE (username::text ~ '{NOT_PLAIN_ASCII}' "
+                       f"OR email::text ~ '{NOT_PLAIN_ASCII}')")
+        return {pk for (pk,) in cursor.fetchall()}
 
 
 def load_concerned(rows):
     """What validate() and plan_import() need to know about these rows, and nothing more: their employees,
     the employees and unlinked accounts that hold their addresses, their departments, their managers with
-    every manager above them (to find loops), and the privileged accounts. For a handful of rows from a
-    provisioning client, a few queries instead of every employee."""
+    every manager above them (to find loops), and the privileged accounts among them. For a handful of
+    rows from a provisioning client, a few indexed queries instead of every employee."""
     User = get_user_model()
     numbers = {row.employee_number for row in rows} | {row.manager_employee_number for row in rows}
     numbers.discard("")
-    same_address = Q(username__regex=NOT_PLAIN_ASCII) | Q(email__regex=NOT_PLAIN_ASCII)
+    same_address = Q(pk__in=[])
     for row in rows:
-        if row.email:
+        if row.email:  # UPPER(column) = UPPER(value): the indexes of migration 0023
             same_address |= Q(username__iexact=row.email) | Q(email__iexact=row.email)
+    holders = set(User.objects.filter(same_address).values_list("pk", flat=True)) | _unusual_addresses()
     employees, employee_by_email = {}, {}
-    holders = User.objects.filter(same_address).values("pk")
     _add_employees(employees, employee_by_email,
-                   Employee.objects.filter(Q(employee_number__in=numbers) | Q(user__in=holders)))
+                   Employee.objects.filter(Q(employee_number__in=numbers) | Q(user_id__in=holders)), chunked=False)
     # Up the chain of managers, one level per query (org charts are a few levels deep).
     above = {current.manager for current in employees.values()} - employees.keys() - {None}
     while above:
-        _add_employees(employees, employee_by_email, Employee.objects.filter(employee_number__in=above))
+        _add_employees(employees, employee_by_email, Employee.objects.filter(employee_number__in=above),
+                       chunked=False)
         above = {employees[number].manager for number in above if number in employees} - employees.keys() - {None}
-    accounts = _accounts(User.objects.filter(same_address, employee__isnull=True))
+    accounts = _accounts(User.objects.filter(pk__in=holders, employee__isnull=True), chunked=False)
     departments = dict(Department.objects.filter(name__in={row.department for row in rows})
                        .values_list("name", "pk"))
-    return Existing(employees, employee_by_email, accounts, departments, privileged_user_ids(), complete=False)
+    existing = Existing(employees, employee_by_email, accounts, departments, complete=False)
+    existing.privileged = privileged_user_ids(among=existing.user_ids())
+    return existing
 
 
 def validate(rows, *, existing=None):
@@ -731,11 +762,11 @@ def _rewrites_account(change):
 def _check_privileged_again(plan):
     """The privileged accounts as the applying transaction sees them (one query): an account promoted since
     the file was validated is refused with the same messages."""
-    privileged = privileged_user_ids()
+    privileged = privileged_user_ids(among=plan.existing.user_ids())
     if privileged == plan.existing.privileged:
         return
     now_existing = Existing(plan.existing.employees, plan.existing.employee_by_email, plan.existing.accounts,
-                            plan.existing.departments, privileged)
+                            plan.existing.departments, privileged, plan.existing.complete)
     errors = [
         error
         for change in chain(plan.creates, plan.updates)
