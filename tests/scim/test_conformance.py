@@ -29,7 +29,7 @@ def results(entra_token):
     request_finished.disconnect(close_old_connections)
     try:
         client = WSGISCIMClient(get_wsgi_application(), base_url="http://localhost/scim/v2",
-                                headers={"Authorization": f"Bearer {entra_token}"})
+                                headers={"Authorization": f"Bearer {entra_token}", "Accept-Language": "en"})
         return check_server(client)
     finally:
         request_started.connect(close_old_connections)

@@ -459,3 +459,11 @@ def test_an_address_python_lowers_to_the_same_is_taken_as_in_the_import(scim):
                                                               email="\u212aees@example.com")
     response = send(scim, "POST", "Users", {"userName": "kees@example.com", "externalId": "K0002"})
     assert "belongs to employee K0001" in scim_error(response, 409, "uniqueness")
+
+
+def test_error_details_are_in_the_readers_language(entra_token, db):
+    from django.test import Client
+
+    client = Client(headers={"authorization": f"Bearer {entra_token}", "accept-language": "nl"})
+    response = send(client, "POST", "Users", {"userName": "a@example.com"})
+    assert "personeelsnummer is verplicht" in scim_error(response, 400, "invalidValue")
