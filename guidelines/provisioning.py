@@ -26,7 +26,6 @@ from dataclasses import dataclass, replace
 
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -349,8 +348,3 @@ def delete_group(group, *, by, token, request=None):
                            removed=sorted(members.values()))
         with recorded(source="scim", by=by):
             group.delete()
-
-
-def groups_named(name):
-    """Audience groups named exactly `name` (the provider matches groups by displayName)."""
-    return audience_groups().filter(Q(name=name))
