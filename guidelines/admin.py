@@ -194,7 +194,8 @@ class EmployeeHistoryInline(admin.TabularInline):
     verbose_name = _("organisation record")
     verbose_name_plural = _("Organisation history")
     CHANGES = {"created": _("created"), "changed": _("changed"), "recorded": _("recorded when history began")}
-    SOURCES = {"import": _("HR import"), "admin": _("admin"), "demo": _("demo data")}
+    SOURCES = {"import": _("HR import"), "scim": _("provisioning (SCIM)"), "admin": _("admin"),
+               "demo": _("demo data")}
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("guidelines.view_employee")  # whoever may see the employee

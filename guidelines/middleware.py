@@ -102,7 +102,7 @@ class PrivateCacheMiddleware:
     It sits below WhiteNoise, so static files (which WhiteNoise answers itself) keep their caching.
     """
 
-    ALWAYS_PRIVATE = ("/accounts/", "/admin/", "/api/")
+    ALWAYS_PRIVATE = ("/accounts/", "/admin/", "/api/", "/scim/")
 
     def __init__(self, get_response):
         self.get_response = get_response

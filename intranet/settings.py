@@ -557,6 +557,9 @@ PUBLIC_VERIFY_RATE = envrate("PUBLIC_VERIFY_RATE", "30/3600")
 # The API (guidelines/api/): requests per token, and auditor packs requested per token.
 API_RATE = envrate("API_RATE", "600/60")
 API_REPORT_RATE = envrate("API_REPORT_RATE", "10/3600")
+# SCIM provisioning (guidelines/scim/): requests per token, a bucket of its own. Entra ID's first cycle
+# sends a few requests per employee; it waits and retries on 429.
+SCIM_RATE = envrate("SCIM_RATE", "1200/60")
 # The longest an API token may live; an administrator picks its expiry within this.
 API_TOKEN_MAX_DAYS = envint("API_TOKEN_MAX_DAYS", "365")
 

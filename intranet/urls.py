@@ -69,6 +69,7 @@ password_pages = [] if settings.PASSWORD_LOGIN else [re_path(r"^accounts/passwor
 urlpatterns = [
     path("", include("guidelines.urls")),
     path("api/v1/", include("guidelines.api.urls")),
+    path("scim/v2/", include("guidelines.scim.urls")),
     # allauth's e-mail management (add, remove, make primary, confirm) does not exist here: the
     # address is the one in the HR data. These come before allauth's own patterns.
     path("accounts/email/", email_addresses_come_from_hr),

@@ -75,6 +75,7 @@ NOT_PAGES = {
 NOT_PAGES_UNDER = {
     "admin/": "Django's own administration (its templates are Django's, not the product's)",
     "api/v1/": "the REST API: JSON for machines, and its schema's documentation (Swagger UI and Redoc's pages)",
+    "scim/v2/": "SCIM provisioning: JSON for the identity provider's provisioning service, no pages",
 }
 
 # URL parameters, filled from the world by name. `pk` depends on the view: PK_OBJECTS.

@@ -641,7 +641,34 @@ API_ROWS = [
           API_REFUSED),
 ]
 
-ROWS = GUIDELINE_ROWS + ACCOUNT_ROWS + ADMIN_SITE_ROWS + _admin_rows() + ADMIN_EXTRA_ROWS + API_ROWS
+# SCIM provisioning opens with a token only, like the API (tests/scim/ has the token and role refusals):
+# a browser's session, whatever its role, gets 401, for reading and for every write.
+SCIM_ROWS = [
+    route("scim_service_provider_config", "scim:service-provider-config", url("scim:service-provider-config"),
+          "GET", API_REFUSED),
+    route("scim_resource_types", "scim:resource-types", url("scim:resource-types"), "GET", API_REFUSED),
+    route("scim_resource_type", "scim:resource-type", "/scim/v2/ResourceTypes/User", "GET", API_REFUSED),
+    route("scim_schemas", "scim:schemas", url("scim:schemas"), "GET", API_REFUSED),
+    route("scim_schema", "scim:schema", "/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", "GET",
+          API_REFUSED),
+    route("scim_users", "scim:users", url("scim:users"), "GET", API_REFUSED),
+    route("scim_users_create", "scim:users", url("scim:users"), "POST", API_REFUSED,
+          data={"userName": "new@example.com", "externalId": "E0500"}),
+    route("scim_user", "scim:user", url("scim:user", "alice.pk"), "GET", API_REFUSED),
+    route("scim_user_patch", "scim:user", url("scim:user", "alice.pk"), "PATCH", API_REFUSED),
+    route("scim_user_put", "scim:user", url("scim:user", "alice.pk"), "PUT", API_REFUSED),
+    route("scim_user_delete", "scim:user", url("scim:user", "alice.pk"), "DELETE", API_REFUSED),
+    route("scim_groups", "scim:groups", url("scim:groups"), "GET", API_REFUSED),
+    route("scim_groups_create", "scim:groups", url("scim:groups"), "POST", API_REFUSED,
+          data={"displayName": "Traders"}),
+    route("scim_group", "scim:group", url("scim:group", "approvers.pk"), "GET", API_REFUSED),
+    route("scim_group_patch", "scim:group", url("scim:group", "approvers.pk"), "PATCH", API_REFUSED),
+    route("scim_group_put", "scim:group", url("scim:group", "approvers.pk"), "PUT", API_REFUSED),
+    route("scim_group_delete", "scim:group", url("scim:group", "approvers.pk"), "DELETE", API_REFUSED),
+    route("scim_not_found", "scim:not-found", "/scim/v2/Elsewhere", "GET", API_REFUSED),
+]
+
+ROWS = GUIDELINE_ROWS + ACCOUNT_ROWS + ADMIN_SITE_ROWS + _admin_rows() + ADMIN_EXTRA_ROWS + API_ROWS + SCIM_ROWS
 
 
 # The world: the cast and the objects the patterns need ---------------------------------------------

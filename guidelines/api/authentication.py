@@ -68,6 +68,15 @@ class TokenRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": token.key_id} if isinstance(token, ApiToken) else None
 
 
+class ScimRateThrottle(TokenRateThrottle):
+    """Provisioning (SCIM_RATE) counts apart from the API: a first sync must not use up a GRC tool's rate."""
+
+    scope = "scim"
+
+    def get_rate(self):
+        return settings.SCIM_RATE
+
+
 class ReportRateThrottle(TokenRateThrottle):
     """Auditor packs are heavy: requesting one has a rate of its own (API_REPORT_RATE)."""
 
