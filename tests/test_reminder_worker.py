@@ -17,7 +17,7 @@ from guidelines.models import AuditEvent, Employee, NotificationLog
 
 from .factories import make_draft, make_employee, make_guideline
 from .smtp_server import SMTPServer
-from .workers import REDIS_URL, start_worker, stop_worker, wait_for
+from .workers import REDIS_URL, publish_to_test_redis, start_worker, stop_worker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 Status = NotificationLog.Status
@@ -47,17 +47,10 @@ def queue_prefix():
 def app_on_redis(queue_prefix, monkeypatch):
     """This process publishes to the test Redis with the worker's queue names."""
     app = tasks.plan_reminders.app
-    # Celery reads CELERY_BROKER_URL from the environment before its configuration.
-    monkeypatch.setenv("CELERY_BROKER_URL", REDIS_URL)
-    saved = {key: app.conf[key] for key in ("broker_url", "task_default_queue", "task_routes")}
-    app.conf.update(broker_url=REDIS_URL, task_default_queue=f"{queue_prefix}celery",
-                    task_routes={"guidelines.tasks.send_*": {"queue": f"{queue_prefix}email"}})
-    app._pool = None
-    app.amqp._producer_pool = None
+    undo = publish_to_test_redis(app, monkeypatch, default_queue=f"{queue_prefix}celery",
+                                 routes={"guidelines.tasks.send_*": {"queue": f"{queue_prefix}email"}})
     yield app
-    app.conf.update(saved)
-    app._pool = None
-    app.amqp._producer_pool = None
+    undo()
 
 
 @pytest.fixture

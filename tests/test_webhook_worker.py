@@ -15,7 +15,7 @@ from guidelines.reports import jobs
 
 from .factories import make_draft, make_guideline
 from .webhook_receiver import Receiver
-from .workers import REDIS_URL, start_worker, stop_worker, wait_for
+from .workers import REDIS_URL, publish_to_test_redis, start_worker, stop_worker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 Event = WebhookSubscriber.Event
@@ -31,16 +31,10 @@ def queue_prefix():
 def app_on_redis(queue_prefix, monkeypatch):
     """This process publishes to the test Redis with the worker's queue names."""
     app = tasks.deliver_webhook.app
-    monkeypatch.setenv("CELERY_BROKER_URL", REDIS_URL)
-    saved = {key: app.conf[key] for key in ("broker_url", "task_default_queue", "task_routes")}
-    app.conf.update(broker_url=REDIS_URL, task_default_queue=f"{queue_prefix}celery",
-                    task_routes={"guidelines.tasks.deliver_webhook": {"queue": f"{queue_prefix}webhooks"}})
-    app._pool = None
-    app.amqp._producer_pool = None
+    undo = publish_to_test_redis(app, monkeypatch, default_queue=f"{queue_prefix}celery",
+                                 routes={"guidelines.tasks.deliver_webhook": {"queue": f"{queue_prefix}webhooks"}})
     yield app
-    app.conf.update(saved)
-    app._pool = None
-    app.amqp._producer_pool = None
+    undo()
 
 
 @pytest.fixture

@@ -57,3 +57,21 @@ def stop_worker(worker):
     except subprocess.TimeoutExpired:
         worker.kill()
         worker.wait()
+
+
+def publish_to_test_redis(app, monkeypatch, *, default_queue, routes):
+    """Make this process publish `app`'s tasks to the test Redis, with the worker's queue names
+    (`default_queue`, `routes`); returns the undo. Celery reads CELERY_BROKER_URL from the environment
+    before its configuration, and keeps a connection and producer pool to drop on either side."""
+    monkeypatch.setenv("CELERY_BROKER_URL", REDIS_URL)
+    saved = {key: app.conf[key] for key in ("broker_url", "task_default_queue", "task_routes")}
+    app.conf.update(broker_url=REDIS_URL, task_default_queue=default_queue, task_routes=routes)
+    app._pool = None
+    app.amqp._producer_pool = None
+
+    def undo():
+        app.conf.update(saved)
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    return undo
