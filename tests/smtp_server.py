@@ -2,6 +2,7 @@
 the reminder tests stand in for."""
 
 import email
+import errno
 import socket
 import threading
 import time
@@ -48,12 +49,20 @@ def free_port():
 class SMTPServer:
     def __init__(self, **options):
         self.handler = Handler(**options)
-        self.port = free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
 
     def __enter__(self):
-        self.controller.start()
-        return self
+        # The free port is asked for before the server binds it: with tests running side by side
+        # (pytest-xdist), another process may take it in between. Then another port.
+        for attempt in range(5):
+            self.port = free_port()
+            self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+            try:
+                self.controller.start()
+                return self
+            except OSError as error:
+                self.controller.loop.close()
+                if error.errno != errno.EADDRINUSE or attempt == 4:
+                    raise
 
     def __exit__(self, *exc):
         self.controller.stop()

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from .parallel import redis_url
+
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = redis_url()  # one Redis database per xdist worker
 
 
 def database_url():
