@@ -2,7 +2,11 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/guidelines
+# With TEST_WORKERS pytest-xdist workers, worker gwN uses the Redis database N below this one (15, 14).
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# pytest-xdist workers: the suite waits on browsers, workers and PostgreSQL as much as it computes, and a
+# worker each is what 2 cores (CI's too) run fastest. Each worker has its own test database (test_<name>_gwN).
+TEST_WORKERS ?= 2
 # `manage.py check --deploy` with production settings: DEBUG off, a fresh random key, a real host name.
 DEPLOY_CHECK_ENV = DEBUG=0 SECRET_KEY="$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(64))')" \
 	ALLOWED_HOSTS=intranet.example.nl CSRF_TRUSTED_ORIGINS=https://intranet.example.nl \
@@ -46,7 +50,7 @@ test: system-test $(VENV)/.dev-installed tests/oidc/node_modules/.installed
 	env $(DEPLOY_CHECK_ENV) $(PY) manage.py check --deploy --fail-level WARNING
 	bin/ensure-services
 	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_CONN_MAX_AGE=0 TEST_REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=memory:// \
-		$(VENV)/bin/pytest $(PYTEST_ARGS)
+		$(VENV)/bin/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: system-test $(VENV)/.dev-installed
 	bin/ensure-services
