@@ -17,6 +17,8 @@ have written IS NULL instead).
 """
 
 import copy
+import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from datetime import date
 
@@ -112,3 +114,28 @@ class PreparedQuery:
         rows.__dict__.update(queryset.__dict__, _query=query, _result_cache=None)
         with _prepared_on_server(connection):
             return list(rows)
+
+
+class PreparedQueries:
+    """PreparedQuery per key, for a query whose SQL depends on a few inputs besides its values (a
+    version's settings, a day, filters, a page size): a client paging through a list asks the same
+    query with another cursor. The key must name everything the SQL text and its fixed values come
+    from; the `size` most recently used are kept per process."""
+
+    def __init__(self, model, *kinds, size=64):
+        self.model, self.kinds, self.size = model, kinds, size
+        self._queries = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, build):
+        """The PreparedQuery of `key`, built by `build(*values)` the first time."""
+        with self._lock:
+            query = self._queries.pop(key, None) or PreparedQuery(self.model, build, *self.kinds)
+            self._queries[key] = query
+            if len(self._queries) > self.size:
+                self._queries.popitem(last=False)
+        return query
+
+    def clear(self):
+        with self._lock:
+            self._queries.clear()

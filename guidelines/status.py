@@ -34,7 +34,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import Acknowledgement, DueDateExtension, Exemption, Guideline, Version
-from .organisation import organisation_on
+from .organisation import keeps_history, organisation_on
 from .prepared import PreparedQuery
 
 
@@ -268,6 +268,19 @@ def _latest_extension(version):
         employee=OuterRef("employee"),
     )
     return Q(extensions__in=Subquery(extensions.exclude(Exists(later)).values("pk")))
+
+
+def query_inputs(version, day):
+    """Everything in_scope and with_status write into their SQL besides the values of the tables: a
+    key under which the compiled query may be reused (prepared.PreparedQueries). None when the SQL
+    reads the clock (today, with a re-acknowledgement interval counted back from now): it is built
+    for every request then."""
+    guideline = version.guideline
+    today = timezone.localdate()
+    if (guideline.reacknowledge_days and day == today) or guideline.retired_at is not None:
+        return None  # a retired guideline's list is empty: nothing to compile
+    return (version.pk, version.guideline_id, version.major, major_published_on(version), guideline.due_days,
+            guideline.reacknowledge_days, guideline.audience_everyone, day, day == today, keeps_history())
 
 
 def with_status(employees, version, day, status=""):

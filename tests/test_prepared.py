@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from guidelines import services
 from guidelines.models import Acknowledgement, Employee, Exemption, Guideline, Reading, Version
-from guidelines.prepared import PreparedQuery
+from guidelines.prepared import PreparedQueries, PreparedQuery
 
 from .factories import make_employee, make_guideline, publish
 
@@ -159,3 +159,24 @@ def test_only_prepared_queries_are_prepared_on_the_server(alice):
         prepared = [statement for (statement,) in cursor.fetchall()]
     assert len(prepared) == 1
     assert '"employee_number" = $1' in prepared[0] and "auth_user" not in prepared[0]
+
+
+def test_prepared_queries_reuse_one_per_key_and_forget_the_least_recently_used(staff):
+    alice, bob, otto = staff
+    built = []
+
+    def build_for(department_id):
+        def build(since):
+            built.append(department_id)
+            return _employees(department_id, since)
+
+        return build
+
+    queries = PreparedQueries(Employee, date, size=2)
+    for department in (alice.department_id, otto.department_id, alice.department_id):
+        rows = queries.get(department, build_for(department))(date(2024, 6, 1))
+        assert rows == list(_employees(department, date(2024, 6, 1)))
+    assert built == [alice.department_id, otto.department_id]  # the third call reused the first key's
+    queries.get("third", build_for(alice.department_id))(date(2024, 6, 1))  # evicts otto's, the least recent
+    queries.get(otto.department_id, build_for(otto.department_id))(date(2024, 6, 1))
+    assert built == [alice.department_id, otto.department_id, alice.department_id, otto.department_id]

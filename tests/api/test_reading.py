@@ -109,6 +109,7 @@ def test_the_employee_list_pages_by_cursor_in_constant_queries(
         api, grc_token, acknowledged, staff, django_assert_max_num_queries):
     client, seen, url, params = api(grc_token), [], reverse("api:version-employees", args=[acknowledged.pk]), {
         "page_size": 2}
+    client.get(url, params)  # the process's first request reads the permission names (accounts.PermissionNames)
     while url:
         with django_assert_max_num_queries(4):  # the token with its permissions, its last use, version, page
             page = client.get(url, params).json()
@@ -129,6 +130,36 @@ def test_the_employee_list_filters_like_the_dashboard(api, grc_token, acknowledg
     assert [r["employee_number"] for r in api(grc_token).get(url, {"department": finance}).json()["results"]] == [
         "E0099"]
     assert [r["employee_number"] for r in api(grc_token).get(url, {"search": "alice"}).json()["results"]] == ["E0001"]
+
+
+def test_the_list_follows_each_change_of_the_guideline_s_settings(api, grc_token, acknowledged, staff, otto):
+    """The page's query is compiled once per version, day, filters and settings (status.query_inputs):
+    a change of due days or audience between two requests of the same page is a new query, and every
+    answer equals the dashboard's list."""
+    from guidelines import dashboards
+
+    guideline, url = acknowledged.guideline, reverse("api:version-employees", args=[acknowledged.pk])
+
+    def both():
+        pages = [api(grc_token).get(url, {"page_size": 2}).json()]
+        while pages[-1]["next"]:
+            pages.append(api(grc_token).get(pages[-1]["next"]).json())
+        listed = [(row["employee_number"], row["status"]) for page in pages for row in page["results"]]
+        day = timezone.localdate()
+        version = Version.objects.select_related("guideline").get(pk=acknowledged.pk)
+        dashboard = dashboards.employee_list(version, day).order_by("employee_number")
+        assert listed == [(row.employee_number, row.status) for row in dashboard]
+        return dict(listed)
+
+    with time_machine.travel(timezone.now() + timedelta(days=5)):
+        assert both()["E0100"] == "pending"
+        guideline.due_days = 1
+        guideline.save()
+        assert both()["E0100"] == "overdue"
+        guideline.audience_everyone = False
+        guideline.save()
+        guideline.audience_departments.add(otto.department)
+        assert both() == {"E0099": "acknowledged"}
 
 
 @pytest.mark.parametrize("params", [{"status": "asleep"}, {"department": "Finance"}, {"page_size": "0"},
