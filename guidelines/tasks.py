@@ -4,7 +4,7 @@ Every task here is safe to run twice (acks_late + reject_on_worker_lost redelive
 e-mails are claimed in the notification log before they are sent.
 """
 
-from datetime import date
+from datetime import date, datetime
 
 from celery import shared_task
 from django.conf import settings
@@ -169,11 +169,29 @@ def deliver_webhook(self, delivery_id):
     try:
         return webhooks.deliver(delivery_id)
     except webhooks.TransientFailure as failure:
-        if self.request.retries >= settings.WEBHOOK_MAX_RETRIES:
+        # Counted on the delivery, not the task: a delivery queued again by the sweep or resent by HR
+        # goes on from its own count.
+        if failure.attempts > settings.WEBHOOK_MAX_RETRIES:
             webhooks.give_up(delivery_id, str(failure))
             return WebhookDelivery.Status.FAILED
-        raise self.retry(countdown=webhooks.retry_delay(self.request.retries), exc=failure,
-                         max_retries=settings.WEBHOOK_MAX_RETRIES) from failure
+        raise self.retry(countdown=webhooks.retry_delay(failure.attempts - 1), exc=failure,
+                         max_retries=None) from failure
+
+
+@shared_task(acks_late=True)
+def requeue_stalled_webhooks():
+    """Beat's sweep: pending deliveries whose task never reached a worker are queued again."""
+    stalled = webhooks.stalled_deliveries()
+    webhook_events.queue(stalled)
+    return {"queued": len(stalled)}
+
+
+@shared_task(acks_late=True)
+def resend_missed_webhooks(subscriber_id, since):
+    """What a subscriber missed while disabled, sent after HR enabled it again (webhooks.enable)."""
+    deliveries = webhooks.resend_missed(subscriber_id, datetime.fromisoformat(since))
+    webhook_events.queue(deliveries)
+    return {"resent": len(deliveries)}
 
 
 @shared_task(acks_late=True)

@@ -1,9 +1,11 @@
 """Webhook events: what happened, as the small JSON document every subscriber receives.
 
 The services that make something happen (publishing, acknowledging, a finished report, the daily
-overdue check) call `emit` inside their transaction. Only after it commits is the event recorded,
-with one delivery row per subscriber that wants it, and the deliveries queued (webhooks.py sends
-them): a rolled-back change sends nothing. The body follows the Standard Webhooks recommendation,
+overdue check) call `emit` inside their transaction, which records the event with one delivery row
+per subscriber that wants it in that same transaction (an outbox): the change and its event commit
+together or not at all. The deliveries are queued once it commits (webhooks.py sends them); a
+delivery the broker never got, or whose task was lost, is queued again by the sweep
+(webhooks.stalled_deliveries). The body follows the Standard Webhooks recommendation,
 `{"type", "timestamp", "data"}`, and carries ids, slugs, version numbers, times, counts and an
 acknowledgement's sequence and seal; never free text beyond a guideline's slug and titles.
 """
@@ -72,29 +74,33 @@ def report_ready(report):
 
 
 def emit(event_type, key, data, *, at=None):
-    """Record and queue the event once the current transaction commits (at once outside one).
-    `key` names what it is about; an event with a key already recorded is not recorded again."""
-    occurred = at or timezone.now()
-    transaction.on_commit(lambda: _record_and_enqueue(event_type, key, data, occurred))
+    """Record the event in the current transaction and queue its deliveries once that commits (at
+    once outside one). `key` names what it is about; an event with a key already recorded is not
+    recorded again."""
+    deliveries = record(event_type, key, data, at or timezone.now())
+    if deliveries:
+        transaction.on_commit(lambda: queue(deliveries))
 
 
-def _record_and_enqueue(event_type, key, data, occurred):
-    try:
-        deliveries = record(event_type, key, data, occurred)
-        if deliveries:
-            # tasks imports services, which emits: imported here, when the first event goes out.
-            from . import tasks
+def queue(deliveries):
+    """Hand the deliveries to the workers. A broker that does not answer loses nothing: they stay
+    pending in the database, and the sweep queues them again."""
+    # tasks imports services, which emits: imported here, when the first event goes out.
+    from . import tasks
 
-            for delivery_pk in deliveries:
-                tasks.deliver_webhook.delay(delivery_pk)
-    except Exception:  # the change stands; the delivery log shows what was not queued
-        logger.exception("Could not record or queue the webhook event %s", key)
+    for delivery_pk in deliveries:
+        try:
+            tasks.deliver_webhook.delay(delivery_pk)
+        except Exception:
+            logger.exception("Could not queue webhook delivery %s; the sweep queues it again", delivery_pk)
+            return
 
 
 def subscribers_for(event_type):
+    """The subscribers that want this kind of event, as (pk, is_active)."""
     # In Python: the list is short, and SQLite has no JSON containment lookup.
-    return [pk for pk, events in WebhookSubscriber.objects.filter(is_active=True).values_list("pk", "events")
-            if event_type in events]
+    return [(pk, is_active) for pk, events, is_active
+            in WebhookSubscriber.objects.values_list("pk", "events", "is_active") if event_type in events]
 
 
 def new_message_id():
@@ -102,10 +108,12 @@ def new_message_id():
 
 
 def record(event_type, key, data, occurred):
-    """The event and a pending delivery per subscriber that wants it; returns the deliveries' pks."""
-    subscribers = subscribers_for(event_type)
-    if not subscribers:
+    """The event and a pending delivery per active subscriber that wants it; returns the deliveries'
+    pks. An event a disabled subscriber wants is recorded too, to be resent when it is enabled again."""
+    wanted_by = subscribers_for(event_type)
+    if not wanted_by:
         return []
+    subscribers = [pk for pk, is_active in wanted_by if is_active]
     body = json.dumps({"type": event_type, "timestamp": _moment(occurred), "data": data},
                       separators=(",", ":"), ensure_ascii=False)
     try:

@@ -8,7 +8,9 @@ the base64-decoded part of the subscriber's `whsec_…` secret.
 Delivery is at least once: a task that is redelivered or retried may send the same message again,
 with the same id, and the receiver drops repeats by that id. A failed attempt is retried with
 exponential backoff; a delivery given up on counts towards the subscriber's failure streak, and
-WEBHOOK_DISABLE_AFTER of them in a row disable it (its page says why).
+WEBHOOK_DISABLE_AFTER of them in a row disable it (its page says why). A delivery whose task never
+reached a worker is queued again by a sweep; HR can have what a disabled subscriber missed sent
+when enabling it again.
 
 HR chooses the address, so the address is a way into the network behind the workers (SSRF).
 Unless WEBHOOK_ALLOW_PRIVATE, the host must resolve to public addresses only when it is saved,
@@ -25,13 +27,14 @@ import random
 import secrets
 import socket
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, Max, Min, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -39,9 +42,10 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .access import require_permission
 from .accounts import second_factor_cipher
-from .models import ERROR_TEXT_LIMIT, AuditEvent, WebhookDelivery, WebhookSubscriber
+from .models import ERROR_TEXT_LIMIT, AuditEvent, WebhookDelivery, WebhookEvent, WebhookSubscriber
 from .security import security_event
 from .services import record_audit_event
+from .webhook_events import new_message_id
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -218,26 +222,94 @@ def disable(subscriber, *, by, reason=""):
     return subscriber
 
 
-def enable(subscriber, *, by):
-    """Deliver again, starting a new failure streak. Deliveries cancelled while it was off stay so."""
+def enable(subscriber, *, by, resend_missed=False):
+    """Deliver again, starting a new failure streak. With `resend_missed`, the events it missed
+    (missed_since) are sent too, by a task: there may be many."""
     require_permission(by, "guidelines.manage")
     with transaction.atomic():
         subscriber = WebhookSubscriber.objects.select_for_update().get(pk=subscriber.pk)
         if subscriber.is_active:
             return subscriber
+        since = missed_since(subscriber) if resend_missed else None
         subscriber.is_active, subscriber.failure_streak = True, 0
         subscriber.save(update_fields=["is_active", "failure_streak"])
         record_audit_event(action=AuditEvent.Action.WEBHOOK_ENABLED, actor=by, subscriber=subscriber.pk,
-                           name=subscriber.name)
+                           name=subscriber.name, resend_missed_since=since and since.isoformat())
         security_event("webhook_enabled", user=by, subscriber=subscriber.pk)
+        if since is not None:
+            from . import tasks  # tasks imports this module
+
+            transaction.on_commit(lambda: tasks.resend_missed_webhooks.delay(subscriber.pk, since.isoformat()))
     return subscriber
+
+
+def missed_since(subscriber):
+    """When the events a disabled subscriber missed began: its first delivery that did not arrive
+    after the last one that did, or else when it was disabled."""
+    # By the events' times, which missed_events compares.
+    deliveries = subscriber.deliveries.all()
+    last_delivered = deliveries.filter(status=Status.DELIVERED).aggregate(at=Max("event__created_at"))["at"]
+    undelivered = deliveries.filter(status__in=[Status.FAILED, Status.CANCELLED])
+    if last_delivered is not None:
+        undelivered = undelivered.filter(event__created_at__gt=last_delivered)
+    first_undelivered = undelivered.aggregate(at=Min("event__created_at"))["at"]
+    moments = [moment for moment in (first_undelivered, subscriber.disabled_at) if moment is not None]
+    return min(moments) if moments else None
+
+
+def missed_events(subscriber, since):
+    """The events of the subscriber's kinds since `since` that it has no delivered delivery of."""
+    delivered = WebhookDelivery.objects.filter(event=OuterRef("pk"), subscriber=subscriber, status=Status.DELIVERED)
+    return WebhookEvent.objects.filter(created_at__gte=since, type__in=subscriber.events).exclude(Exists(delivered))
+
+
+def resend_missed(subscriber_pk, since):
+    """Deliveries again for the events the subscriber missed since `since`: one it failed or that
+    was cancelled is pending again with its own webhook-id (a receiver that did get it drops the
+    repeat), one recorded while it was disabled is created. Returns the pks to queue; nothing while
+    it is disabled."""
+    with transaction.atomic():
+        subscriber = WebhookSubscriber.objects.select_for_update().get(pk=subscriber_pk)
+        if not subscriber.is_active:
+            return []
+        events = missed_events(subscriber, since)
+        again = list(WebhookDelivery.objects.filter(subscriber=subscriber, event__in=events.values("pk"))
+                     .exclude(status=Status.PENDING).values_list("pk", flat=True))
+        WebhookDelivery.objects.filter(pk__in=again).update(status=Status.PENDING, attempts=0, last_error="",
+                                                            response_status=None)
+        created = WebhookDelivery.objects.bulk_create(
+            WebhookDelivery(event_id=pk, subscriber=subscriber, message_id=new_message_id())
+            for pk in events.exclude(deliveries__subscriber=subscriber).values_list("pk", flat=True)
+        )
+    return again + [delivery.pk for delivery in created]
+
+
+def stalled_deliveries(now=None):
+    """Pending deliveries nothing has happened to for longer than any retry waits: their task never
+    reached the broker (it was down when the change committed) or was lost. The sweep queues them
+    again; should the task still be alive after all, the receiver gets the message twice with one id."""
+    now = now or timezone.now()
+    quiet_since = now - timedelta(seconds=stall_seconds())
+    return list(WebhookDelivery.objects.filter(status=Status.PENDING)
+                .filter(Q(last_attempt_at__lt=quiet_since) | Q(last_attempt_at=None, created_at__lt=quiet_since))
+                .order_by("pk").values_list("pk", flat=True))
+
+
+def stall_seconds():
+    """Longer than the longest retry wait plus an attempt, with room for a busy queue."""
+    return settings.WEBHOOK_RETRY_BACKOFF_MAX + settings.WEBHOOK_TIMEOUT + settings.WEBHOOK_STALLED_AFTER
 
 
 # Delivering ---------------------------------------------------------------------------------------
 
 
 class TransientFailure(Exception):
-    """The receiver did not take the message this time; the task retries later."""
+    """The receiver did not take the message this time; the task retries later. `attempts` counts
+    this delivery's attempts so far, whichever task made them."""
+
+    def __init__(self, error, attempts):
+        super().__init__(error)
+        self.attempts = attempts
 
 
 def deliver(delivery_pk):
@@ -273,7 +345,7 @@ def deliver(delivery_pk):
         attempts=F("attempts") + 1, last_attempt_at=timezone.now(), response_status=response_status,
         last_error=error[:ERROR_TEXT_LIMIT],
     )
-    raise TransientFailure(error)
+    raise TransientFailure(error, delivery.attempts + 1)
 
 
 def _mark_delivered(delivery, response_status):

@@ -455,6 +455,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "guidelines.tasks.announce_overdue_versions",
         "schedule": crontab(hour=6, minute=0),
     },
+    # Webhook deliveries whose task never reached a worker (the broker was down at the commit).
+    "webhooks-requeue-stalled": {
+        "task": "guidelines.tasks.requeue_stalled_webhooks",
+        "schedule": crontab(minute="*/10"),
+    },
 }
 
 # The daily checkpoint of the evidence chain (guidelines.checkpoints): an RFC 3161 time-stamping
@@ -574,6 +579,9 @@ WEBHOOK_RETRY_BACKOFF = envint("WEBHOOK_RETRY_BACKOFF", "30")
 # By default half the visibility timeout, at most 30 minutes (a longer countdown would be redelivered early).
 WEBHOOK_RETRY_BACKOFF_MAX = envint("WEBHOOK_RETRY_BACKOFF_MAX", str(min(1800, CELERY_VISIBILITY_TIMEOUT // 2)))
 WEBHOOK_DISABLE_AFTER = envint("WEBHOOK_DISABLE_AFTER", "5")
+# A pending delivery without an attempt for WEBHOOK_RETRY_BACKOFF_MAX + WEBHOOK_TIMEOUT + this many
+# seconds is queued again by the sweep: its task was lost.
+WEBHOOK_STALLED_AFTER = envint("WEBHOOK_STALLED_AFTER", "600")
 WEBHOOK_ALLOW_PRIVATE = envbool("WEBHOOK_ALLOW_PRIVATE", "1" if DEBUG else "0")
 if WEBHOOK_RETRY_BACKOFF_MAX >= CELERY_VISIBILITY_TIMEOUT:
     raise ImproperlyConfigured("WEBHOOK_RETRY_BACKOFF_MAX must be below CELERY_VISIBILITY_TIMEOUT.")

@@ -1,6 +1,6 @@
 """Webhooks through a real Celery worker on Redis and PostgreSQL, to a receiver on loopback that
 checks every signature with the reference library: every event source, retries under one
-webhook-id, and a receiver that never recovers."""
+webhook-id, a receiver that never recovers, and a delivery the broker never got, sent by the sweep."""
 
 import uuid
 from datetime import timedelta
@@ -135,3 +135,31 @@ def test_a_receiver_that_always_fails_gets_its_subscriber_disabled_and_hr_sees_w
     page = client_as(hilde).get(reverse("guidelines:hr_webhook", args=[subscriber.pk])).content.decode()
     assert "Disabled automatically" in page and "the last 2 deliveries failed" in page
     assert "HTTP 503 Service Unavailable" in page
+
+
+def test_a_delivery_the_broker_never_got_is_sent_by_the_sweep(
+        webhook_worker, tmp_path, settings, hilde, alice, version_1, web_meta, app_on_redis, caplog, monkeypatch):
+    settings.DEBUG = True
+    with Receiver() as receiver:
+        subscriber, secret = webhooks.add_subscriber(by=hilde, name="GRC", url=receiver.url("/grc"),
+                                                     events=[Event.ACKNOWLEDGEMENT_CREATED])
+        # The broker does not answer when the acknowledgement commits (Celery reads the environment first).
+        with monkeypatch.context() as outage:
+            outage.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
+            outage.setitem(app_on_redis.conf, "broker_url", "redis://127.0.0.1:1/0")
+            app_on_redis._pool = app_on_redis.amqp._producer_pool = None
+            ack, created = services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+        app_on_redis._pool = app_on_redis.amqp._producer_pool = None
+        assert created and "the sweep queues it again" in caplog.text
+        delivery = WebhookDelivery.objects.get(subscriber=subscriber)
+        assert delivery.status == Status.PENDING and delivery.event.key == f"acknowledgement.created:{ack.pk}"
+
+        webhook_worker()
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(created_at=timezone.now() - timedelta(hours=1))
+        tasks.requeue_stalled_webhooks.delay()  # beat's sweep, an hour later
+        assert wait_for(settled, timeout=60), worker_log(tmp_path)
+    [received] = receiver.received
+    assert received.verify(secret)["data"]["acknowledgement"]["seal"] == ack.seal
+    delivery.refresh_from_db()
+    assert received.headers["webhook-id"] == delivery.message_id
+    assert (delivery.status, delivery.attempts) == (Status.DELIVERED, 1)

@@ -1,11 +1,14 @@
-"""Signed webhooks without a worker: events after the commit only, signatures the reference library
-accepts, addresses a hostile HR user may not choose, the failure streak, and HR's pages."""
+"""Signed webhooks without a worker: events recorded with the change (an outbox) and queued after the
+commit, the sweep of lost deliveries, signatures the reference library accepts, addresses a hostile
+HR user may not choose, the failure streak, resending what a disabled subscriber missed, and HR's
+pages."""
 
 import json
 import re
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.urls import reverse
@@ -45,7 +48,7 @@ def test_the_secret_is_standard_webhooks_format_shown_once_and_stored_encrypted(
     assert subscriber.events == sorted(ALL_EVENTS)
 
 
-def test_publishing_and_acknowledging_record_events_after_the_commit_only(
+def test_publishing_and_acknowledging_record_events_with_the_change(
         hilde, bob, alice, guideline, web_meta, django_capture_on_commit_callbacks):
     subscriber, _secret = subscribe(hilde, "https://grc.example.com/hooks")
     draft = make_draft(guideline, author=hilde)
@@ -79,6 +82,89 @@ def test_a_rolled_back_acknowledgement_sends_nothing(hilde, alice, version_1, we
             services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
             raise RuntimeError("the request failed after acknowledging")
     assert not WebhookEvent.objects.filter(type=Event.ACKNOWLEDGEMENT_CREATED).exists()
+
+
+def test_the_event_commits_with_the_change_and_a_broker_outage_loses_nothing(
+        hilde, alice, version_1, web_meta, monkeypatch, django_capture_on_commit_callbacks, caplog):
+    subscriber, _secret = subscribe(hilde, "https://grc.example.com/hooks")
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError("the broker does not answer")
+
+    monkeypatch.setattr(tasks.deliver_webhook, "delay", broker_down)
+    with transaction.atomic():
+        ack, _created = services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+        # Recorded in the acknowledgement's own transaction, not after it: nothing can come in between.
+        assert WebhookDelivery.objects.filter(event__key=f"acknowledgement.created:{ack.pk}").exists()
+    with django_capture_on_commit_callbacks(execute=True):  # a commit whose queueing fails
+        webhook_events.emit(Event.REPORT_READY, "report.ready:9", {})
+    delivery = WebhookDelivery.objects.get(event__key="report.ready:9").pk
+    assert "the sweep queues it again" in caplog.text
+    assert WebhookDelivery.objects.get(pk=delivery).status == Status.PENDING  # the change and its event stand
+
+    # The sweep waits longer than any retry would before it calls a delivery lost.
+    later = timezone.now() + timedelta(seconds=webhooks.stall_seconds() + 1)
+    assert webhooks.stalled_deliveries() == []
+    lost = webhooks.stalled_deliveries(later)
+    assert delivery in lost and len(lost) == 2
+    queued = []
+    monkeypatch.setattr(tasks.deliver_webhook, "delay", queued.append)
+    with time_machine.travel(later):
+        assert tasks.requeue_stalled_webhooks() == {"queued": 2}
+    assert sorted(queued) == sorted(lost)
+    # An attempt a minute before: its task waits to retry, it is not lost.
+    WebhookDelivery.objects.filter(pk=delivery).update(attempts=1, last_attempt_at=later - timedelta(minutes=1))
+    assert webhooks.stalled_deliveries(later) == [pk for pk in lost if pk != delivery]
+    assert subscriber.deliveries.count() == 2
+
+
+def test_enabling_again_resends_what_the_subscriber_missed_under_the_ids_it_had(
+        hilde, alice, otto, version_1, web_meta, client_as, django_capture_on_commit_callbacks, monkeypatch):
+    with Receiver() as receiver:
+        subscriber, secret = subscribe(hilde, receiver.url("/hooks"), events=[Event.ACKNOWLEDGEMENT_CREATED,
+                                                                              Event.REPORT_READY])
+        [delivered] = webhook_events.record(Event.REPORT_READY, "report.ready:1", {}, None)
+        assert webhooks.deliver(delivered) == Status.DELIVERED
+        [failed] = webhook_events.record(Event.REPORT_READY, "report.ready:2", {}, None)
+        webhooks.give_up(failed, "HTTP 503 Service Unavailable")
+        webhooks.disable(subscriber, by=hilde)
+        services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)  # while disabled
+        webhook_events.record(Event.VERSION_PUBLISHED, "version.published:7", {}, None)  # not its kind
+
+        client = client_as(hilde)
+        url = reverse("guidelines:hr_webhook_enable", args=[subscriber.pk])
+        page = client.get(url).content.decode()
+        assert "Also send the 2 events it missed since" in page
+        resend = []
+        monkeypatch.setattr(tasks.resend_missed_webhooks, "delay", lambda *args: resend.append(args))
+        with django_capture_on_commit_callbacks(execute=True):
+            assert client.post(url, {"resend_missed": "on"}).status_code == 302
+        [(subscriber_pk, since)] = resend
+        failed_delivery = WebhookDelivery.objects.get(pk=failed)
+        assert since == failed_delivery.event.created_at.isoformat()  # its first undelivered event
+        enabled = AuditEvent.objects.filter(action=AuditEvent.Action.WEBHOOK_ENABLED).get()
+        assert enabled.details["resend_missed_since"] == since
+
+        queued = []
+        monkeypatch.setattr(tasks.deliver_webhook, "delay", queued.append)
+        assert tasks.resend_missed_webhooks(subscriber_pk, since) == {"resent": 2}
+        for pk in queued:
+            assert webhooks.deliver(pk) == Status.DELIVERED
+    received = [(item.headers["webhook-id"], item.verify(secret)["type"]) for item in receiver.received]
+    again = WebhookDelivery.objects.get(pk=failed)
+    new = WebhookDelivery.objects.get(subscriber=subscriber, event__type=Event.ACKNOWLEDGEMENT_CREATED)
+    assert received == [(WebhookDelivery.objects.get(pk=delivered).message_id, "report.ready"),
+                        (again.message_id, "report.ready"), (new.message_id, "acknowledgement.created")]
+    assert again.message_id == failed_delivery.message_id and again.attempts == 1
+    assert tasks.resend_missed_webhooks(subscriber_pk, since) == {"resent": 0}  # all arrived: nothing twice
+    assert "It missed no events." not in page
+
+
+def test_a_subscriber_that_missed_nothing_is_enabled_without_the_offer(hilde, client_as):
+    subscriber, _secret = subscribe(hilde, "https://grc.example.com/hooks")
+    webhooks.disable(subscriber, by=hilde)
+    page = client_as(hilde).get(reverse("guidelines:hr_webhook_enable", args=[subscriber.pk])).content.decode()
+    assert "It missed no events." in page and "resend_missed" not in page
 
 
 def test_an_event_nobody_wants_is_not_recorded_and_a_repeated_key_is_recorded_once(hilde):

@@ -59,11 +59,17 @@ def _switch(request, pk, *, enabling):
     """A confirmation page; its POST disables or enables the subscriber."""
     subscriber = get_object_or_404(WebhookSubscriber, pk=pk)
     if request.method != "POST":
+        missed_since = webhooks.missed_since(subscriber) if enabling and not subscriber.is_active else None
+        missed = webhooks.missed_events(subscriber, missed_since).count() if missed_since else 0
         return render(request, "guidelines/hr/webhook_switch_confirm.html",
-                      {"subscriber": subscriber, "enabling": enabling})
+                      {"subscriber": subscriber, "enabling": enabling, "missed": missed, "missed_since": missed_since})
     if enabling:
-        webhooks.enable(subscriber, by=request.user)
-        messages.success(request, _("The subscriber receives events again."))
+        resend = request.POST.get("resend_missed") == "on"
+        webhooks.enable(subscriber, by=request.user, resend_missed=resend)
+        if resend:
+            messages.success(request, _("The subscriber receives events again; what it missed is being sent."))
+        else:
+            messages.success(request, _("The subscriber receives events again."))
     else:
         webhooks.disable(subscriber, by=request.user)
         messages.success(request, _("The subscriber receives no more events."))
