@@ -8,8 +8,9 @@ Seal of an acknowledgement: SHA-256 (lowercase hex) of the UTF-8 bytes of the JS
 of the fields of its seal format (SEAL_FORMATS[ack.seal_format]), in that order, serialised with
 `json.dumps(values, ensure_ascii=False, separators=(",", ":"))`. Format 1 is SEALED_FIELDS. A later
 format is added to SEAL_FORMATS and becomes CURRENT_SEAL_FORMAT (format 2 adds the identity provider's
-subject, amr and acr); records keep the format they were sealed with, and verification computes each
-record's seal with its own format. Every format after 1 starts its array with the format number, so
+subject, amr and acr; format 3 the proof of reading and the comprehension check's answers); records
+keep the format they were sealed with, and verification computes each record's seal with its own
+format. Every format after 1 starts its array with the format number, so
 the format is sealed too (for format 1 it is implied: a record claiming another format no longer
 matches its seal).
 Timestamps are UTC ISO 8601 with microseconds ("2026-01-31T09:15:00.123456Z"),
@@ -18,7 +19,8 @@ record breaks every later seal. The first record's previous seal is GENESIS_SEAL
 
 Fingerprint of a draft (what an approver approves): SHA-256 of the same JSON encoding of
 [leading_language, effective_date or "", [[language, title, content hash of body, change_summary], …]]
-with the variants sorted by language. Publication compares it with the approved one.
+with the variants sorted by language, and "read-to-end" appended when the version requires reading
+to the end. Publication compares it with the approved one.
 """
 
 import hashlib
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC
 
 GENESIS_SEAL = "0" * 64
-CURRENT_SEAL_FORMAT = 2
+CURRENT_SEAL_FORMAT = 3
 
 SEALED_FIELDS = (
     "sequence",
@@ -56,7 +58,15 @@ SEALED_FIELDS = (
 # Format 2 adds what an identity provider said about the sign-in (empty after a password sign-in).
 SSO_FIELDS = ("sso_subject", "sso_amr", "sso_acr")
 
-SEAL_FORMATS = {1: SEALED_FIELDS, 2: ("seal_format", *SEALED_FIELDS, *SSO_FIELDS)}
+# Format 3 adds the proof of reading (when the text was shown to its end, seconds on the text) and the
+# comprehension check's answers (canonical JSON).
+ENGAGEMENT_FIELDS = ("read_to_end_at", "seconds_on_text", "answers")
+
+SEAL_FORMATS = {
+    1: SEALED_FIELDS,
+    2: ("seal_format", *SEALED_FIELDS, *SSO_FIELDS),
+    3: ("seal_format", *SEALED_FIELDS, *SSO_FIELDS, *ENGAGEMENT_FIELDS),
+}
 
 
 class UnknownSealFormat(ValueError):
@@ -76,12 +86,14 @@ def content_hash(markdown_source):
 _SEAL_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def draft_fingerprint(*, leading_language, effective_date, texts):
+def draft_fingerprint(*, leading_language, effective_date, texts, require_read_to_end=False):
     """`texts`: objects with language, title, body and change_summary."""
     variants = sorted(
         [text.language, text.title, content_hash(text.body), canonical_text(text.change_summary)] for text in texts
     )
     values = [leading_language, effective_date.isoformat() if effective_date else "", variants]
+    if require_read_to_end:  # appended only when set: drafts approved before it keep their fingerprint
+        values.append("read-to-end")
     return hashlib.sha256(_SEAL_ENCODER.encode(values).encode()).hexdigest()
 
 
@@ -105,6 +117,9 @@ def sealed_values(ack, *, guideline_slug, version_number):
         "first_opened_at": _timestamp(ack.first_opened_at),
         "ip_address": ack.ip_address or "",
     }
+    if seal_format >= 3:
+        written["read_to_end_at"] = _timestamp(ack.read_to_end_at)
+        written["seconds_on_text"] = "" if ack.seconds_on_text is None else ack.seconds_on_text
     return [written[name] if name in written else getattr(ack, name) for name in SEAL_FORMATS[seal_format]]
 
 

@@ -128,6 +128,7 @@ def _vouch(rows, after):
         _AT["sequence"], _AT["previous_seal"], _AT["seal"], _AT["seal_format"], _AT["cycle"])
     acknowledged_at, opened_at, ip_at, major_at, minor_at = (
         _AT["acknowledged_at"], _AT["first_opened_at"], _AT["ip_address"], _AT["version_major"], _AT["version_minor"])
+    read_at, seconds_at = _AT["read_to_end_at"], _AT["seconds_on_text"]
     columns, seal_of = len(CHAIN_COLUMNS), chain.seal_of
     expected, previous_seal = (after[0] + 1, after[1]) if after else (1, chain.GENESIS_SEAL)
     vouched = after
@@ -142,6 +143,8 @@ def _vouch(rows, after):
             fields[cycle_at] = int(fields[cycle_at])
             fields[acknowledged_at] = _sealed_timestamp(fields[acknowledged_at])
             fields[opened_at] = _sealed_timestamp(fields[opened_at])
+            fields[read_at] = _sealed_timestamp(fields[read_at])
+            fields[seconds_at] = "" if fields[seconds_at] is None else int(fields[seconds_at])
         except (KeyError, TypeError, ValueError):
             break  # not read here as chain_records reads it: left to the plain walk
         fields[ip_at] = fields[ip_at] or ""

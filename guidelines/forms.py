@@ -26,6 +26,7 @@ from .models import (
     Version,
     WebhookSubscriber,
 )
+from .services import MAX_SECONDS_PER_REPORT
 from .status import Status
 
 
@@ -34,10 +35,21 @@ class AcknowledgeForm(forms.Form):
     language = forms.ChoiceField(choices=LANGUAGE_CHOICES, widget=forms.HiddenInput)
     # The signed reference of the e-mail link the page was opened from, if any (services.channel_for).
     via = forms.CharField(widget=forms.HiddenInput, required=False, max_length=200)
+    # "tracked" when js/reading.js reports the reading: a version that requires reading to the end is
+    # then held to it (services.acknowledge). Without it the acknowledgement records the opening only.
+    reading = forms.CharField(widget=forms.HiddenInput, required=False, max_length=10)
     # The template labels the checkbox with the exact statement that will be stored.
     confirm = forms.BooleanField(
         error_messages={"required": _("Please tick the box to confirm that you have read and understood it.")},
     )
+
+
+class ReadingReportForm(forms.Form):
+    """What js/reading.js reports while the guideline page is open (services.record_progress)."""
+
+    version = forms.IntegerField(min_value=1, max_value=2**63 - 1)
+    seconds = forms.IntegerField(min_value=0, max_value=MAX_SECONDS_PER_REPORT)
+    percent = forms.IntegerField(min_value=0, max_value=100)
 
 
 class GuidelineForm(forms.ModelForm):
@@ -87,6 +99,10 @@ class DraftForm(forms.Form):
         label=_("Effective date (optional)"), required=False, widget=forms.DateInput(attrs={"type": "date"}),
         help_text=_("Leave empty to take effect on publication."),
     )
+    require_read_to_end = forms.BooleanField(
+        label=_("Employees must scroll to the end of the text before they can acknowledge"), required=False,
+        help_text=_("The acknowledgement then records when the end was reached and how long the text was open. "
+                    "Without JavaScript the page cannot tell; it then records only when the text was opened."))
     title_nl = forms.CharField(label=_("Title (Dutch)"), max_length=200)
     body_nl = forms.CharField(label=_("Text in Dutch (Markdown)"), widget=forms.Textarea(attrs={"rows": 18}))
     summary_nl = forms.CharField(label=_("Summary of changes (Dutch)"), required=False,

@@ -263,6 +263,10 @@ class Version(models.Model):
         _("legally leading language"), max_length=2, choices=LANGUAGE_CHOICES, default="nl"
     )
     effective_date = models.DateField(_("effective date"), null=True, blank=True)
+    require_read_to_end = models.BooleanField(
+        _("require reading to the end"), default=False,
+        help_text=_("The acknowledge button works once the text was shown to its end. Without JavaScript the "
+                    "page cannot tell; the acknowledgement then records only when it was opened."))
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, editable=False
     )
@@ -374,6 +378,30 @@ class Reading(models.Model):
         return f"{self.employee_id} opened {self.version_id} at {self.first_opened_at:%Y-%m-%d %H:%M}"
 
 
+class ReadingProgress(models.Model):
+    """How far an employee has read a version, as their browser reports it (js/reading.js): working
+    state until they acknowledge, when the acknowledgement copies and seals it. The furthest point
+    only grows, the time only adds up, and neither can run ahead of the clock (services.record_progress)."""
+
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="reading_progress")
+    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="reading_progress")
+    furthest_percent = models.PositiveSmallIntegerField(default=0)
+    seconds_on_text = models.PositiveIntegerField(default=0)
+    read_to_end_at = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("reading progress")
+        verbose_name_plural = _("reading progress")
+        constraints = [
+            models.UniqueConstraint(fields=["employee", "version"], name="one_reading_progress_per_version"),
+            models.CheckConstraint(condition=models.Q(furthest_percent__lte=100), name="reading_percent_at_most_100"),
+        ]
+
+    def __str__(self):
+        return f"{self.employee_id} read {self.furthest_percent}% of {self.version_id}"
+
+
 class AppendOnlyQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise TypeError("Acknowledgements are append-only evidence and cannot be updated.")
@@ -425,6 +453,13 @@ class Acknowledgement(models.Model):
     sso_subject = models.CharField(_("subject at the identity provider"), max_length=255, blank=True)
     sso_amr = models.CharField(_("authentication methods at the identity provider"), max_length=200, blank=True)
     sso_acr = models.CharField(_("authentication context at the identity provider"), max_length=200, blank=True)
+    # Proof of reading (seal format 3), as the reading page reported it up to the acknowledgement
+    # (ReadingProgress): when the text was shown to its end, and for how many seconds the page was in
+    # view. Empty when the browser reported nothing (no JavaScript): then only first_opened_at stands.
+    read_to_end_at = models.DateTimeField(_("read to the end at"), null=True)
+    seconds_on_text = models.PositiveIntegerField(_("seconds on the text"), null=True)
+    # The comprehension check's answers, as canonical JSON (empty without a check). Seal format 3.
+    answers = models.TextField(_("answers"), blank=True)
     sequence = models.PositiveBigIntegerField(_("record number"), unique=True)
     previous_seal = models.CharField(max_length=64)
     seal = models.CharField(max_length=64, unique=True)

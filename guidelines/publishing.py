@@ -60,7 +60,8 @@ def approve_version(*, version, by, at=None, fingerprint=None):
 def fingerprint_of(version, texts=None):
     """The fingerprint of a draft as it is now (texts: its VersionText rows, if already loaded)."""
     return chain.draft_fingerprint(leading_language=version.leading_language, effective_date=version.effective_date,
-                                   texts=texts if texts is not None else version.texts.all())
+                                   texts=texts if texts is not None else version.texts.all(),
+                                   require_read_to_end=version.require_read_to_end)
 
 
 def _editors(version):
@@ -222,9 +223,13 @@ def save_draft(*, version, by, texts):
     require_permission(by, "guidelines.manage")
     with transaction.atomic():
         if version.pk:
+            edited = version
             version = Version.objects.select_for_update().get(pk=version.pk)
             if not version.is_editable:
                 raise ValidationError(_("This version is published and can no longer be changed."))
+            # The settings as edited, on the row as locked.
+            version.leading_language, version.effective_date, version.require_read_to_end = (
+                edited.leading_language, edited.effective_date, edited.require_read_to_end)
         else:
             version.created_by = by
         version.save()

@@ -29,6 +29,7 @@ from .models import (
     Exemption,
     NotificationLog,
     Reading,
+    ReadingProgress,
     Version,
 )
 from .prepared import PreparedQuery
@@ -182,7 +183,8 @@ def check_can_acknowledge(*, employee, version):
         raise PermissionDenied(_("This guideline does not apply to you, so you cannot acknowledge it."))
 
 
-def build_acknowledgement(*, employee, version, text, at, meta, cycle=1, first_opened_at=None):
+def build_acknowledgement(*, employee, version, text, at, meta, cycle=1, first_opened_at=None, read_to_end_at=None,
+                          seconds_on_text=None, answers=""):
     """An unsaved acknowledgement with every evidence field filled in, not yet sealed."""
     manager = employee.manager
     return Acknowledgement(
@@ -209,14 +211,21 @@ def build_acknowledgement(*, employee, version, text, at, meta, cycle=1, first_o
         sso_subject=meta.sso_subject[:255],
         sso_amr=meta.sso_amr[:200],
         sso_acr=meta.sso_acr[:200],
+        read_to_end_at=read_to_end_at,
+        seconds_on_text=seconds_on_text,
+        answers=answers,
     )
 
 
-def acknowledge(*, employee, version, language, meta):
+def acknowledge(*, employee, version, language, meta, reading_tracked=False):
     """Record that `employee` read and understood `version` in `language`.
 
     Returns (acknowledgement, created). Acknowledging again while a valid acknowledgement of
     the same major version exists returns that one with created=False.
+
+    `reading_tracked`: the page reported the reading (js/reading.js runs). Then a version that
+    requires reading to the end is refused until the text was shown to its end; without it the
+    acknowledgement stands on when the text was opened, and says so.
     """
     check_can_acknowledge(employee=employee, version=version)
     # Published, so its texts are frozen: content.released_texts may answer from the cache.
@@ -234,6 +243,9 @@ def acknowledge(*, employee, version, language, meta):
             employee, latest = _acknowledging(employee, version)
             if latest and latest.is_valid_on(now):
                 return latest, False
+            if version.require_read_to_end and reading_tracked and employee.read_to_end_at is None:
+                raise ValidationError(_("Read the text to its end first: the button works once you have reached "
+                                        "the end."), code="read_to_end")
             ack = build_acknowledgement(
                 employee=employee,
                 version=version,
@@ -242,6 +254,8 @@ def acknowledge(*, employee, version, language, meta):
                 meta=meta,
                 cycle=latest.cycle + 1 if latest else 1,
                 first_opened_at=employee.first_opened_at,
+                read_to_end_at=employee.read_to_end_at,
+                seconds_on_text=employee.seconds_on_text,
             )
             ack.sequence, ack.previous_seal = head.sequence + 1, head.seal
             ack.seal = chain.compute_seal(ack, guideline_slug=version.guideline.slug, version_number=version.number)
@@ -263,9 +277,12 @@ def _employee_as_evidence(employee_id, guideline_id, major, version_id):
     acks = (Acknowledgement.objects.filter(employee=OuterRef("pk"), guideline=guideline_id, major=major)
             .order_by("-cycle"))
     first_opened = Reading.objects.filter(employee=OuterRef("pk"), version=version_id).values("first_opened_at")
+    progress = ReadingProgress.objects.filter(employee=OuterRef("pk"), version=version_id)
     return (
         Employee.objects.select_related("user", "department", "manager__user")
-        .annotate(first_opened_at=Subquery(first_opened[:1]), latest_pk=Subquery(acks.values("pk")[:1]))
+        .annotate(first_opened_at=Subquery(first_opened[:1]), latest_pk=Subquery(acks.values("pk")[:1]),
+                  read_to_end_at=Subquery(progress.values("read_to_end_at")[:1]),
+                  seconds_on_text=Subquery(progress.values("seconds_on_text")[:1]))
         .filter(pk=employee_id)
     )
 
@@ -276,8 +293,9 @@ _locked_chain_head = PreparedQuery(ChainHead, lambda: ChainHead.objects.select_f
 
 
 def _acknowledging(employee, version):
-    """The employee with their user, department and manager at this moment (part of the evidence) and
-    when they first opened `version` (`first_opened_at`, or None), in one query; and their latest
+    """The employee with their user, department and manager at this moment (part of the evidence),
+    when they first opened `version` (`first_opened_at`, or None) and how far they read it
+    (`read_to_end_at`, `seconds_on_text`: None without a report from the page), in one query; and their latest
     acknowledgement of its major version, or None (a query more only if there is one)."""
     [employee] = _employee_as_evidence_of(employee.pk, version.guideline_id, version.major, version.pk)
     latest = None
@@ -291,6 +309,40 @@ def record_reading(*, employee, version):
     Reading.objects.bulk_create(
         [Reading(employee=employee, version=version, first_opened_at=timezone.now())], ignore_conflicts=True
     )
+
+
+# The most one report of the reading page may add: it reports every 15 seconds and when it is left.
+MAX_SECONDS_PER_REPORT = 120
+
+
+def record_progress(*, employee, version, seconds, percent):
+    """What the reading page reports (js/reading.js): `seconds` more in view, read up to `percent` of
+    the text (100: its end was shown). The furthest point only grows; the time adds up, but never
+    more than the clock allows since the last report (nor since the page was first opened), so a
+    forged report cannot make a quick look a long read. Only for a version the employee opened and
+    has not acknowledged yet: afterwards the acknowledgement holds what counted."""
+    if not 0 <= seconds <= MAX_SECONDS_PER_REPORT or not 0 <= percent <= 100:
+        raise ValidationError(_("This reading report is out of range."), code="range")
+    with transaction.atomic():
+        opened = Reading.objects.filter(employee=employee, version=version).values_list("first_opened_at", flat=True)
+        first_opened_at = opened.first()
+        if first_opened_at is None:
+            raise ValidationError(_("Open the guideline before reporting how far you read it."), code="not_opened")
+        now = timezone.now()
+        progress, _created = ReadingProgress.objects.select_for_update().get_or_create(
+            employee=employee, version=version, defaults={"updated_at": first_opened_at})
+        if Acknowledgement.objects.filter(employee=employee, version=version).exists():
+            return progress
+        # One second of slack: the browser's clock and ours tick apart.
+        allowed = max(0, int((now - progress.updated_at).total_seconds()) + 1)
+        progress.seconds_on_text = min(progress.seconds_on_text + min(seconds, allowed),
+                                       int((now - first_opened_at).total_seconds()) + 1)
+        progress.furthest_percent = max(progress.furthest_percent, percent)
+        if percent == 100 and progress.read_to_end_at is None:
+            progress.read_to_end_at = now
+        progress.updated_at = now
+        progress.save()
+    return progress
 
 
 def append_seeded_acknowledgements(acks, *, insert=None):

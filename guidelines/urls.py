@@ -14,6 +14,7 @@ urlpatterns = [
     path("guidelines/<slug:slug>/", employee.guideline_detail, name="detail"),
     path("guidelines/<slug:slug>/versions/", employee.version_list, name="versions"),
     path("guidelines/<slug:slug>/acknowledge/", employee.acknowledge, name="acknowledge"),
+    path("guidelines/<slug:slug>/reading/", employee.reading_progress, name="reading_progress"),
     path("hr/guidelines/", hr.guideline_list, name="hr_guidelines"),
     path("hr/guidelines/new/", hr.guideline_new, name="hr_guideline_new"),
     path("hr/guidelines/<slug:slug>/", hr.guideline_detail, name="hr_guideline"),

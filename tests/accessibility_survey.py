@@ -37,6 +37,7 @@ BLOCKING = ("serious", "critical")
 # Patterns that are not pages (by URL name, or by route for a pattern without one), and why.
 NOT_PAGES = {
     "guidelines:acknowledge": "POST only: a GET is sent on to the guideline's page",
+    "guidelines:reading_progress": "POST only: the reading page's reports, answered with 204 and no page",
     "guidelines:hr_draft_preview": "POST only: the draft editor's live preview (an HTML fragment)",
     "guidelines:hr_draft_review": "POST only: request approval, approve, send back (buttons on the draft page)",
     "guidelines:hr_import_apply": "POST only: 'Apply this file' under a dry run's list of changes",

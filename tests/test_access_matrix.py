@@ -110,6 +110,7 @@ class Expect:
 OK = Expect((200,))
 CREATED = Expect((302,), label="302 (done)")  # a successful POST redirects
 INVALID = Expect((400,))  # a deliberately invalid POST got past the access check
+NO_CONTENT = Expect((204,))  # a report taken
 FORBIDDEN = Expect((403,))
 HIDDEN = Expect((404,), label="404 (existence hidden)")
 NOT_FOUND = Expect((404,))
@@ -243,6 +244,13 @@ GUIDELINE_ROWS = [
     # A GET (a reload, a bookmark) is sent to the guideline's page, which decides who may see it.
     route("acknowledge", "guidelines:acknowledge", url("guidelines:acknowledge", "ops.slug"), "GET",
           expect(REDIRECT)),
+    # The reading page's reports: only of a version the employee opened (Alice opened it, from her
+    # guideline page); another employee's report is refused as such (400), without an employee record 403.
+    route("reading_progress", "guidelines:reading_progress", url("guidelines:reading_progress", "ops.slug"), "POST",
+          expect(employee=NO_CONTENT, manager=INVALID, outsider=INVALID),
+          data=lambda world: {"version": world.ops_v1.pk, "seconds": "5", "percent": "50"}),
+    route("reading_progress", "guidelines:reading_progress", url("guidelines:reading_progress", "ops.slug"), "GET",
+          expect(NOT_ALLOWED)),
     # HR: guidelines, drafts, review, publication ------------------------------------------------------
     route("hr_guidelines", "guidelines:hr_guidelines", url("guidelines:hr_guidelines"), "GET", HR_PAGE),
     route("hr_guideline_new", "guidelines:hr_guideline_new", url("guidelines:hr_guideline_new"), "GET", HR_PAGE),

@@ -108,9 +108,10 @@ def test_seal_covers_every_documented_field(alice, version_1, web_meta):
 
 
 def test_new_records_carry_the_current_seal_format(three_acks):
-    assert {ack.seal_format for ack in three_acks} == {chain.CURRENT_SEAL_FORMAT} == {2}
+    assert {ack.seal_format for ack in three_acks} == {chain.CURRENT_SEAL_FORMAT} == {3}
     assert chain.SEAL_FORMATS[1] == chain.SEALED_FIELDS
     assert chain.SEAL_FORMATS[2] == ("seal_format", *chain.SEALED_FIELDS, "sso_subject", "sso_amr", "sso_acr")
+    assert chain.SEAL_FORMATS[3] == (*chain.SEAL_FORMATS[2], "read_to_end_at", "seconds_on_text", "answers")
 
 
 def test_a_record_claiming_an_unknown_seal_format_breaks_the_chain_there(three_acks):
@@ -120,23 +121,22 @@ def test_a_record_claiming_an_unknown_seal_format_breaks_the_chain_there(three_a
     assert "seal format 99" in result.problem
 
 
-def test_records_of_format_1_verify_next_to_format_2_and_each_seals_its_own_format(
+def test_records_of_formats_1_and_2_verify_next_to_format_3_and_each_seals_its_own_format(
         alice, bob, otto, version_1, web_meta):
-    # Records made before format 2 existed: sealed in format 1, with empty provider fields.
+    # Records made before formats 2 and 3 existed: sealed in their own format, with empty later fields.
     older = [services.build_acknowledgement(employee=employee, version=version_1, at=timezone.now(), meta=web_meta,
                                             text=version_1.texts.get(language="en")) for employee in (alice, bob)]
-    for ack in older:
-        ack.seal_format = 1
+    older[0].seal_format, older[1].seal_format = 1, 2
     services.append_seeded_acknowledgements(older)
     sso = services.RequestMeta(auth_method="sso:entra", sso_subject="AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
                                sso_amr="pwd mfa", sso_acr="urn:example:loa:2")
     newer, _ = services.acknowledge(employee=otto, version=version_1, language="en", meta=sso)
     newer = Acknowledgement.objects.get(pk=newer.pk)
-    assert [ack.seal_format for ack in Acknowledgement.objects.order_by("sequence")] == [1, 1, 2]
-    assert chain.sealed_values(newer, guideline_slug="social-media", version_number="1.0")[0] == 2
-    assert chain.sealed_values(newer, guideline_slug="social-media", version_number="1.0")[-3:] == [
-        "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ", "pwd mfa", "urn:example:loa:2"]
-    assert services.verify_evidence().intact  # formats 1 and 2 side by side
+    assert [ack.seal_format for ack in Acknowledgement.objects.order_by("sequence")] == [1, 2, 3]
+    assert chain.sealed_values(newer, guideline_slug="social-media", version_number="1.0")[0] == 3
+    assert chain.sealed_values(newer, guideline_slug="social-media", version_number="1.0")[-6:] == [
+        "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ", "pwd mfa", "urn:example:loa:2", "", "", ""]
+    assert services.verify_evidence().intact  # formats 1, 2 and 3 side by side
 
     tamper("UPDATE guidelines_acknowledgement SET seal_format = 2 WHERE sequence = 1", [])
     result = services.verify_evidence()

@@ -78,6 +78,8 @@ NARROW_UPDATE = {
                                    "last_error"},
     "guidelines_webhooksubscriber": {"is_active", "failure_streak", "disabled_at", "disabled_by_id",
                                      "disabled_reason"},
+    # Reading progress: how far and how long; whose reading of which version never changes.
+    "guidelines_readingprogress": {"furthest_percent", "seconds_on_text", "read_to_end_at", "updated_at"},
 }
 EXPECTED = {
     **{table: {"SELECT", "INSERT"} for table in APPEND_ONLY},
@@ -87,6 +89,7 @@ EXPECTED = {
     "guidelines_apitoken": {"SELECT", "INSERT"},
     "guidelines_webhookdelivery": {"SELECT", "INSERT"},
     "guidelines_webhooksubscriber": {"SELECT", "INSERT"},
+    "guidelines_readingprogress": {"SELECT", "INSERT"},
     "guidelines_chainhead": {"SELECT"},
     # Drafts are edited and deleted; triggers freeze released versions and their texts.
     "guidelines_version": {"SELECT", "INSERT", "UPDATE", "DELETE"},
@@ -95,9 +98,10 @@ EXPECTED = {
     **{table: {"SELECT"} for table in HISTORY},
 }
 GUARDED = [*APPEND_ONLY, *NARROW_UPDATE, "guidelines_version", "guidelines_versiontext"]
-# Tables without a guard trigger: the chain head (verify_evidence detects a moved head), API tokens, and
-# reports (whose files carry their SHA-256 and code); privileges alone keep their other columns.
-UNTRIGGERED = {"guidelines_chainhead", "guidelines_report", "guidelines_apitoken"}
+# Tables without a guard trigger: the chain head (verify_evidence detects a moved head), API tokens,
+# reports (whose files carry their SHA-256 and code) and reading progress (working state until an
+# acknowledgement seals it); privileges alone keep their other columns.
+UNTRIGGERED = {"guidelines_chainhead", "guidelines_report", "guidelines_apitoken", "guidelines_readingprogress"}
 
 
 @dataclass

@@ -91,6 +91,10 @@ def ack(request, alice, bob, version_1, web_meta, settings, monkeypatch):
         alice.user.last_name = 'Ørsted-Zoë "Q"'
         alice.user.save()
         services.record_reading(employee=alice, version=version_1)
+        # Read to the end for 30 seconds, as the reading page reports it.
+        later = django_timezone.now() + timedelta(seconds=40)
+        monkeypatch.setattr(django_timezone, "now", lambda: later)
+        services.record_progress(employee=alice, version=version_1, seconds=30, percent=100)
         meta = other_meta()
     ack, created = services.acknowledge(employee=alice, version=version_1, language="en", meta=meta)
     assert created and ack.sequence == 2
@@ -105,7 +109,7 @@ def test_the_script_recomputes_the_stored_seal_of_a_record_exported_as_the_doc_s
     record.write_text(export(ack.sequence), encoding="utf-8")
     exported = json.loads(record.read_text(encoding="utf-8"))
     assert exported["seal"] == ack.seal and exported["previous_seal"] != chain.GENESIS_SEAL
-    assert exported["seal_format"] == ack.seal_format == chain.CURRENT_SEAL_FORMAT == 2
+    assert exported["seal_format"] == ack.seal_format == chain.CURRENT_SEAL_FORMAT == 3
     assert (exported["first_opened_at"] is None) == (ack.first_opened_at is None)
     assert (exported["ip_address"] is None) == (ack.ip_address is None)
 
@@ -146,6 +150,9 @@ CHANGES = {
     "user_agent": lambda value: value + " ",
     "manager_employee_number": lambda value: "E9999",
     "sso_amr": lambda value: "pwd",
+    "read_to_end_at": lambda value: "2026-01-31T09:15:00.000000Z" if value is None else None,
+    "seconds_on_text": lambda value: 5 if value is None else value + 1,
+    "answers": lambda value: value + "x",
     "seal_format": lambda value: 1,
 }
 
@@ -184,9 +191,9 @@ def test_the_script_accepts_any_utc_offset_and_refuses_what_it_cannot_seal(
     result = run(script, record)
     assert result.returncode == 1 and "missing sealed fields: cycle" in result.stderr
 
-    record.write_text(json.dumps({**exported, "seal_format": 3}))
+    record.write_text(json.dumps({**exported, "seal_format": 4}))
     result = run(script, record)
-    assert result.returncode == 1 and "seal format 3: this script computes formats 1 and 2 only" in result.stderr
+    assert result.returncode == 1 and "seal format 4: this script computes formats 1, 2 and 3 only" in result.stderr
 
     record.write_text(json.dumps({key: value for key, value in exported.items() if key != "sso_acr"}))
     result = run(script, record)

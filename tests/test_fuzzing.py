@@ -557,6 +557,7 @@ def _page_requests(world, name, route, method, roles):
 # The form each POST page binds to request.POST (from reading the views), or the fields it reads itself.
 POST_FORMS = {
     "guidelines:acknowledge": guideline_forms.AcknowledgeForm,
+    "guidelines:reading_progress": guideline_forms.ReadingReportForm,
     "guidelines:hr_guideline_new": guideline_forms.GuidelineForm,
     "guidelines:hr_guideline_edit": guideline_forms.GuidelineForm,
     "guidelines:hr_guideline_retire": guideline_forms.ReasonForm,

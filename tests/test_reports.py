@@ -126,6 +126,7 @@ def test_the_embedded_csv_equals_the_database_rows(scene, arjen):
         "version_read": "1.0", "language": "en", "acknowledged_at_utc": ack.acknowledged_at.isoformat(),
         "channel": "web", "content_hash": ack.content_hash, "record_number": str(ack.sequence),
         "sign_in": "password", "provider_subject": "", "provider_amr": "", "provider_acr": "",
+        "first_opened_at_utc": "", "read_to_end_at_utc": "", "seconds_on_text": "",
     }
     assert (by_number["E0002"]["status"], by_number["E0099"]["status"]) == ("pending", "exempt")
     manifest = reader.attachments["manifest.json"][0].decode()
@@ -313,7 +314,7 @@ def test_the_certificate_names_the_provider_and_its_claims_and_stays_one_page(sc
     assert "Single sign-on through Microsoft Entra ID, with the provider's second factor" in words
     assert "<b>" + "a" * 20 in "".join(text.split())  # shown as text, not markup
     record = json.loads(PdfReader(pdf_path(report)).attachments["acknowledgement.json"][0])
-    assert (record["seal_format"], record["sso_subject"], record["sso_acr"]) == (2, "S" * 255, "<b>" + "a" * 197)
+    assert (record["seal_format"], record["sso_subject"], record["sso_acr"]) == (3, "S" * 255, "<b>" + "a" * 197)
 
 
 def test_sign_in_labels_in_both_languages(settings):

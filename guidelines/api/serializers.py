@@ -107,10 +107,15 @@ class AcknowledgementSerializer(serializers.Serializer):
     statement = serializers.CharField()
     acknowledged_at = serializers.DateTimeField()
     first_opened_at = serializers.DateTimeField(allow_null=True)
+    read_to_end_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the end of the text had been on screen (seal format 3); null: not reported.")
+    seconds_on_text = serializers.IntegerField(
+        allow_null=True, help_text="Seconds the page with the text was in view (seal format 3); null: not reported.")
+    answers = serializers.CharField(help_text="The comprehension check's answers as canonical JSON; empty without one.")
     channel = serializers.CharField()
     auth_method = serializers.CharField()
     previous_seal = serializers.CharField()
-    seal = serializers.CharField(help_text="HMAC-SHA256 over the record and the previous seal.")
+    seal = serializers.CharField(help_text="SHA-256 over the record's sealed values, the previous seal among them.")
     seal_format = serializers.IntegerField()
 
 

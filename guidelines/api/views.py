@@ -310,7 +310,8 @@ class VersionEmployees(ApiView):
 
 ACK_COLUMNS = ("id", "sequence", "guideline", "major", "minor", "cycle", "employee_number", "employee_name",
                "department", "language", "content_hash", "statement", "acknowledged_at", "first_opened_at",
-               "channel", "auth_method", "previous_seal", "seal", "seal_format")
+               "read_to_end_at", "seconds_on_text", "answers", "channel", "auth_method", "previous_seal", "seal",
+               "seal_format")
 
 
 class AcknowledgementList(ApiView):
@@ -347,7 +348,8 @@ class AcknowledgementList(ApiView):
         tuples = list(records.values_list(
             "pk", "sequence", "guideline__slug", "major", "version__minor", "cycle", "employee_number",
             "employee_name", "department_name", "language", "content_hash", "statement", "acknowledged_at",
-            "first_opened_at", "channel", "auth_method", "previous_seal", "seal", "seal_format",
+            "first_opened_at", "read_to_end_at", "seconds_on_text", "answers", "channel", "auth_method",
+            "previous_seal", "seal", "seal_format",
         )[:page_size + 1])
         results = []
         for row in tuples[:page_size]:

@@ -8,6 +8,7 @@ recorded on that day (organisation.py), read with the employment dates of that r
 """
 
 import re
+import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .. import dashboards
 from ..accounts import amr_methods, provider_second_factor, sign_in_description
@@ -138,7 +140,8 @@ def employee_rows(pack, version):
         "employee_number", "user__first_name", "user__last_name", "department_name", "manager_number", "status",
         "due_date", "ack__acknowledged_at", "ack__version__major", "ack__version__minor", "ack__language",
         "ack__channel", "ack__content_hash", "ack__sequence", "ack__auth_method", "ack__sso_subject", "ack__sso_amr",
-        "ack__sso_acr", "pk",
+        "ack__sso_acr", "ack__seal_format", "ack__first_opened_at", "ack__read_to_end_at", "ack__seconds_on_text",
+        "pk",
     ).order_by("department_name", "user__last_name", "user__first_name", "employee_number")
     return rows.iterator(chunk_size=BATCH_ROWS)
 
@@ -152,7 +155,12 @@ CSV_COLUMNS = [
     "manager_employee_number", "status",
     "due_date", "version_read", "language", "acknowledged_at_utc", "channel", "content_hash", "record_number",
     "sign_in", "provider_subject", "provider_amr", "provider_acr",
+    "first_opened_at_utc", "read_to_end_at_utc", "seconds_on_text",
 ]
+
+
+def _utc(moment):
+    return moment.astimezone(timezone.UTC).isoformat() if moment else ""
 
 
 def csv_record(pack, version, row):
@@ -169,7 +177,53 @@ def csv_record(pack, version, row):
         row["ack__channel"] or "", row["ack__content_hash"] or "", row["ack__sequence"] or "",
         row["ack__auth_method"] or "", cell(row["ack__sso_subject"] or ""), cell(row["ack__sso_amr"] or ""),
         cell(row["ack__sso_acr"] or ""),
+        _utc(row["ack__first_opened_at"]) if acknowledged else "", _utc(row["ack__read_to_end_at"]),
+        "" if row["ack__seconds_on_text"] is None else row["ack__seconds_on_text"],
     ]
+
+
+class ReadingKind:
+    """How an acknowledgement's reading is proven (seal format 3): the text shown to its end, shown
+    in part, or only opened (the page reported nothing, e.g. without JavaScript); or not recorded
+    (sealed before the proof of reading existed)."""
+
+    END, PART, OPENED, NOT_RECORDED = "end", "part", "opened", "not_recorded"
+
+    @classmethod
+    def of(cls, row):
+        if (row["ack__seal_format"] or 0) < 3:
+            return cls.NOT_RECORDED
+        if row["ack__read_to_end_at"]:
+            return cls.END
+        return cls.OPENED if row["ack__seconds_on_text"] is None else cls.PART
+
+
+class Readings:
+    """The proof of reading of a pack's acknowledgements: how many of each ReadingKind, and the
+    median time on the text, tallied while the per-employee rows stream past."""
+
+    LABELS = {
+        ReadingKind.END: gettext_lazy("The text was on screen to its end"),
+        ReadingKind.PART: gettext_lazy("The text was on screen, not to its end"),
+        ReadingKind.OPENED: gettext_lazy("Opened only: the page reported no reading (no JavaScript)"),
+        ReadingKind.NOT_RECORDED: gettext_lazy("Not recorded: acknowledged before reading was recorded"),
+    }
+
+    def __init__(self):
+        self.counts, self.seconds = Counter(), []
+
+    def add(self, row):
+        if row["ack__acknowledged_at"]:
+            self.counts[ReadingKind.of(row)] += 1
+            if row["ack__seconds_on_text"] is not None:
+                self.seconds.append(row["ack__seconds_on_text"])
+
+    def rows(self):
+        return [{"kind": kind, "label": label, "count": self.counts[kind]} for kind, label in self.LABELS.items()
+                if self.counts[kind]]
+
+    def median_seconds(self):
+        return statistics.median_low(self.seconds) if self.seconds else None
 
 
 class SignIns:

@@ -38,7 +38,8 @@ GENERATOR = "Guidelines evidence reports 1.0"
 # How the embedded CSV treats text a spreadsheet would run as a formula (dashboards.csv_cell), for the manifest.
 CSV_FORMULA_CELLS = "cells starting with = + - @, a tab or a carriage return are prefixed with an apostrophe (')"
 
-EMPLOYEE_WIDTHS = (28, 10, 18, 12, 7, 4, 16, 9, 64)
+# 184 characters: as many as a landscape A4 page holds in the table's type.
+EMPLOYEE_WIDTHS = (24, 10, 15, 12, 7, 4, 16, 7, 7, 64)
 OUTSTANDING_WIDTHS = (28, 10, 20, 9, 11, 90)
 
 
@@ -144,8 +145,16 @@ def _employee_line(version, row):
         row["department_name"] or "—", str(Status(row["status"]).label),
         f"{row['ack__version__major']}.{row['ack__version__minor']}" if acknowledged else "—",
         row["ack__language"] or "—", _local(acknowledged) or "—",
-        row["ack__channel"] or "—", row["ack__content_hash"] or "—",
+        row["ack__channel"] or "—", _reading(row) if acknowledged else "—", row["ack__content_hash"] or "—",
     ]
+
+
+def _reading(row):
+    """The table's short word for how the reading is proven (the legend on the front page explains it)."""
+    return str({
+        contents.ReadingKind.END: _("end"), contents.ReadingKind.PART: _("part"),
+        contents.ReadingKind.OPENED: _("opened"), contents.ReadingKind.NOT_RECORDED: "—",
+    }[contents.ReadingKind.of(row)])
 
 
 def _outstanding_line(row):
@@ -178,7 +187,7 @@ def prepare(report):
     with translation.override(pack.language):
         chain = contents.chain_check(report.requested_by)
         sections = contents.version_sections(pack)
-        counts, sign_ins = {}, contents.SignIns()
+        counts, sign_ins, readings = {}, contents.SignIns(), contents.Readings()
         # One pass over the per-employee rows writes the table lines and the embedded CSV, and counts
         # the sign-in methods.
         csv_buffer = io.StringIO()
@@ -191,6 +200,7 @@ def prepare(report):
                     lines.write(json.dumps(_employee_line(version, row)) + "\n")
                     csv_writer.writerow(contents.csv_record(pack, version, row))
                     sign_ins.add(row)
+                    readings.add(row)
                     counts["employees"] += 1
         csv_text = csv_buffer.getvalue()
         with open(folder / "outstanding.jsonl", "w") as lines:
@@ -216,6 +226,7 @@ def prepare(report):
             "exemptions": contents.exemptions(pack), "extensions": contents.extensions(pack),
             "history": contents.version_history(pack), "texts": contents.reported_texts(pack), "chain": chain,
             "sign_ins": sign_ins.rows(), "providers": list(configured_providers().values()),
+            "readings": readings.rows(), "median_seconds_on_text": readings.median_seconds(),
             "checkpoints": checkpoint_rows, "checkpoints_made": checkpoints_made,
         }
 
@@ -248,6 +259,7 @@ def prepare(report):
             "csv_formula_cells": CSV_FORMULA_CELLS,
             "sign_ins": [{key: row[key] for key in ("method", "provider_second_factor", "count")}
                          for row in sign_ins.rows()],
+            "readings": {row["kind"]: row["count"] for row in readings.rows()},
             "checkpoints": [{"made_at": checkpoint.made_at.astimezone(UTC).isoformat(),
                              "head_sequence": checkpoint.head_sequence, "head_seal": checkpoint.head_seal,
                              "digest": checkpoint.digest, "timestamp_authority": checkpoint.timestamp_authority,
@@ -280,7 +292,7 @@ def render_chunk(report, index):
     with translation.override(report.language):
         if chunk["table"] == "employees":
             heading = [_("Name"), _("Number"), _("Department"), _("Status"), _("Version"), _("Lang"),
-                       _("Acknowledged at"), _("Channel"), _("SHA-256 of the text read")]
+                       _("Acknowledged at"), _("Channel"), _("Read"), _("SHA-256 of the text read")]
             widths, section = EMPLOYEE_WIDTHS, _("Per-employee acknowledgements")
         else:
             heading = [_("Name"), _("Number"), _("Department"), _("Status"), _("Due date"),

@@ -3,6 +3,7 @@
 from datetime import date
 
 from django import template
+from django.utils.translation import gettext as _
 
 from ..access import group_label as _group_label
 from ..models import LANGUAGE_CHOICES
@@ -30,3 +31,14 @@ def iso_date(value):
         return date.fromisoformat(value)
     except (TypeError, ValueError):
         return value
+
+
+@register.filter
+def duration(seconds):
+    """Seconds as minutes and seconds for the reader ("2 min 5 s", "45 s"); None as is."""
+    if seconds is None:
+        return None
+    minutes, rest = divmod(int(seconds), 60)
+    if not minutes:
+        return _("%(seconds)d s") % {"seconds": rest}
+    return _("%(minutes)d min %(seconds)d s") % {"minutes": minutes, "seconds": rest}

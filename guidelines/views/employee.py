@@ -4,18 +4,18 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Exists, OuterRef, Window
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import publishing, services, status
 from ..access import employee_required, is_hr_or_auditor
 from ..accounts import request_evidence
 from ..content import diff_between, released_texts
-from ..forms import AcknowledgeForm
-from ..models import LANGUAGES, Acknowledgement, Employee, Guideline, Reading, Version, VersionText
+from ..forms import AcknowledgeForm, ReadingReportForm
+from ..models import LANGUAGES, Acknowledgement, Employee, Guideline, Reading, ReadingProgress, Version, VersionText
 from ..prepared import PreparedQuery
 from .lookups import check_version_number, guideline_or_404
 
@@ -116,6 +116,9 @@ def _detail_context(request, versions, version, language, *, in_audience, form=N
     if can_acknowledge and form is None:
         via = request.GET.get("via", "")
         form = AcknowledgeForm(initial={"version": version.pk, "language": text.language, "via": via[:200]})
+    # Whether the text was shown to its end before (a query only where the version requires it).
+    read_to_end = can_acknowledge and version.require_read_to_end and ReadingProgress.objects.filter(
+        employee=employee, version=version, read_to_end_at__isnull=False).exists()
     return {
         "guideline": guideline,
         "version": version,
@@ -129,6 +132,7 @@ def _detail_context(request, versions, version, language, *, in_audience, form=N
         "due_date": standing.due_date if standing else None,
         "changes": changes,
         "form": form if can_acknowledge else None,
+        "read_to_end": read_to_end,
     }
 
 
@@ -265,8 +269,14 @@ def _acknowledge(request, slug):
     try:
         channel = services.channel_for(employee=request.employee, email_link=form.cleaned_data["via"])
         ack, created = services.acknowledge(employee=request.employee, version=version, language=language,
-                                            meta=request_evidence(request, channel))
+                                            meta=request_evidence(request, channel),
+                                            reading_tracked=form.cleaned_data["reading"] == "tracked")
     except ValidationError as error:
+        if error.code == "read_to_end":
+            form.add_error("confirm", error)
+            context = _detail_context(request, Versions.of(slug), version, language, form=form,
+                                      in_audience=_in_audience(request, guideline))
+            return render(request, "guidelines/guideline_detail.html", context, status=400)
         current = guideline.versions.published().first()
         return render(request, "guidelines/not_current.html",
                       {"guideline": guideline, "message": error.messages[0], "current": current}, status=409)
@@ -274,6 +284,30 @@ def _acknowledge(request, slug):
         return render(request, "guidelines/already_acknowledged.html", {"ack": ack, "guideline": guideline})
     messages.success(request, _("Thank you. Your acknowledgement has been recorded."))
     return redirect("guidelines:receipt", pk=ack.pk)
+
+
+@require_POST
+@employee_required
+def reading_progress(request, slug):
+    """js/reading.js reports how far and how long the text was in view: 204, or 400 with the reason
+    (plain text: the script reads only the status)."""
+    form = ReadingReportForm(request.POST)
+    if not form.is_valid():
+        return _refused(_("This reading report is incomplete or out of range."))
+    version = next(iter(_released_version(slug, form.cleaned_data["version"])), None)
+    if version is None:
+        guideline_or_404(slug)
+        return _refused(_("That version does not belong to this guideline."))
+    try:
+        services.record_progress(employee=request.employee, version=version, seconds=form.cleaned_data["seconds"],
+                                 percent=form.cleaned_data["percent"])
+    except ValidationError as error:
+        return _refused(error.messages[0])
+    return HttpResponse(status=204)
+
+
+def _refused(message):
+    return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
 
 
 @require_GET

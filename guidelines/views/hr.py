@@ -129,7 +129,8 @@ def _initial_texts(guideline):
 
 
 def _draft_initial(version):
-    initial = {"leading_language": version.leading_language, "effective_date": version.effective_date}
+    initial = {"leading_language": version.leading_language, "effective_date": version.effective_date,
+               "require_read_to_end": version.require_read_to_end}
     for text in version.texts.all():
         initial.update({f"title_{text.language}": text.title, f"body_{text.language}": text.body,
                         f"summary_{text.language}": text.change_summary})
@@ -139,6 +140,7 @@ def _draft_initial(version):
 def _save_draft_form(request, form, version):
     version.leading_language = form.cleaned_data["leading_language"]
     version.effective_date = form.cleaned_data["effective_date"]
+    version.require_read_to_end = form.cleaned_data["require_read_to_end"]
     try:
         version = publishing.save_draft(version=version, by=request.user, texts=form.texts())
     except ValidationError as error:

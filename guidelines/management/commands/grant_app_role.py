@@ -71,6 +71,10 @@ MODEL_POLICY = {
     # row lock (SELECT ... FOR UPDATE needs UPDATE). Never inserted or deleted by the application.
     "guidelines.chainhead": READ.with_update("sequence", "seal"),
     "guidelines.checkpoint": APPEND,
+    # How far an employee read a version, as the reading page reports it (services.record_progress):
+    # working state until the acknowledgement copies and seals it. Never deleted.
+    "guidelines.readingprogress": APPEND.with_update("furthest_percent", "seconds_on_text", "read_to_end_at",
+                                                     "updated_at"),
     # API tokens: issued, used (last use), revoked; never deleted (the security log names them by key).
     "guidelines.apitoken": APPEND.with_update("revoked_by", "revoked_at", "last_used_at"),
     # Webhooks (webhooks.py, webhook_events.py): events are recorded once and never change; a delivery
