@@ -19,8 +19,9 @@ record breaks every later seal. The first record's previous seal is GENESIS_SEAL
 
 Fingerprint of a draft (what an approver approves): SHA-256 of the same JSON encoding of
 [leading_language, effective_date or "", [[language, title, content hash of body, change_summary], …]]
-with the variants sorted by language, and "read-to-end" appended when the version requires reading
-to the end. Publication compares it with the approved one.
+with the variants sorted by language, then "read-to-end" when the version requires reading to the
+end, then ["questions", [[position, text_nl, text_en, choices, correct, hint_nl, hint_en], …]] when
+it has a comprehension check. Publication compares it with the approved one.
 """
 
 import hashlib
@@ -86,14 +87,17 @@ def content_hash(markdown_source):
 _SEAL_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def draft_fingerprint(*, leading_language, effective_date, texts, require_read_to_end=False):
+def draft_fingerprint(*, leading_language, effective_date, texts, require_read_to_end=False, questions=()):
     """`texts`: objects with language, title, body and change_summary."""
     variants = sorted(
         [text.language, text.title, content_hash(text.body), canonical_text(text.change_summary)] for text in texts
     )
     values = [leading_language, effective_date.isoformat() if effective_date else "", variants]
-    if require_read_to_end:  # appended only when set: drafts approved before it keep their fingerprint
+    # Appended only when there are any: drafts approved before these existed keep their fingerprint.
+    if require_read_to_end:
         values.append("read-to-end")
+    if questions:
+        values.append(["questions", list(questions)])
     return hashlib.sha256(_SEAL_ENCODER.encode(values).encode()).hexdigest()
 
 

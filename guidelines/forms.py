@@ -43,6 +43,21 @@ class AcknowledgeForm(forms.Form):
         error_messages={"required": _("Please tick the box to confirm that you have read and understood it.")},
     )
 
+    def __init__(self, *args, questions=(), language="en", **kwargs):
+        """`questions`: the version's comprehension check (QuizQuestion), one field `q<pk>` each, in
+        the reader's language."""
+        super().__init__(*args, **kwargs)
+        self.questions = list(questions)
+        for number, question in enumerate(self.questions, start=1):
+            missing = _("Question %(number)s: choose an answer.") % {"number": number}
+            self.fields[f"q{question.pk}"] = forms.TypedChoiceField(
+                label=question.text(language), coerce=int, widget=forms.RadioSelect,
+                choices=[(position, text) for position, text in enumerate(question.choice_texts(language))],
+                error_messages={"required": missing, "invalid_choice": missing})
+
+    def answers(self):
+        return {question.pk: self.cleaned_data[f"q{question.pk}"] for question in self.questions}
+
 
 class ReadingReportForm(forms.Form):
     """What js/reading.js reports while the guideline page is open (services.record_progress)."""
@@ -124,6 +139,71 @@ class DraftForm(forms.Form):
                        self.cleaned_data[f"summary_{language}"].strip())
             for language in LANGUAGES
         }
+
+
+class QuestionsForm(forms.Form):
+    """A draft's comprehension check: up to five questions, each in both languages with two to four
+    answers, the right one marked, and the passage of the text that answers it. A question left
+    empty is no question; comprehension.set_questions checks the rest."""
+
+    SLOTS, CHOICES = 5, 4
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for n in range(1, self.SLOTS + 1):
+            for lang, language in (("nl", _("Dutch")), ("en", _("English"))):
+                self.fields[f"q{n}_text_{lang}"] = forms.CharField(
+                    label=_("Question %(number)s (%(language)s)") % {"number": n, "language": language},
+                    max_length=300, required=False)
+            for i in range(1, self.CHOICES + 1):
+                for lang, language in (("nl", _("Dutch")), ("en", _("English"))):
+                    self.fields[f"q{n}_choice{i}_{lang}"] = forms.CharField(
+                        label=_("Answer %(letter)s (%(language)s)") % {"letter": "ABCD"[i - 1], "language": language},
+                        max_length=200, required=False)
+            self.fields[f"q{n}_correct"] = forms.TypedChoiceField(
+                label=_("Right answer"), coerce=int, required=False, empty_value=None, widget=forms.RadioSelect,
+                choices=[(i, "ABCD"[i - 1]) for i in range(1, self.CHOICES + 1)])
+            for lang, language in (("nl", _("Dutch")), ("en", _("English"))):
+                self.fields[f"q{n}_hint_{lang}"] = forms.CharField(
+                    label=_("Where the text answers it (%(language)s)") % {"language": language}, max_length=1000,
+                    required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                    help_text=_("Shown after a wrong answer: quote the passage.") if lang == "nl" else "")
+
+    @classmethod
+    def initial_for(cls, questions):
+        initial = {}
+        for n, question in enumerate(questions, start=1):
+            initial.update({f"q{n}_text_nl": question.text_nl, f"q{n}_text_en": question.text_en,
+                            f"q{n}_hint_nl": question.hint_nl, f"q{n}_hint_en": question.hint_en,
+                            f"q{n}_correct": question.correct + 1})
+            for i, choice in enumerate(question.choices, start=1):
+                initial.update({f"q{n}_choice{i}_nl": choice["nl"], f"q{n}_choice{i}_en": choice["en"]})
+        return initial
+
+    def slots(self):
+        """Per slot, its bound fields, for the template."""
+        return [{"number": n, "text": [self[f"q{n}_text_{lang}"] for lang in LANGUAGES],
+                 "choices": [[self[f"q{n}_choice{i}_{lang}"] for lang in LANGUAGES]
+                             for i in range(1, self.CHOICES + 1)],
+                 "correct": self[f"q{n}_correct"], "hint": [self[f"q{n}_hint_{lang}"] for lang in LANGUAGES]}
+                for n in range(1, self.SLOTS + 1)]
+
+    def questions(self):
+        """The filled slots, in order, as comprehension.set_questions reads them; with the slot each came from."""
+        data, found = self.cleaned_data, []
+        for n in range(1, self.SLOTS + 1):
+            names = [name for name in self.fields if name.startswith(f"q{n}_") and name != f"q{n}_correct"]
+            if not any(data.get(name) for name in names):
+                continue
+            correct = data.get(f"q{n}_correct")
+            found.append((n, {
+                "text": {lang: data[f"q{n}_text_{lang}"] for lang in LANGUAGES},
+                "choices": [{lang: data[f"q{n}_choice{i}_{lang}"] for lang in LANGUAGES}
+                            for i in range(1, self.CHOICES + 1)],
+                "correct": None if correct is None else correct - 1,
+                "hint": {lang: data[f"q{n}_hint_{lang}"] for lang in LANGUAGES},
+            }))
+        return found
 
 
 class PublishForm(forms.Form):

@@ -362,6 +362,66 @@ class VersionText(models.Model):
         return f"{self.version} [{self.language}]"
 
 
+class QuizQuestion(models.Model):
+    """A multiple-choice question of a version's comprehension check, in both languages, frozen with
+    the version at publication (DB trigger). `choices` is a list of {"nl": …, "en": …}; `correct`
+    the position (0-based) of the right one; `hint_*` the passage of the text that answers it, shown
+    after a wrong answer."""
+
+    MAX_PER_VERSION = 5
+
+    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="questions")
+    position = models.PositiveSmallIntegerField()
+    text_nl = models.CharField(_("question (Dutch)"), max_length=300)
+    text_en = models.CharField(_("question (English)"), max_length=300)
+    choices = models.JSONField(_("choices"))
+    correct = models.PositiveSmallIntegerField(_("right answer"))
+    hint_nl = models.TextField(_("where the text says so (Dutch)"), max_length=1000)
+    hint_en = models.TextField(_("where the text says so (English)"), max_length=1000)
+
+    class Meta:
+        ordering = ["version", "position"]
+        verbose_name = _("comprehension question")
+        verbose_name_plural = _("comprehension questions")
+        constraints = [
+            models.UniqueConstraint(fields=["version", "position"], name="one_question_per_position"),
+            models.CheckConstraint(condition=models.Q(position__gte=1, position__lte=5),
+                                   name="question_position_1_to_5"),
+        ]
+
+    def __str__(self):
+        return f"{self.version} Q{self.position}"
+
+    def text(self, language):
+        return self.text_nl if language == "nl" else self.text_en
+
+    def hint(self, language):
+        return self.hint_nl if language == "nl" else self.hint_en
+
+    def choice_texts(self, language):
+        return [choice[language] for choice in self.choices]
+
+
+class QuizAttempt(models.Model):
+    """One answer an employee gave to a question: append-only (DB trigger), so the number of tries
+    and the final answer sealed with the acknowledgement can be traced."""
+
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="quiz_attempts")
+    question = models.ForeignKey(QuizQuestion, on_delete=models.PROTECT, related_name="attempts")
+    choice = models.PositiveSmallIntegerField()
+    correct = models.BooleanField()
+    answered_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["answered_at", "pk"]
+        verbose_name = _("answer to a comprehension question")
+        verbose_name_plural = _("answers to comprehension questions")
+        indexes = [models.Index(fields=["question", "employee"], name="quiz_attempt_question_employee")]
+
+    def __str__(self):
+        return f"{self.employee_id} answered {self.question_id}: {self.choice}"
+
+
 class Reading(models.Model):
     """When an employee first opened a version: evidence that precedes the acknowledgement."""
 

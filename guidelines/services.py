@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -28,6 +28,7 @@ from .models import (
     Employee,
     Exemption,
     NotificationLog,
+    QuizQuestion,
     Reading,
     ReadingProgress,
     Version,
@@ -246,6 +247,11 @@ def acknowledge(*, employee, version, language, meta, reading_tracked=False):
             if version.require_read_to_end and reading_tracked and employee.read_to_end_at is None:
                 raise ValidationError(_("Read the text to its end first: the button works once you have reached "
                                         "the end."), code="read_to_end")
+            answers = ""
+            if employee.comprehension_questions:
+                from . import comprehension  # it asks this module who may acknowledge
+
+                answers = comprehension.final_answers(employee, version)
             ack = build_acknowledgement(
                 employee=employee,
                 version=version,
@@ -256,6 +262,7 @@ def acknowledge(*, employee, version, language, meta, reading_tracked=False):
                 first_opened_at=employee.first_opened_at,
                 read_to_end_at=employee.read_to_end_at,
                 seconds_on_text=employee.seconds_on_text,
+                answers=answers,
             )
             ack.sequence, ack.previous_seal = head.sequence + 1, head.seal
             ack.seal = chain.compute_seal(ack, guideline_slug=version.guideline.slug, version_number=version.number)
@@ -278,11 +285,13 @@ def _employee_as_evidence(employee_id, guideline_id, major, version_id):
             .order_by("-cycle"))
     first_opened = Reading.objects.filter(employee=OuterRef("pk"), version=version_id).values("first_opened_at")
     progress = ReadingProgress.objects.filter(employee=OuterRef("pk"), version=version_id)
+    questions = QuizQuestion.objects.filter(version=version_id).values("version").annotate(n=Count("pk"))
     return (
         Employee.objects.select_related("user", "department", "manager__user")
         .annotate(first_opened_at=Subquery(first_opened[:1]), latest_pk=Subquery(acks.values("pk")[:1]),
                   read_to_end_at=Subquery(progress.values("read_to_end_at")[:1]),
-                  seconds_on_text=Subquery(progress.values("seconds_on_text")[:1]))
+                  seconds_on_text=Subquery(progress.values("seconds_on_text")[:1]),
+                  comprehension_questions=Subquery(questions.values("n")[:1]))
         .filter(pk=employee_id)
     )
 

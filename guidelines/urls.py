@@ -27,6 +27,7 @@ urlpatterns = [
     path("hr/drafts/preview/", hr.draft_preview, name="hr_draft_preview"),
     path("hr/drafts/<int:pk>/", hr.draft_detail, name="hr_draft"),
     path("hr/drafts/<int:pk>/edit/", hr.draft_edit, name="hr_draft_edit"),
+    path("hr/drafts/<int:pk>/questions/", hr.draft_questions, name="hr_draft_questions"),
     path("hr/drafts/<int:pk>/review/", hr.draft_review, name="hr_draft_review"),
     path("hr/drafts/<int:pk>/approve/", hr.draft_approve, name="hr_draft_approve"),
     path("hr/drafts/<int:pk>/send-back/", hr.draft_send_back, name="hr_draft_send_back"),

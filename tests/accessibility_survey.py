@@ -94,6 +94,7 @@ PK_OBJECTS = {
     "guidelines:hr_exemption_revoke": ("exemption",),
     "guidelines:hr_draft": ("draft", "under_review"),
     "guidelines:hr_draft_edit": ("draft",),
+    "guidelines:hr_draft_questions": ("draft",),
     "guidelines:hr_draft_review": ("under_review",),
     "guidelines:hr_draft_publish": ("approved",),
     "guidelines:hr_draft_approve": ("under_review",),

@@ -296,6 +296,13 @@ GUIDELINE_ROWS = [
     # Reviewers (HR and approvers) read drafts.
     route("hr_draft", "guidelines:hr_draft", url("guidelines:hr_draft", "draft.pk"), "GET",
           expect(hr_staff=OK, manager=OK)),
+    route("hr_draft_questions", "guidelines:hr_draft_questions", url("guidelines:hr_draft_questions", "draft.pk"),
+          "GET", HR_PAGE),
+    route("hr_draft_questions", "guidelines:hr_draft_questions", url("guidelines:hr_draft_questions", "draft.pk"),
+          "POST", HR_POST, data=lambda world: {
+              "q1_text_nl": "Vraag?", "q1_text_en": "Question?", "q1_choice1_nl": "Ja", "q1_choice1_en": "Yes",
+              "q1_choice2_nl": "Nee", "q1_choice2_en": "No", "q1_correct": "1", "q1_hint_nl": "Regel 1.",
+              "q1_hint_en": "Rule 1."}),
     route("hr_draft_edit", "guidelines:hr_draft_edit", url("guidelines:hr_draft_edit", "draft.pk"), "GET", HR_PAGE),
     route("hr_draft_edit", "guidelines:hr_draft_edit", url("guidelines:hr_draft_edit", "draft.pk"), "POST", HR_POST,
           data=_draft_data),

@@ -62,6 +62,8 @@ APPEND_ONLY = [
     "guidelines_importrun", "guidelines_importchange", "guidelines_notificationitem",
     # The body of a webhook event as it was signed and sent.
     "guidelines_webhookevent",
+    # Every answer given to a comprehension question.
+    "guidelines_quizattempt",
 ]
 HISTORY = ["guidelines_employeehistory", "guidelines_accounthistory", "guidelines_rolegrouphistory"]
 NARROW_UPDATE = {
@@ -94,10 +96,11 @@ EXPECTED = {
     # Drafts are edited and deleted; triggers freeze released versions and their texts.
     "guidelines_version": {"SELECT", "INSERT", "UPDATE", "DELETE"},
     "guidelines_versiontext": {"SELECT", "INSERT", "UPDATE", "DELETE"},
+    "guidelines_quizquestion": {"SELECT", "INSERT", "UPDATE", "DELETE"},
     # The organisation's history: written only by its triggers, as the tables' owner.
     **{table: {"SELECT"} for table in HISTORY},
 }
-GUARDED = [*APPEND_ONLY, *NARROW_UPDATE, "guidelines_version", "guidelines_versiontext"]
+GUARDED = [*APPEND_ONLY, *NARROW_UPDATE, "guidelines_version", "guidelines_versiontext", "guidelines_quizquestion"]
 # Tables without a guard trigger: the chain head (verify_evidence detects a moved head), API tokens,
 # reports (whose files carry their SHA-256 and code) and reading progress (working state until an
 # acknowledgement seals it); privileges alone keep their other columns.

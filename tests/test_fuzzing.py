@@ -563,6 +563,7 @@ POST_FORMS = {
     "guidelines:hr_guideline_retire": guideline_forms.ReasonForm,
     "guidelines:hr_draft_new": guideline_forms.DraftForm,
     "guidelines:hr_draft_edit": guideline_forms.DraftForm,
+    "guidelines:hr_draft_questions": guideline_forms.QuestionsForm,
     "guidelines:hr_draft_publish": guideline_forms.PublishForm,
     "guidelines:hr_exemption_grant": guideline_forms.ExemptionForm,
     "guidelines:hr_extension_grant": guideline_forms.ExtensionForm,

@@ -77,6 +77,8 @@ EXPECTED_TRIGGERS = {
     "guidelines_webhookevent": {"no_update", "no_delete"},
     "guidelines_webhookdelivery": {"no_delete"},
     "guidelines_webhooksubscriber": {"no_delete"},
+    "guidelines_quizquestion": {"frozen_insert", "frozen_update", "frozen_delete", "frozen_move"},
+    "guidelines_quizattempt": {"no_update", "no_delete"},
 }
 
 

@@ -59,7 +59,7 @@ def test_an_employee_signs_in_at_the_provider_and_acknowledges(
     page.get_by_role("button", name="Acknowledge").click()
     page.get_by_role("heading", name="Receipt of your acknowledgement").wait_for()
     ack = Acknowledgement.objects.get(employee=alice)
-    assert (ack.auth_method, ack.sso_subject, ack.seal_format) == ("sso:entra", "sub-alice", 2)
+    assert (ack.auth_method, ack.sso_subject, ack.seal_format) == ("sso:entra", "sub-alice", 3)
     assert SocialAccount.objects.get(user=alice.user).uid == "sub-alice"
 
 

@@ -141,7 +141,7 @@ def employee_rows(pack, version):
         "due_date", "ack__acknowledged_at", "ack__version__major", "ack__version__minor", "ack__language",
         "ack__channel", "ack__content_hash", "ack__sequence", "ack__auth_method", "ack__sso_subject", "ack__sso_amr",
         "ack__sso_acr", "ack__seal_format", "ack__first_opened_at", "ack__read_to_end_at", "ack__seconds_on_text",
-        "pk",
+        "ack__answers", "pk",
     ).order_by("department_name", "user__last_name", "user__first_name", "employee_number")
     return rows.iterator(chunk_size=BATCH_ROWS)
 
@@ -155,7 +155,7 @@ CSV_COLUMNS = [
     "manager_employee_number", "status",
     "due_date", "version_read", "language", "acknowledged_at_utc", "channel", "content_hash", "record_number",
     "sign_in", "provider_subject", "provider_amr", "provider_acr",
-    "first_opened_at_utc", "read_to_end_at_utc", "seconds_on_text",
+    "first_opened_at_utc", "read_to_end_at_utc", "seconds_on_text", "comprehension_answers",
 ]
 
 
@@ -178,7 +178,7 @@ def csv_record(pack, version, row):
         row["ack__auth_method"] or "", cell(row["ack__sso_subject"] or ""), cell(row["ack__sso_amr"] or ""),
         cell(row["ack__sso_acr"] or ""),
         _utc(row["ack__first_opened_at"]) if acknowledged else "", _utc(row["ack__read_to_end_at"]),
-        "" if row["ack__seconds_on_text"] is None else row["ack__seconds_on_text"],
+        "" if row["ack__seconds_on_text"] is None else row["ack__seconds_on_text"], row["ack__answers"] or "",
     ]
 
 

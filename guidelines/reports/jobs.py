@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from .. import chain, imports, organisation, webhook_events
+from .. import chain, comprehension, imports, organisation, webhook_events
 from ..access import group_label, require_acknowledgement_reader, require_evidence_reader
 from ..accounts import configured_providers, sign_in_label
 from ..models import ERROR_TEXT_LIMIT, AuditEvent, Report
@@ -227,6 +227,8 @@ def prepare(report):
             "history": contents.version_history(pack), "texts": contents.reported_texts(pack), "chain": chain,
             "sign_ins": sign_ins.rows(), "providers": list(configured_providers().values()),
             "readings": readings.rows(), "median_seconds_on_text": readings.median_seconds(),
+            "comprehension": [{"version": version, "rates": rates} for version in pack.versions
+                              if (rates := comprehension.pass_rates(version))],
             "checkpoints": checkpoint_rows, "checkpoints_made": checkpoints_made,
         }
 

@@ -1,5 +1,6 @@
 """Names of stored values as readers see them, in their language."""
 
+import json
 from datetime import date
 
 from django import template
@@ -42,3 +43,14 @@ def duration(seconds):
     if not minutes:
         return _("%(seconds)d s") % {"seconds": rest}
     return _("%(minutes)d min %(seconds)d s") % {"minutes": minutes, "seconds": rest}
+
+
+@register.filter
+def tries(answers):
+    """The tries per question of an acknowledgement's sealed answers (comprehension.final_answers)."""
+    if not answers:
+        return []
+    try:
+        return [str(answer["tries"]) for answer in json.loads(answers)]
+    except (ValueError, TypeError, KeyError):
+        return []

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import publishing, services, status
+from .. import comprehension, publishing, services, status
 from ..access import employee_required, is_hr_or_auditor
 from ..accounts import request_evidence
 from ..content import diff_between, released_texts
@@ -93,7 +93,7 @@ def _in_audience(request, guideline):
     return request.employee is not None and guideline.includes(request.employee)
 
 
-def _detail_context(request, versions, version, language, *, in_audience, form=None):
+def _detail_context(request, versions, version, language, *, in_audience, form=None, wrong=()):
     employee, guideline, current = request.employee, versions.guideline, versions.current
     ack = previous_ack = standing = None
     if employee and current:
@@ -115,7 +115,8 @@ def _detail_context(request, versions, version, language, *, in_audience, form=N
     can_acknowledge = standing is not None and version == current and standing.may_acknowledge
     if can_acknowledge and form is None:
         via = request.GET.get("via", "")
-        form = AcknowledgeForm(initial={"version": version.pk, "language": text.language, "via": via[:200]})
+        form = AcknowledgeForm(initial={"version": version.pk, "language": text.language, "via": via[:200]},
+                               questions=comprehension.questions_of(version), language=text.language)
     # Whether the text was shown to its end before (a query only where the version requires it).
     read_to_end = can_acknowledge and version.require_read_to_end and ReadingProgress.objects.filter(
         employee=employee, version=version, read_to_end_at__isnull=False).exists()
@@ -133,6 +134,10 @@ def _detail_context(request, versions, version, language, *, in_audience, form=N
         "changes": changes,
         "form": form if can_acknowledge else None,
         "read_to_end": read_to_end,
+        # The check's questions with the passage to read again after a wrong answer.
+        "quiz": [{"field": form[f"q{question.pk}"], "number": number,
+                  "hint": question.hint(text.language) if f"q{question.pk}" in wrong else ""}
+                 for number, question in enumerate(form.questions, start=1)] if can_acknowledge else [],
     }
 
 
@@ -261,18 +266,32 @@ def _acknowledge(request, slug):
                       status=400)
     guideline = version.guideline
     language = form.cleaned_data["language"]
+    # Again with the version's questions, labelled in the language read.
+    form = AcknowledgeForm(request.POST, questions=comprehension.questions_of(version), language=language)
     if not form.is_valid():
         versions = Versions.of(slug)
         context = _detail_context(request, versions, version, language, form=form,
                                   in_audience=_in_audience(request, guideline))
         return render(request, "guidelines/guideline_detail.html", context, status=400)
+    if form.questions:
+        right = comprehension.check_answers(employee=request.employee, version=version, answers=form.answers(),
+                                            questions=form.questions)
+        wrong = {f"q{pk}" for pk, correct in right.items() if not correct}
+        if wrong:
+            for number, question in enumerate(form.questions, start=1):
+                if f"q{question.pk}" in wrong:
+                    form.add_error(f"q{question.pk}", _("Question %(number)s: not quite. Read the passage under it "
+                                                        "again and choose once more.") % {"number": number})
+            context = _detail_context(request, Versions.of(slug), version, language, form=form, wrong=wrong,
+                                      in_audience=_in_audience(request, guideline))
+            return render(request, "guidelines/guideline_detail.html", context, status=400)
     try:
         channel = services.channel_for(employee=request.employee, email_link=form.cleaned_data["via"])
         ack, created = services.acknowledge(employee=request.employee, version=version, language=language,
                                             meta=request_evidence(request, channel),
                                             reading_tracked=form.cleaned_data["reading"] == "tracked")
     except ValidationError as error:
-        if error.code == "read_to_end":
+        if error.code in ("read_to_end", "comprehension"):
             form.add_error("confirm", error)
             context = _detail_context(request, Versions.of(slug), version, language, form=form,
                                       in_audience=_in_audience(request, guideline))

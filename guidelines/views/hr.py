@@ -11,7 +11,7 @@ from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import employees, publishing, services, status
+from .. import comprehension, employees, publishing, services, status
 from ..access import hr_required
 from ..accounts import fresh_sign_in_required
 from ..content import diff_blocks, render_markdown
@@ -23,6 +23,7 @@ from ..forms import (
     ExtensionForm,
     GuidelineForm,
     PublishForm,
+    QuestionsForm,
     ReasonForm,
     SendBackForm,
 )
@@ -102,11 +103,14 @@ def guideline_edit(request, slug):
 def guideline_detail(request, slug):
     guideline = guideline_or_404(slug, "owner")
     versions = list(guideline.versions.select_related("created_by", "approved_by", "published_by"))
+    current = next((v for v in versions if v.status == Version.Status.PUBLISHED), None)
     exemptions = Exemption.objects.filter(guideline=guideline).select_related("employee__user", "granted_by")
     extensions = DueDateExtension.objects.filter(guideline=guideline).select_related("employee__user", "granted_by")
     return render(request, "guidelines/hr/guideline_detail.html", {
         "guideline": guideline,
-        "current": next((v for v in versions if v.status == Version.Status.PUBLISHED), None),
+        "current": current,
+        # Which rule nobody understands: per question of the current version's check.
+        "pass_rates": comprehension.pass_rates(current) if current else [],
         "drafts": [v for v in versions if v.is_editable],
         "released": [v for v in versions if not v.is_editable],
         "exemptions": exemptions[:100],
@@ -222,7 +226,35 @@ def draft_detail(request, pk):
         "approvers": _names(publishing.approvers_of(version), _("or")) if waiting else "",
         "title": version.title,
         "four_eyes": settings.GUIDELINES_FOUR_EYES,
+        "questions": comprehension.questions_of(version),
     })
+
+
+@hr_required
+def draft_questions(request, pk):
+    """The draft's comprehension check: up to five questions; saving withdraws an approval."""
+    version = _draft(pk)
+    if not version.is_editable:
+        return redirect("guidelines:hr_draft", pk=version.pk)
+    form = QuestionsForm(request.POST or None, initial=QuestionsForm.initial_for(comprehension.questions_of(version)))
+    if request.method == "POST" and form.is_valid():
+        filled = form.questions()
+        try:
+            comprehension.set_questions(version=version, by=request.user, questions=[q for _slot, q in filled])
+        except ValidationError as error:
+            # Each problem on the first field of its question's slot (set_questions numbers the filled ones).
+            by_question = error.message_dict if hasattr(error, "error_dict") else {"__all__": error.messages}
+            for key, problems in by_question.items():
+                slot = filled[int(key.rsplit("_", 1)[1]) - 1][0] if key.startswith("question_") else None
+                for problem in problems:
+                    form.add_error(f"q{slot}_text_nl" if slot else None, problem)
+        else:
+            messages.success(request, _("The questions were saved.") if filled
+                             else _("The draft has no questions now."))
+            return redirect("guidelines:hr_draft", pk=version.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "guidelines/hr/draft_questions.html",
+                  {"form": form, "version": version, "guideline": version.guideline}, status=status)
 
 
 def _reviewable(request, pk):

@@ -169,7 +169,7 @@ def test_a_hostile_name_and_title_are_printed_in_the_auditor_pack_not_obeyed(
         pages = len(document.pages)
     assert count_printed(path, f"Auditor pack: {PAYLOAD}") == pages  # the running header on every page
     assert printed(path, f"{PAYLOAD} · version 1.0")  # the cover
-    assert printed(path, "Emma</style><link rel=attac…")  # the per-employee table cuts names at 28 characters
+    assert printed(path, "Emma</style><link rel=a…")  # the per-employee table cuts names at 24 characters
     with pikepdf.open(path) as document:
         csv_text = document.attachments["acknowledgements.csv"].get_file().read_bytes().decode()
     assert f",{PAYLOAD},Example," in csv_text  # the embedded data keeps the full name

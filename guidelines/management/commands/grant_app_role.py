@@ -94,6 +94,10 @@ MODEL_POLICY = {
     # Drafts are written, edited and deleted; triggers freeze a version and its texts once released.
     "guidelines.version": READ_WRITE,
     "guidelines.versiontext": READ_WRITE,
+    # The comprehension check's questions are drafted like the texts and frozen with them; every answer
+    # an employee gives is evidence, append-only.
+    "guidelines.quizquestion": READ_WRITE,
+    "guidelines.quizattempt": APPEND,
     # Configuration and HR data (the import upserts employees; HR edits guidelines and audiences;
     # the admin may delete what nothing refers to: the foreign keys protect the rest).
     "guidelines.department": READ_WRITE,
