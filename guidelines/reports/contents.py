@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import dashboards
+from .. import chain, dashboards
 from ..accounts import amr_methods, provider_second_factor, sign_in_description
 from ..models import (
     BATCH_ROWS,
@@ -267,9 +267,11 @@ def extensions(pack):
 
 
 def version_history(pack):
-    """Every version published by the end of the day, with approval and the material/editorial choice."""
+    """Every version published by the end of the day, with approval, the works council's consent and the
+    material/editorial choice."""
     versions = list(pack.guideline.versions.filter(published_at__lt=pack.moment)
-                    .select_related("created_by", "approved_by", "published_by").prefetch_related("texts")
+                    .select_related("created_by", "approved_by", "published_by", "works_council_recorded_by")
+                    .prefetch_related("texts")
                     .order_by("major", "minor"))
     for version in versions:
         texts = {text.language: text for text in version.texts.all()}
@@ -284,7 +286,11 @@ def reported_texts(pack):
     for version in pack.versions:
         by_language = {text.language: text for text in version.texts.all()}
         texts.append({"version": version, "text": by_language[pack.language],
-                      "hashes": sorted((language, text.content_hash) for language, text in by_language.items())})
+                      "hashes": sorted((language, text.content_hash) for language, text in by_language.items()),
+                      # Whether the works council's recorded consent was given for exactly this text.
+                      "consent_current": version.has_works_council_consent and version.works_council_fingerprint
+                      == chain.draft_fingerprint(leading_language=version.leading_language,
+                                                 effective_date=version.effective_date, texts=by_language.values())})
     return texts
 
 
