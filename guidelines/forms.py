@@ -139,15 +139,19 @@ class WorksCouncilConsentForm(forms.Form):
     consented_on = forms.DateField(
         label=_("Day of the works council's consent"), widget=forms.DateInput(attrs={"type": "date"}),
         help_text=_("The day the works council consented, as its decision or letter says."),
-        error_messages={"required": _("Give the day the works council consented.")},
+        error_messages={"required": _("Give the day the works council consented."),
+                        "invalid": _("Give the day of consent as a date.")},
     )
+    # The lengths are checked by publishing's rules (whose messages name the field); the browser's
+    # maxlength only stops the typing.
     reference = forms.CharField(
-        label=_("The works council's reference"), max_length=publishing.REFERENCE_MAX_LENGTH, strip=True,
+        label=_("The works council's reference"), strip=True,
+        widget=forms.TextInput(attrs={"maxlength": publishing.REFERENCE_MAX_LENGTH}),
         help_text=_("The number of its decision or letter, e.g. OR-2026-14."),
         error_messages={"required": _("Give the works council's reference, e.g. the number of its decision.")},
     )
-    note = forms.CharField(label=_("Note (optional)"), required=False, max_length=publishing.NOTE_MAX_LENGTH,
-                           widget=forms.Textarea(attrs={"rows": 3}),
+    note = forms.CharField(label=_("Note (optional)"), required=False,
+                           widget=forms.Textarea(attrs={"rows": 3, "maxlength": publishing.NOTE_MAX_LENGTH}),
                            help_text=_("For instance the conditions the works council attached to its consent."))
     confirm = forms.BooleanField(
         label=_("The works council consented to this text, in both languages."),
