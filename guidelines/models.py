@@ -205,7 +205,7 @@ class Guideline(models.Model):
         _("works council's consent required"),
         default=False,
         help_text=_("Rules on employee conduct need the works council's consent (WOR art. 27): a version is "
-                    "published only after its consent to exactly that text is recorded."),
+                    "published only once the works council's consent to exactly its text is recorded."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     retired_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -389,17 +389,17 @@ def test_the_history_pages_show_the_consent(client_as, hilde, alice, draft):
     hr_page = client_as(hilde).get(reverse("guidelines:hr_guideline", args=["social-media"])).content.decode()
     table = re.search(r'<table>.*?</table>', hr_page[hr_page.index("released-heading"):], re.S).group(0)
     assert "Works council's consent" in table
-    assert f"{day}, {REFERENCE}" in table and "recorded by Hilde" in table
+    assert f'{day}, <span class="nowrap">{REFERENCE}</span>' in table and "recorded by Hilde" in table
     assert "none recorded" in table  # version 1.0, published before the requirement
     versions = client_as(alice).get(reverse("guidelines:versions", args=["social-media"])).content.decode()
-    assert f"{day} (reference {REFERENCE})" in versions
+    assert f'{day}<br><span class="meta nowrap">{REFERENCE}</span>' in versions
 
 
 def test_the_auditor_pack_shows_the_consent_in_the_version_history_and_with_the_text(draft, hilde, arjen, settings,
                                                                                      tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     day = timezone.localdate() - timedelta(days=2)
-    record(draft, hilde, day=day)
+    record(draft, hilde, day=day, note="On condition of an evaluation after a year.")
     publishing.publish_version(version=draft, by=hilde, material=True)
     report = jobs.generate_now(jobs.start_audit_pack(user=arjen, guideline_slug="social-media", version="all",
                                                      language="en"))
@@ -411,6 +411,7 @@ def test_the_auditor_pack_shows_the_consent_in_the_version_history_and_with_the_
     assert "none recorded" in text  # version 1.0
     assert f"The works council consented to this text on {day:%-d %B %Y} (reference {REFERENCE})" in text
     assert "its fingerprint is the one recorded with the consent" in text
+    assert "Note recorded with the consent: On condition of an evaluation after a year." in text
 
 
 def test_an_approver_sees_the_consent_but_not_the_buttons(client_as, hilde, bob, council, version_1):
@@ -422,3 +423,20 @@ def test_an_approver_sees_the_consent_but_not_the_buttons(client_as, hilde, bob,
     assert reverse("guidelines:hr_draft_consent", args=[version.pk]) not in html
     assert client_as(bob).get(reverse("guidelines:hr_draft_consent", args=[version.pk])).status_code == 403
     assert make_user  # (the cast covers the other roles: tests/test_access_matrix.py)
+
+
+def test_the_pack_does_not_claim_a_consent_for_a_text_it_was_not_given_for(draft, hilde, bob, arjen, settings,
+                                                                          tmp_path):
+    """A consent recorded before the requirement was switched off and the text changed: the pack says so."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    record(draft, hilde)
+    guideline = draft.guideline
+    guideline.requires_works_council_consent = False
+    guideline.save()
+    draft = change_text(draft, hilde, bob.user)
+    publishing.publish_version(version=draft, by=hilde, material=True)  # not required any more: no check
+    report = jobs.generate_now(jobs.start_audit_pack(user=arjen, guideline_slug="social-media", language="en"))
+    text = " ".join(subprocess.run(["pdftotext", "-layout", str(jobs.reports_dir() / report.file), "-"],
+                                   capture_output=True, text=True, check=True).stdout.split())
+    assert f"(reference {REFERENCE}) to an earlier draft of this text" in text
+    assert "The consent was recorded for exactly this text" not in text

@@ -113,7 +113,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='guideline',
             name='requires_works_council_consent',
-            field=models.BooleanField(default=False, help_text="Rules on employee conduct need the works council's consent (WOR art. 27): a version is published only after its consent to exactly that text is recorded.", verbose_name="works council's consent required"),
+            field=models.BooleanField(default=False, help_text="Rules on employee conduct need the works council's consent (WOR art. 27): a version is published only once the works council's consent to exactly its text is recorded.", verbose_name="works council's consent required"),
         ),
         migrations.AddField(
             model_name='version',
