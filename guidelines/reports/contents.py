@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .. import chain, dashboards
+from .. import dashboards
 from ..accounts import amr_methods, provider_second_factor, sign_in_description
 from ..models import (
     BATCH_ROWS,
@@ -282,6 +282,8 @@ def version_history(pack):
 
 def reported_texts(pack):
     """The full text of each reported version in the report's language, with both variants' hashes."""
+    from ..publishing import fingerprint_of  # the one definition of a version's fingerprint
+
     texts = []
     for version in pack.versions:
         by_language = {text.language: text for text in version.texts.all()}
@@ -289,8 +291,7 @@ def reported_texts(pack):
                       "hashes": sorted((language, text.content_hash) for language, text in by_language.items()),
                       # Whether the works council's recorded consent was given for exactly this text.
                       "consent_current": version.has_works_council_consent and version.works_council_fingerprint
-                      == chain.draft_fingerprint(leading_language=version.leading_language,
-                                                 effective_date=version.effective_date, texts=by_language.values())})
+                      == fingerprint_of(version, by_language.values())})
     return texts
 
 
