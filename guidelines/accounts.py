@@ -400,9 +400,10 @@ def _confirmation(request):
 
 
 def fresh_sign_in_required(view):
-    """For publishing, approving, importing employees and granting exemptions: a sign-in older than
-    REAUTHENTICATION_MINUTES is confirmed first (allauth's reauthentication, which then resumes the
-    request; a posted form is posted again). The security log says so."""
+    """For publishing, approving, recording the works council's consent, importing employees and granting
+    exemptions: a sign-in older than REAUTHENTICATION_MINUTES is confirmed first (allauth's
+    reauthentication, which then resumes the request; a posted form is posted again). The security log
+    says so."""
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):

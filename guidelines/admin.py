@@ -283,7 +283,8 @@ class VersionAdmin(AuditedAdmin):
     list_display = ["guideline", "version_number", "status", "leading_language", "published_at", "approved_by"]
     list_filter = ["status", "guideline"]
     readonly_fields = ["version_number", "status", "created_by", "approved_by", "approved_at", "published_by",
-                       "published_at"]
+                       "published_at", "works_council_consented_on", "works_council_reference", "works_council_note",
+                       "works_council_recorded_by", "works_council_recorded_at"]
     inlines = [VersionTextInline]
     # No approve or publish actions: both are decided on the HR pages, with the text and the changes
     # in view and a confirmation (a list action would approve or publish unread, in bulk).

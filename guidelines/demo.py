@@ -52,13 +52,22 @@ def demo_text(version_number, language):
     return title.lstrip("# ").strip(), body.strip() + "\n"
 
 
-def _create_version(guideline, texts, *, author, approver, published_at, material=True, summaries=None):
+def _create_version(guideline, texts, *, author, approver, published_at, material=True, summaries=None,
+                    consent=None):
+    """A published version. `consent`: (reference, note) of the works council's consent, given a week
+    before publication and recorded the day after."""
     version = Version.objects.create(guideline=guideline, leading_language="nl", created_by=author)
     VersionText.objects.bulk_create(
         VersionText(version=version, language=language, title=title, body=body,
                     change_summary=(summaries or {}).get(language, ""))
         for language, (title, body) in texts.items()
     )
+    if consent:
+        reference, note = consent
+        consented_on = timezone.localdate(published_at - timedelta(days=7))
+        publishing.record_works_council_consent(version=version, by=author, consented_on=consented_on,
+                                                reference=reference.format(year=consented_on.year), note=note,
+                                                at=published_at - timedelta(days=6))
     publishing.approve_version(version=version, by=approver, at=published_at - timedelta(days=2))
     return publishing.publish_version(version=version, by=author, material=material, at=published_at)
 
@@ -141,11 +150,14 @@ def _load_demo(seed):
             start=(now - timedelta(days=rng.randint(3, 12) if recent_joiner else rng.randint(200, 4000))).date(),
         ))
 
+    # Rules on employee conduct: the works council consents to every version (WOR art. 27).
     guideline = Guideline.objects.create(slug="social-media", title_nl="Richtlijn sociale media",
-                                         title_en="Social media guideline", owner=hr.user, due_days=30)
+                                         title_en="Social media guideline", owner=hr.user, due_days=30,
+                                         requires_works_council_consent=True)
     v1_published = now - timedelta(days=190)
     v1 = _create_version(guideline, {lang: demo_text(1, lang) for lang in LANGUAGES},
-                         author=hr.user, approver=manager.user, published_at=v1_published)
+                         author=hr.user, approver=manager.user, published_at=v1_published,
+                         consent=("OR-{year}-31", ""))
     joined_before_v2 = [e for e in staff if e.start_date < (now - timedelta(days=15)).date()]
     # Emma (the demo employee) acknowledged version 1 but not yet version 2, so she sees what changed.
     acks, readings = _history(joined_before_v2, v1, share=0.93, start=v1_published, spread_days=40, rng=rng,
@@ -153,7 +165,9 @@ def _load_demo(seed):
     v2_published = now - timedelta(days=12)
     v2 = _create_version(guideline, {lang: demo_text(2, lang) for lang in LANGUAGES},
                          author=hr.user, approver=manager.user, published_at=v2_published,
-                         summaries=CHANGE_SUMMARIES)
+                         summaries=CHANGE_SUMMARIES,
+                         consent=("OR-{year}-04", "Consent on condition that the reporting desk is evaluated "
+                                                  "after a year."))
     v2_candidates = [e for e in staff if e.pk != employee.pk]
     more_acks, more_readings = _history(v2_candidates, v2, share=0.55, start=v2_published, spread_days=11, rng=rng)
     all_acks = sorted(acks + more_acks, key=lambda ack: ack.acknowledged_at)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
-from . import webhooks
+from . import publishing, webhooks
 from .access import group_label
 from .dashboards import NO_DEPARTMENT
 from .models import (
@@ -76,12 +76,13 @@ class GuidelineForm(forms.ModelForm):
     class Meta:
         model = Guideline
         fields = ["title_nl", "title_en", "slug", "audience_everyone", "audience_departments", "audience_groups",
-                  "due_days", "reacknowledge_days"]
+                  "due_days", "reacknowledge_days", "requires_works_council_consent"]
         widgets = {
             "audience_departments": forms.CheckboxSelectMultiple,
             "audience_groups": forms.CheckboxSelectMultiple,
         }
-        labels = {"audience_everyone": _("Everyone must acknowledge it")}
+        labels = {"audience_everyone": _("Everyone must acknowledge it"),
+                  "requires_works_council_consent": _("Publish a version only with the works council's consent")}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -224,6 +225,43 @@ class ApproveForm(forms.Form):
         label=_("I have read the text in every language and the changes against the current version."),
         error_messages={"required": _("Confirm that you have read the text and the changes.")},
     )
+
+
+class WorksCouncilConsentForm(forms.Form):
+    """HR records the works council's consent to a draft (publishing.record_works_council_consent, whose
+    rules these fields apply): the draft as HR saw it (its fingerprint), the day, the reference, a note."""
+
+    fingerprint = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
+    consented_on = forms.DateField(
+        label=_("Day of the works council's consent"), widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("The day the works council consented, as its decision or letter says."),
+        error_messages={"required": _("Give the day the works council consented."),
+                        "invalid": _("Give the day of consent as a date.")},
+    )
+    # The lengths are checked by publishing's rules (whose messages name the field); the browser's
+    # maxlength only stops the typing.
+    reference = forms.CharField(
+        label=_("The works council's reference"), strip=True,
+        widget=forms.TextInput(attrs={"maxlength": publishing.REFERENCE_MAX_LENGTH}),
+        help_text=_("The number of its decision or letter, e.g. OR-2026-14."),
+        error_messages={"required": _("Give the works council's reference, e.g. the number of its decision.")},
+    )
+    note = forms.CharField(label=_("Note (optional)"), required=False,
+                           widget=forms.Textarea(attrs={"rows": 3, "maxlength": publishing.NOTE_MAX_LENGTH}),
+                           help_text=_("For instance the conditions the works council attached to its consent."))
+    confirm = forms.BooleanField(
+        label=_("The works council consented to this text, in both languages."),
+        error_messages={"required": _("Confirm that the works council consented to this text.")},
+    )
+
+    def clean_consented_on(self):
+        return publishing.clean_consent_day(self.cleaned_data["consented_on"])
+
+    def clean_reference(self):
+        return publishing.clean_consent_reference(self.cleaned_data["reference"])
+
+    def clean_note(self):
+        return publishing.clean_consent_note(self.cleaned_data["note"])
 
 
 class SendBackForm(forms.Form):

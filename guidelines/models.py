@@ -199,6 +199,14 @@ class Guideline(models.Model):
         validators=[MaxValueValidator(36500)],
         help_text=_("Ask again after this many days without a new version, e.g. 365. Empty: never."),
     )
+    # Rules on employee conduct need the works council's consent before they take effect (Dutch Works
+    # Councils Act, WOR art. 27): publishing.publish_version refuses a version without it.
+    requires_works_council_consent = models.BooleanField(
+        _("works council's consent required"),
+        default=False,
+        help_text=_("Rules on employee conduct need the works council's consent (WOR art. 27): a version is "
+                    "published only once the works council's consent to exactly its text is recorded."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     retired_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -288,6 +296,20 @@ class Version(models.Model):
     # Four-eyes review of a draft: asked by the author, answered by an approver.
     review_requested_at = models.DateTimeField(null=True, editable=False)
     review_comment = models.TextField(_("reviewer's comment"), blank=True, editable=False)
+    # The works council's consent (WOR art. 27), recorded by HR (publishing.record_works_council_consent):
+    # the day it consented, its reference, and the fingerprint of the draft it consented to. A draft whose
+    # fingerprint no longer matches has no valid consent. Frozen with the rest of a published version.
+    works_council_consented_on = models.DateField(_("works council consented on"), null=True, editable=False)
+    works_council_reference = models.CharField(_("works council's reference"), max_length=50, blank=True,
+                                               editable=False)
+    works_council_note = models.TextField(_("note on the works council's consent"), blank=True, editable=False)
+    works_council_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, editable=False,
+        verbose_name=_("works council's consent recorded by"),
+    )
+    works_council_recorded_at = models.DateTimeField(_("works council's consent recorded at"), null=True,
+                                                     editable=False)
+    works_council_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
 
     objects = VersionQuerySet.as_manager()
 
@@ -338,6 +360,11 @@ class Version(models.Model):
     @property
     def is_material(self):
         return self.minor == 0
+
+    @property
+    def has_works_council_consent(self):
+        """Whether a consent is recorded (for this draft's text or an earlier one: publishing.consent_state)."""
+        return self.works_council_consented_on is not None
 
 
 class VersionText(models.Model):
@@ -740,6 +767,8 @@ class AuditEvent(models.Model):
         WEBHOOK_ADDED = "webhook_added", _("webhook subscriber added")
         WEBHOOK_DISABLED = "webhook_disabled", _("webhook subscriber disabled")
         WEBHOOK_ENABLED = "webhook_enabled", _("webhook subscriber enabled")
+        WORKS_COUNCIL_CONSENT_RECORDED = "works_council_consent_recorded", _("works council's consent recorded")
+        WORKS_COUNCIL_CONSENT_WITHDRAWN = "works_council_consent_withdrawn", _("works council's consent withdrawn")
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"

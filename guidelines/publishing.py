@@ -6,9 +6,14 @@ writing, publishing and retiring need `guidelines.manage`, approving and sending
 (chain.draft_fingerprint over the texts and settings) is stored with it, and publication refuses
 a draft that no longer matches, however it was changed. Nobody who wrote any part of a draft
 approves it.
+
+A guideline may require the works council's consent (WOR art. 27: rules on employee conduct). HR
+records it on a draft with the day, the council's reference and the draft's fingerprint; publication
+refuses a draft of such a guideline without a consent recorded for exactly its text.
 """
 
 import logging
+import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -16,7 +21,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max, OuterRef, Subquery
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from . import chain, tasks, webhook_events
@@ -143,6 +148,8 @@ def publish_version(*, version, by, material, at=None):
             if version.approved_fingerprint != fingerprint:
                 # Changed after approval by any route (admin, shell, SQL): nobody approved this text.
                 raise ValidationError(_("This draft was changed after it was approved; it needs a new approval."))
+        if guideline.requires_works_council_consent:
+            _check_consent(version, fingerprint)
 
         current = guideline.versions.published().first()
         last = guideline.versions.released().aggregate(major=Max("major"))["major"]
@@ -174,6 +181,7 @@ def publish_version(*, version, by, material, at=None):
             previous=current.number if current else None,
             hashes={lang: text.content_hash for lang, text in sorted(texts.items())},
             fingerprint=fingerprint, approved_by=version.approved_by_id,
+            works_council=_consent_details(version) if version.has_works_council_consent else None,
         )
         if at is None:
             # After the commit, so a rolled-back publication announces nothing.
@@ -213,6 +221,7 @@ def save_guideline(*, guideline, by, audience_departments=(), audience_groups=()
             departments=sorted(d.name for d in guideline.audience_departments.all()),
             groups=sorted(g.name for g in guideline.audience_groups.all()),
             due_days=guideline.due_days, reacknowledge_days=guideline.reacknowledge_days,
+            works_council_consent=guideline.requires_works_council_consent,
         )
     return guideline
 
@@ -262,8 +271,12 @@ def _draft_changed(version, by):
     version.approved_by = version.approved_at = None
     version.approved_fingerprint = ""
     version.save(update_fields=["status", "approved_by", "approved_at", "approved_fingerprint"])
+    fingerprint = fingerprint_of(version)
     record_audit_event(action=AuditEvent.Action.DRAFT_SAVED, actor=by, guideline=version.guideline,
-                       version=version, fingerprint=fingerprint_of(version), approval_withdrawn=was_approved)
+                       version=version, fingerprint=fingerprint, approval_withdrawn=was_approved,
+                       # The works council consented to another text: its consent no longer counts.
+                       consent_outdated=version.has_works_council_consent
+                       and version.works_council_fingerprint != fingerprint)
 
 
 @dataclass
@@ -339,3 +352,169 @@ def retire_guideline(*, guideline, by, reason):
         record_audit_event(action=AuditEvent.Action.GUIDELINE_RETIRED, actor=by, guideline=guideline,
                            reason=reason.strip())
     return guideline
+
+
+# The works council's consent (WOR art. 27) ------------------------------------------------------------
+
+REFERENCE_MAX_LENGTH = 50
+NOTE_MAX_LENGTH = 2000
+# No control characters (a note keeps its line breaks and tabs), and none of the invisible marks (zero
+# width, text direction) that would make one reference look like another on a page or in a PDF.
+_INVISIBLE = "\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff"
+_REFERENCE_REFUSED = re.compile(f"[\x00-\x1f\x7f-\x9f{_INVISIBLE}]")
+_NOTE_REFUSED = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_INVISIBLE}]")
+CONSENT_FIELDS = ["works_council_consented_on", "works_council_reference", "works_council_note",
+                  "works_council_recorded_by", "works_council_recorded_at", "works_council_fingerprint"]
+
+
+@dataclass(frozen=True)
+class Consent:
+    """The works council's consent to a draft as its pages and publication see it: whether the guideline
+    requires it, whether one is recorded, and whether that one is for the text as it is now."""
+
+    required: bool
+    recorded: bool
+    current: bool
+
+    @property
+    def outdated(self):
+        """Recorded for another text: the draft changed afterwards."""
+        return self.recorded and not self.current
+
+    @property
+    def blocks_publication(self):
+        return self.required and not self.current
+
+
+def consent_of(version, fingerprint=None):
+    """The Consent of `version` (`fingerprint`: its fingerprint_of, if already computed)."""
+    recorded = version.has_works_council_consent
+    if recorded and fingerprint is None:
+        fingerprint = fingerprint_of(version)
+    return Consent(required=version.guideline.requires_works_council_consent, recorded=recorded,
+                   current=recorded and version.works_council_fingerprint == fingerprint)
+
+
+def clean_consent_reference(reference):
+    """The works council's reference as it is kept: stripped, present, short, printable."""
+    reference = (reference or "").strip()
+    if not reference:
+        raise ValidationError(_("Give the works council's reference, e.g. the number of its decision."),
+                              code="required")
+    if len(reference) > REFERENCE_MAX_LENGTH:
+        raise ValidationError(_("The reference can be at most %(limit)s characters long.")
+                              % {"limit": REFERENCE_MAX_LENGTH}, code="max_length")
+    if _REFERENCE_REFUSED.search(reference):
+        raise ValidationError(_("The reference cannot contain line breaks, tabs or other invisible characters."),
+                              code="invalid")
+    return reference
+
+
+def clean_consent_note(note):
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX_LENGTH:
+        raise ValidationError(_("The note can be at most %(limit)s characters long.") % {"limit": NOTE_MAX_LENGTH},
+                              code="max_length")
+    if _NOTE_REFUSED.search(note):
+        raise ValidationError(_("The note cannot contain invisible or control characters."), code="invalid")
+    return note
+
+
+def clean_consent_day(consented_on, today=None):
+    if consented_on is None:
+        raise ValidationError(_("Give the day the works council consented."), code="required")
+    if consented_on > (today or timezone.localdate()):
+        raise ValidationError(_("The day of consent cannot lie in the future."), code="future")
+    return consented_on
+
+
+def _consent_details(version):
+    """The consent of `version` as audit events keep it."""
+    return {"consented_on": version.works_council_consented_on.isoformat(),
+            "reference": version.works_council_reference, "note": version.works_council_note,
+            "fingerprint": version.works_council_fingerprint, "recorded_by": version.works_council_recorded_by_id,
+            "recorded_at": version.works_council_recorded_at.isoformat()}
+
+
+def _check_consent(version, fingerprint):
+    """Publication of a draft of a guideline that requires the works council's consent."""
+    if not version.has_works_council_consent:
+        raise ValidationError(_("This guideline requires the works council's consent before publication "
+                                "(WOR art. 27). Record their consent to this draft first."))
+    if version.works_council_fingerprint != fingerprint:
+        # Changed after the consent by any route (the pages, the admin, SQL): the council consented to another text.
+        raise ValidationError(
+            _("The draft was changed after the works council's consent of %(date)s (%(reference)s) was recorded: "
+              "they consented to another text. Record their consent to this text first.")
+            % {"date": formats.date_format(version.works_council_consented_on, "j F Y"),
+               "reference": version.works_council_reference})
+
+
+def record_works_council_consent(*, version, by, consented_on, reference, note="", fingerprint=None, at=None):
+    """HR records that the works council consented to the draft as it is now (WOR art. 27): the day, the
+    council's reference and an optional note, with the draft's fingerprint. Recording again replaces the
+    consent (a correction, or consent to a changed text); the audit events keep every one.
+
+    `fingerprint` is the draft as HR saw it on the form; a change since then is refused. `at` backdates
+    the recording (demo data only); it defaults to now.
+    """
+    require_permission(by, "guidelines.manage")
+    now = at or timezone.now()
+    cleaned, errors = {}, {}
+    for name, clean, value in (
+        ("consented_on", lambda day: clean_consent_day(day, timezone.localdate(now)), consented_on),
+        ("reference", clean_consent_reference, reference),
+        ("note", clean_consent_note, note),
+    ):
+        try:
+            cleaned[name] = clean(value)
+        except ValidationError as error:
+            errors[name] = error
+    if errors:
+        raise ValidationError(errors)  # keyed by argument (and form field) name
+    consented_on, reference, note = cleaned["consented_on"], cleaned["reference"], cleaned["note"]
+    with transaction.atomic():
+        version = Version.objects.select_for_update().get(pk=version.pk)
+        guideline = version.guideline
+        if not version.is_editable:
+            raise ValidationError(_("This version is published; the works council's consent to it can no longer "
+                                    "change."))
+        if not guideline.requires_works_council_consent:
+            raise ValidationError(_("This guideline does not require the works council's consent. Turn that on in "
+                                    "its settings first."))
+        texts = _check_texts_complete(version)
+        current = fingerprint_of(version, texts.values())
+        if fingerprint and fingerprint != current:
+            raise ValidationError(_("The draft was changed while you were recording the consent. Check the text "
+                                    "and record the consent again."))
+        replaced = _consent_details(version) if version.has_works_council_consent else None
+        version.works_council_consented_on, version.works_council_reference = consented_on, reference
+        version.works_council_note, version.works_council_fingerprint = note, current
+        version.works_council_recorded_by, version.works_council_recorded_at = by, now
+        version.save(update_fields=CONSENT_FIELDS)
+        record_audit_event(action=AuditEvent.Action.WORKS_COUNCIL_CONSENT_RECORDED, actor=by, guideline=guideline,
+                           version=version, replaced=replaced, **_consent_details(version))
+    return version
+
+
+def withdraw_works_council_consent(*, version, by, reason):
+    """HR takes a recorded consent back before publication (recorded on the wrong draft, or the council
+    withdrew it), with a reason; the audit event keeps what was withdrawn."""
+    require_permission(by, "guidelines.manage")
+    if not (reason or "").strip():
+        raise ValidationError(_("Please give a reason for withdrawing the consent."))
+    with transaction.atomic():
+        version = Version.objects.select_for_update().get(pk=version.pk)
+        if not version.is_editable:
+            raise ValidationError(_("This version is published; the works council's consent to it can no longer "
+                                    "change."))
+        if not version.has_works_council_consent:
+            raise ValidationError(_("No consent of the works council is recorded for this draft."))
+        withdrawn = _consent_details(version)
+        version.works_council_consented_on = version.works_council_recorded_by = None
+        version.works_council_recorded_at = None
+        version.works_council_reference = version.works_council_note = version.works_council_fingerprint = ""
+        version.save(update_fields=CONSENT_FIELDS)
+        record_audit_event(action=AuditEvent.Action.WORKS_COUNCIL_CONSENT_WITHDRAWN, actor=by,
+                           guideline=version.guideline, version=version, withdrawn=withdrawn, reason=reason.strip())
+    return version

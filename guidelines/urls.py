@@ -32,6 +32,8 @@ urlpatterns = [
     path("hr/drafts/<int:pk>/approve/", hr.draft_approve, name="hr_draft_approve"),
     path("hr/drafts/<int:pk>/send-back/", hr.draft_send_back, name="hr_draft_send_back"),
     path("hr/drafts/<int:pk>/publish/", hr.draft_publish, name="hr_draft_publish"),
+    path("hr/drafts/<int:pk>/works-council/", hr.draft_consent, name="hr_draft_consent"),
+    path("hr/drafts/<int:pk>/works-council/withdraw/", hr.draft_consent_withdraw, name="hr_draft_consent_withdraw"),
     # urls: views/hr.py
     path("approvals/", approvals.inbox, name="approvals"),
     # urls: views/approvals.py

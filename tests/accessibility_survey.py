@@ -97,6 +97,8 @@ PK_OBJECTS = {
     "guidelines:hr_draft_questions": ("draft",),
     "guidelines:hr_draft_review": ("under_review",),
     "guidelines:hr_draft_publish": ("approved",),
+    "guidelines:hr_draft_consent": ("draft", "under_review"),
+    "guidelines:hr_draft_consent_withdraw": ("draft",),
     "guidelines:hr_draft_approve": ("under_review",),
     "guidelines:hr_draft_send_back": ("under_review",),
     "guidelines:hr_employee": ("emma",),
@@ -138,6 +140,9 @@ def build_world(media_root):
     w.emma = emma
 
     w.draft = make_draft(w.guideline, author=hr)
+    # The demo guideline requires the works council's consent: recorded for one draft, not (yet) for the other.
+    publishing.record_works_council_consent(version=w.draft, by=hr, consented_on=timezone.localdate(),
+                                            reference="OR-2026-14")
     w.under_review = make_draft(w.guideline, author=hr)
     publishing.request_review(version=w.under_review, by=hr)
     w.second = Guideline.objects.create(slug="working-from-home", title_nl="Thuiswerken", title_en="Working from home",

@@ -216,6 +216,11 @@ def _confirmed_approval_data(world):
     return {"fingerprint": publishing.fingerprint_of(world.under_review), "confirm": "on"}
 
 
+def _consent_data(world):
+    return {"fingerprint": publishing.fingerprint_of(world.consented), "consented_on": timezone.localdate().isoformat(),
+            "reference": "OR-2026-15", "note": "", "confirm": "on"}
+
+
 # The one-click approval of old pages leads an approver to the confirmation, deciding nothing.
 TO_CONFIRMATION = Expect((302,), ("/hr/drafts/",), label="302 → the confirmation page")
 # Approvers (Bob; the superuser, who wrote none of it) decide on a draft waiting for approval. HR is no approver.
@@ -328,6 +333,16 @@ GUIDELINE_ROWS = [
           "GET", HR_PAGE),
     route("hr_draft_publish", "guidelines:hr_draft_publish", url("guidelines:hr_draft_publish", "approved.pk"),
           "POST", HR_POST, data={"change": "editorial", "confirm": "on"}),
+    # The works council's consent to a draft: recorded (again) and withdrawn by HR only, each on its form.
+    route("hr_draft_consent", "guidelines:hr_draft_consent", url("guidelines:hr_draft_consent", "consented.pk"),
+          "GET", HR_PAGE),
+    route("hr_draft_consent", "guidelines:hr_draft_consent", url("guidelines:hr_draft_consent", "consented.pk"),
+          "POST", HR_POST, data=_consent_data),
+    route("hr_draft_consent_withdraw", "guidelines:hr_draft_consent_withdraw",
+          url("guidelines:hr_draft_consent_withdraw", "consented.pk"), "GET", HR_PAGE),
+    route("hr_draft_consent_withdraw", "guidelines:hr_draft_consent_withdraw",
+          url("guidelines:hr_draft_consent_withdraw", "consented.pk"), "POST", HR_POST,
+          data={"reason": "Recorded on the wrong draft."}),
     route("hr_import", "guidelines:hr_import", url("guidelines:hr_import"), "GET", HR_PAGE),
     # No file: a 400 for HR (the import itself has its own tests).
     route("hr_import", "guidelines:hr_import", url("guidelines:hr_import"), "POST", expect(hr_staff=INVALID),
@@ -732,6 +747,11 @@ def _build_world(media):
     publishing.approve_version(version=w.approved, by=w.bob.user)
     w.under_review = make_draft(w.everyone, author=w.hilde)
     publishing.request_review(version=w.under_review, by=w.hilde)
+    # A guideline that requires the works council's consent, and a draft with it recorded.
+    w.council = make_guideline(w.hilde, slug="conduct", requires_works_council_consent=True)
+    w.consented = make_draft(w.council, author=w.hilde)
+    publishing.record_works_council_consent(version=w.consented, by=w.hilde, consented_on=timezone.localdate(),
+                                            reference="OR-2026-14")
 
     meta = services.RequestMeta(channel="web", auth_method="password", ip_address="10.1.2.3", user_agent="pytest")
     w.ack_alice, _ = services.acknowledge(employee=w.alice, version=w.v1, language="en", meta=meta)

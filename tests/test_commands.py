@@ -1,7 +1,9 @@
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
+from guidelines import publishing
 from guidelines.models import Acknowledgement, Employee, Guideline, Version
 
 
@@ -12,6 +14,12 @@ def test_load_demo_creates_the_accounts_the_guideline_and_a_history(db, capsys, 
         assert authenticate(username=email, password="demo-password") is not None, email
     guideline = Guideline.objects.get(slug="social-media")
     assert [v.number for v in guideline.versions.released()] == ["2.0", "1.0"]
+    # The works council consented to both versions, each time to the text that was published.
+    assert guideline.requires_works_council_consent
+    for version in guideline.versions.released():
+        assert version.works_council_reference.startswith("OR-")
+        assert version.works_council_consented_on < timezone.localdate(version.published_at)
+        assert version.works_council_fingerprint == publishing.fingerprint_of(version)
     assert Employee.objects.count() >= 50
     emma = Employee.objects.get(user__email="employee@example.com")
     assert emma.acknowledgements.filter(major=1).exists() and not emma.acknowledgements.filter(major=2).exists()

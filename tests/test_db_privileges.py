@@ -39,6 +39,7 @@ from guidelines.models import (
     NotificationLog,
     Reading,
     Report,
+    Version,
 )
 from guidelines.reports import jobs
 
@@ -565,3 +566,25 @@ def test_webhooks_work_as_the_application_role(app_role, hilde, alice, version_1
         assert not subscriber.is_active
         webhooks.enable(subscriber, by=hilde)
     assert receiver.received[0].verify(secret)["type"] == "acknowledgement.created"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_works_councils_consent_works_as_the_application_role_and_is_frozen_once_published(app_role, hilde, bob,
+                                                                                               version_1):
+    """Recording (and recording again) the consent updates a draft, which the role may; once the version is
+    published the version guard refuses changing its consent, although the role may UPDATE versions."""
+    guideline = version_1.guideline
+    guideline.requires_works_council_consent = True
+    guideline.save()
+    with django_connects_as(app_role):
+        draft = make_draft(guideline, author=hilde, bodies={"nl": "# Nieuw\n", "en": "# New\n"})
+        for reference in ("OR-2026-14", "OR-2026-15"):
+            publishing.record_works_council_consent(version=draft, by=hilde, consented_on=date.today(),
+                                                    reference=reference)
+        publishing.approve_version(version=draft, by=bob.user)
+        published = publishing.publish_version(version=draft, by=hilde, material=True)
+        with pytest.raises(DatabaseError) as refused, transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("UPDATE guidelines_version SET works_council_reference = 'OR-forged' WHERE id = %s",
+                           [published.pk])
+        assert isinstance(refused.value.__cause__, errors.IntegrityConstraintViolation)  # the guard, not a privilege
+    assert Version.objects.get(pk=published.pk).works_council_reference == "OR-2026-15"

@@ -277,8 +277,11 @@ def world(settings, tmp_path, monkeypatch, alice, bob, otto, hilde, arjen, nina)
     w.ack_alice_retired, _ = services.acknowledge(employee=alice, version=w.retired_v1, language="nl", meta=meta)
     publishing.retire_guideline(guideline=w.retired, by=hilde, reason="Replaced.")
     w.retired_v1.refresh_from_db()
-    w.upcoming = make_guideline(hilde, slug="upcoming")
+    # Never published, and the works council's consent required: its draft has one recorded.
+    w.upcoming = make_guideline(hilde, slug="upcoming", requires_works_council_consent=True)
     w.upcoming_draft = make_draft(w.upcoming, author=hilde)
+    publishing.record_works_council_consent(version=w.upcoming_draft, by=hilde, consented_on=timezone.localdate(),
+                                            reference="OR-2026-14")
     w.ack_otto, _ = services.acknowledge(employee=otto, version=w.everyone_v2, language="en", meta=meta)
     w.ack_otto_finance, _ = services.acknowledge(employee=otto, version=w.finance_v1, language="nl", meta=meta)
     w.ack_bob, _ = services.acknowledge(employee=bob, version=w.ops_v1, language="en", meta=meta)
@@ -565,6 +568,8 @@ POST_FORMS = {
     "guidelines:hr_draft_edit": guideline_forms.DraftForm,
     "guidelines:hr_draft_questions": guideline_forms.QuestionsForm,
     "guidelines:hr_draft_publish": guideline_forms.PublishForm,
+    "guidelines:hr_draft_consent": guideline_forms.WorksCouncilConsentForm,
+    "guidelines:hr_draft_consent_withdraw": guideline_forms.ReasonForm,
     "guidelines:hr_exemption_grant": guideline_forms.ExemptionForm,
     "guidelines:hr_extension_grant": guideline_forms.ExtensionForm,
     "guidelines:hr_import": guideline_forms.EmployeeImportForm,
@@ -607,6 +612,12 @@ def _field_values(world, name, field):
     later = st.integers(min_value=1, max_value=3650).map(lambda days: (today + timedelta(days)).isoformat())
     if isinstance(field, forms.BooleanField):
         return st.just("on"), st.sampled_from(["", "false", "off"])
+    if name == "consented_on":  # a day that has been: the works council consented (not in the future)
+        earlier = st.integers(min_value=0, max_value=3650).map(lambda days: (today - timedelta(days)).isoformat())
+        return earlier, st.one_of(later, st.dates().map(lambda day: day.isoformat()), st.sampled_from(DAYS))
+    if name == "fingerprint":  # the draft as its page showed it: one of the world's drafts
+        return (st.sampled_from([publishing.fingerprint_of(version) for version in world.versions
+                                 if version.is_editable]), st.sampled_from(["0" * 64, "", "x" * 65]))
     if isinstance(field, forms.DateField):
         return later, st.one_of(st.dates().map(lambda day: day.isoformat()), st.sampled_from(DAYS))
     if isinstance(field, forms.URLField):

@@ -37,6 +37,11 @@ def demo_sqlite(tmp_path_factory):
         "UPDATE guidelines_versiontext SET body = 'rewritten'",
         "UPDATE guidelines_version SET major = 9",
         "UPDATE guidelines_version SET approved_fingerprint = 'forged'",
+        # The works council's consent is part of what was published (migration 0024).
+        "UPDATE guidelines_version SET works_council_reference = 'forged'",
+        "UPDATE guidelines_version SET works_council_consented_on = '2020-01-01'",
+        "UPDATE guidelines_version SET works_council_fingerprint = 'forged'",
+        "UPDATE guidelines_version SET works_council_recorded_by_id = NULL",
         "DELETE FROM guidelines_version",
         "UPDATE guidelines_guideline SET slug = 'renamed'",
         "UPDATE guidelines_acknowledgement SET seal_format = 2",
@@ -48,6 +53,12 @@ def test_sqlite_refuses_changes_to_evidence(demo_sqlite, statement):
     with pytest.raises(sqlite3.DatabaseError):
         demo_sqlite.execute(statement)
     demo_sqlite.rollback()
+
+
+def test_sqlite_demo_versions_carry_the_works_council_consent(demo_sqlite):
+    """The statements above are refused by the guard, not for want of something to change."""
+    rows = demo_sqlite.execute("SELECT status, works_council_reference FROM guidelines_version").fetchall()
+    assert len(rows) == 2 and all(reference.startswith("OR-") for _status, reference in rows)
 
 
 def test_sqlite_demo_chain_is_intact(demo_sqlite):

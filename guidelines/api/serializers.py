@@ -2,6 +2,7 @@
 model instances into JSON. The per-employee and acknowledgement lists build their rows from
 `values_list` instead (one query per page, no model instances); their serializers describe them."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import Report
@@ -16,6 +17,13 @@ class VersionTextSerializer(serializers.Serializer):
     content_hash = serializers.CharField(help_text="SHA-256 of the canonical text: what an acknowledgement seals.")
 
 
+class WorksCouncilConsentSerializer(serializers.Serializer):
+    consented_on = serializers.DateField(source="works_council_consented_on",
+                                         help_text="The day the works council consented (WOR art. 27).")
+    reference = serializers.CharField(source="works_council_reference", help_text="The works council's reference.")
+    recorded_at = serializers.DateTimeField(source="works_council_recorded_at")
+
+
 class VersionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     guideline = serializers.CharField(source="guideline.slug")
@@ -26,7 +34,13 @@ class VersionSerializer(serializers.Serializer):
     effective_date = serializers.DateField(allow_null=True)
     published_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField(allow_null=True)
+    works_council_consent = serializers.SerializerMethodField(
+        help_text="The works council's consent to this text, recorded before publication; null: none recorded.")
     texts = VersionTextSerializer(many=True)
+
+    @extend_schema_field(WorksCouncilConsentSerializer(allow_null=True))
+    def get_works_council_consent(self, version):
+        return WorksCouncilConsentSerializer(version).data if version.has_works_council_consent else None
 
 
 class VersionSummarySerializer(serializers.Serializer):
@@ -44,6 +58,8 @@ class GuidelineSerializer(serializers.Serializer):
     audience_groups = serializers.ListField(child=serializers.CharField())
     due_days = serializers.IntegerField()
     reacknowledge_days = serializers.IntegerField(allow_null=True)
+    requires_works_council_consent = serializers.BooleanField(
+        help_text="A version is published only with the works council's consent to its text (WOR art. 27).")
     retired_at = serializers.DateTimeField(allow_null=True)
     current_version = VersionSummarySerializer(allow_null=True)
 

@@ -129,6 +129,7 @@ def _guideline_data(guideline, current):
         "audience_departments": sorted(d.name for d in guideline.audience_departments.all()),
         "audience_groups": sorted(g.name for g in guideline.audience_groups.all()),
         "due_days": guideline.due_days, "reacknowledge_days": guideline.reacknowledge_days,
+        "requires_works_council_consent": guideline.requires_works_council_consent,
         "retired_at": guideline.retired_at,
         "current_version": current and {"id": current.pk, "number": current.number,
                                         "published_at": current.published_at},

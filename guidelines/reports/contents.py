@@ -321,9 +321,11 @@ def extensions(pack):
 
 
 def version_history(pack):
-    """Every version published by the end of the day, with approval and the material/editorial choice."""
+    """Every version published by the end of the day, with approval, the works council's consent and the
+    material/editorial choice."""
     versions = list(pack.guideline.versions.filter(published_at__lt=pack.moment)
-                    .select_related("created_by", "approved_by", "published_by").prefetch_related("texts")
+                    .select_related("created_by", "approved_by", "published_by", "works_council_recorded_by")
+                    .prefetch_related("texts")
                     .order_by("major", "minor"))
     for version in versions:
         texts = {text.language: text for text in version.texts.all()}
@@ -334,11 +336,16 @@ def version_history(pack):
 
 def reported_texts(pack):
     """The full text of each reported version in the report's language, with both variants' hashes."""
+    from ..publishing import fingerprint_of  # the one definition of a version's fingerprint
+
     texts = []
     for version in pack.versions:
         by_language = {text.language: text for text in version.texts.all()}
         texts.append({"version": version, "text": by_language[pack.language],
-                      "hashes": sorted((language, text.content_hash) for language, text in by_language.items())})
+                      "hashes": sorted((language, text.content_hash) for language, text in by_language.items()),
+                      # Whether the works council's recorded consent was given for exactly this text.
+                      "consent_current": version.has_works_council_consent and version.works_council_fingerprint
+                      == fingerprint_of(version, by_language.values())})
     return texts
 
 

@@ -222,9 +222,13 @@ def prepare(report):
             "organisation_history": organisation.keeps_history(),
         }
         checkpoint_rows, checkpoints_made = contents.checkpoints_until(pack)
+        history = contents.version_history(pack)
         back_context = {
             "exemptions": contents.exemptions(pack), "extensions": contents.extensions(pack),
-            "history": contents.version_history(pack), "texts": contents.reported_texts(pack), "chain": chain,
+            "history": history, "texts": contents.reported_texts(pack), "chain": chain,
+            # The works council's consent: a column for a guideline that requires it or a version that has it.
+            "show_consent": pack.guideline.requires_works_council_consent
+            or any(version.has_works_council_consent for version in history),
             "sign_ins": sign_ins.rows(), "providers": list(configured_providers().values()),
             "readings": readings.rows(), "median_seconds_on_text": readings.median_seconds(),
             "comprehension": [{"version": version, "rates": rates} for version in pack.versions

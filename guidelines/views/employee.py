@@ -31,9 +31,10 @@ RECENT_VERSIONS = 5
 VERSION_FIELDS = ("guideline_id", "major", "minor", "status", "published_at", "leading_language")
 
 
-def _released_versions(guideline):
-    """Every published version, newest first, without texts (those are loaded for one or two)."""
-    versions = list(guideline.versions.released().only(*VERSION_FIELDS))
+def _released_versions(guideline, *fields):
+    """Every published version, newest first, without texts (those are loaded for one or two), with
+    VERSION_FIELDS and `fields`."""
+    versions = list(guideline.versions.released().only(*VERSION_FIELDS, *fields))
     for version in versions:
         version.guideline = guideline
     return versions
@@ -220,7 +221,7 @@ def version_list(request, slug):
     guideline = guideline_or_404(slug)
     if not _in_audience(request, guideline) and not is_hr_or_auditor(request.user):
         raise PermissionDenied(_("This guideline does not apply to you."))
-    versions = _released_versions(guideline)
+    versions = _released_versions(guideline, "works_council_consented_on", "works_council_reference")
     if not versions:  # drafts only: nothing an employee may read yet, and no current version to go back to
         raise Http404(_("This guideline has no published version yet."))
     language = _content_language(request)
@@ -233,7 +234,8 @@ def version_list(request, slug):
     rows = [{"version": version, "text": summaries.get(version.pk)} for version in versions]
     title = next((row["text"].title for row in rows if row["text"]), guideline.title)
     return render(request, "guidelines/versions.html",
-                  {"guideline": guideline, "rows": rows, "title": title, "language": language})
+                  {"guideline": guideline, "rows": rows, "title": title, "language": language,
+                   "show_consent": any(version.has_works_council_consent for version in versions)})
 
 
 _released_version = PreparedQuery(

@@ -26,6 +26,7 @@ from ..forms import (
     QuestionsForm,
     ReasonForm,
     SendBackForm,
+    WorksCouncilConsentForm,
 )
 from ..models import (
     LANGUAGES,
@@ -39,7 +40,8 @@ from .lookups import guideline_or_404
 
 
 def _draft(pk):
-    version = Version.objects.select_related("guideline", "created_by", "approved_by").filter(pk=pk).first()
+    version = (Version.objects.select_related("guideline", "created_by", "approved_by", "works_council_recorded_by")
+               .filter(pk=pk).first())
     if version is None:
         raise Http404(_("There is no such draft."))
     return version
@@ -102,8 +104,13 @@ def guideline_edit(request, slug):
 @hr_required
 def guideline_detail(request, slug):
     guideline = guideline_or_404(slug, "owner")
-    versions = list(guideline.versions.select_related("created_by", "approved_by", "published_by"))
+    versions = list(guideline.versions.select_related("created_by", "approved_by", "published_by",
+                                                      "works_council_recorded_by"))
     current = next((v for v in versions if v.status == Version.Status.PUBLISHED), None)
+    drafts = [v for v in versions if v.is_editable]
+    for draft in drafts:
+        draft.consent = publishing.consent_of(draft)
+    released = [v for v in versions if not v.is_editable]
     exemptions = Exemption.objects.filter(guideline=guideline).select_related("employee__user", "granted_by")
     extensions = DueDateExtension.objects.filter(guideline=guideline).select_related("employee__user", "granted_by")
     return render(request, "guidelines/hr/guideline_detail.html", {
@@ -111,8 +118,10 @@ def guideline_detail(request, slug):
         "current": current,
         # Which rule nobody understands: per question of the current version's check.
         "pass_rates": comprehension.pass_rates(current) if current else [],
-        "drafts": [v for v in versions if v.is_editable],
-        "released": [v for v in versions if not v.is_editable],
+        "drafts": drafts,
+        "released": released,
+        # The consent column, for a guideline that requires it now or did when a version was published.
+        "show_consent": guideline.requires_works_council_consent or any(v.has_works_council_consent for v in released),
         "exemptions": exemptions[:100],
         "extensions": extensions[:100],
         "exemption_form": ExemptionForm(),
@@ -213,12 +222,14 @@ def draft_detail(request, pk):
     version = _draft(pk)
     texts, rows, current = _draft_texts(version)
     waiting = version.status == Version.Status.DRAFT and version.review_requested_at is not None
+    fingerprint = publishing.fingerprint_of(version, texts.values())
     return render(request, "guidelines/hr/draft_detail.html", {
         "version": version,
         "guideline": version.guideline,
         "texts": rows,
         "current": current,
-        "fingerprint": publishing.fingerprint_of(version, texts.values()),
+        "fingerprint": fingerprint,
+        "consent": publishing.consent_of(version, fingerprint),
         "may_approve": waiting and publishing.may_approve(request.user, version),
         "may_send_back": waiting and request.user.has_perm("guidelines.approve"),
         "may_edit": request.user.has_perm("guidelines.manage") and version.is_editable,
@@ -395,6 +406,69 @@ def draft_publish(request, pk):
         "acknowledged_current": acknowledged_current,
         "four_eyes_missing": version.status != Version.Status.APPROVED and settings.GUIDELINES_FOUR_EYES,
         "awaiting_approval": version.status == Version.Status.DRAFT and version.review_requested_at is not None,
+        "consent": publishing.consent_of(version),
+    }, status=status)
+
+
+def _consent_frozen():
+    return _("This version is published; the works council's consent to it can no longer change.")
+
+
+@require_http_methods(["GET", "POST"])
+@hr_required
+@fresh_sign_in_required
+def draft_consent(request, pk):
+    """HR records the works council's consent to a draft, or records it again (a correction, or consent to a
+    changed text). The form carries the draft as HR saw it; an error comes back on it, with what was typed."""
+    version = _draft(pk)
+    if not version.is_editable:
+        messages.info(request, _consent_frozen())
+        return redirect("guidelines:hr_draft", pk=version.pk)
+    fingerprint = publishing.fingerprint_of(version)
+    form = WorksCouncilConsentForm(request.POST or None, initial={"fingerprint": fingerprint})
+    if request.method == "POST" and form.is_valid():
+        try:
+            version = publishing.record_works_council_consent(
+                version=version, by=request.user, consented_on=form.cleaned_data["consented_on"],
+                reference=form.cleaned_data["reference"], note=form.cleaned_data["note"],
+                fingerprint=form.cleaned_data["fingerprint"])
+        except ValidationError as error:
+            form.add_error(None, error)  # a field's own rule under the field, anything else above the form
+        else:
+            messages.success(request, _("The works council's consent (%(reference)s) is recorded for this draft.")
+                             % {"reference": version.works_council_reference})
+            return redirect("guidelines:hr_draft", pk=version.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "guidelines/hr/consent_form.html", {
+        "form": form, "version": version, "guideline": version.guideline, "title": version.title,
+        "consent": publishing.consent_of(version, fingerprint),
+    }, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@hr_required
+@fresh_sign_in_required
+def draft_consent_withdraw(request, pk):
+    """GET asks "Withdraw the works council's consent to this draft?" with a reason; only the POST withdraws."""
+    version = _draft(pk)
+    if not version.is_editable or not version.has_works_council_consent:
+        messages.info(request, _consent_frozen() if not version.is_editable
+                      else _("No consent of the works council is recorded for this draft."))
+        return redirect("guidelines:hr_draft", pk=version.pk)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            publishing.withdraw_works_council_consent(version=version, by=request.user,
+                                                      reason=form.cleaned_data["reason"])
+        except ValidationError as error:
+            form.add_error(None, error.messages[0])
+        else:
+            messages.success(request, _("The works council's consent to this draft was withdrawn. It cannot be "
+                                        "published before their consent is recorded again."))
+            return redirect("guidelines:hr_draft", pk=version.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "guidelines/hr/consent_withdraw_confirm.html", {
+        "form": form, "version": version, "guideline": version.guideline, "title": version.title,
     }, status=status)
 
 

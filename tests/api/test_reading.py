@@ -55,6 +55,32 @@ def test_versions_carry_their_texts_and_hashes(api, grc_token, version_1, hilde,
     assert api(grc_token).get(reverse("api:version", args=[version_2.pk])).json() == versions[0]
 
 
+def test_a_version_carries_the_works_council_consent_it_was_published_with(api, grc_token, version_1, hilde, bob):
+    from datetime import datetime
+
+    from guidelines import publishing
+
+    from ..factories import make_draft
+
+    guideline = version_1.guideline
+    guideline.requires_works_council_consent = True
+    guideline.save()
+    draft = make_draft(guideline, author=hilde, bodies={"nl": "# Nieuw\n\nAnders.\n", "en": "# New\n\nOther.\n"})
+    day = timezone.localdate() - timedelta(days=4)
+    publishing.record_works_council_consent(version=draft, by=hilde, consented_on=day, reference="OR-2026-14")
+    publishing.approve_version(version=draft, by=bob.user)
+    version_2 = publishing.publish_version(version=draft, by=hilde, material=True)
+
+    versions = api(grc_token).get(reverse("api:guideline-versions", args=["social-media"])).json()
+    consent = versions[0]["works_council_consent"]
+    assert (consent["consented_on"], consent["reference"]) == (day.isoformat(), "OR-2026-14")
+    assert datetime.fromisoformat(consent["recorded_at"]) == version_2.works_council_recorded_at
+    assert versions[1]["works_council_consent"] is None  # 1.0, published before the requirement
+    assert api(grc_token).get(reverse("api:version", args=[version_2.pk])).json() == versions[0]
+    assert api(grc_token).get(reverse("api:guideline", args=["social-media"])).json()[
+        "requires_works_council_consent"] is True
+
+
 def test_a_draft_is_not_in_the_api(api, grc_token, version_1, hilde):
     from ..factories import make_draft
 

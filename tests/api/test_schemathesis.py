@@ -7,21 +7,32 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.urls import reverse
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
-from guidelines import services
+from guidelines import publishing, services
 
+from ..factories import make_draft
 from .conftest import service_account
 from .test_tokens import ENDPOINTS
 
 
 @pytest.fixture
-def api_schema(db, settings, tmp_path, version_1, alice, web_meta, fresh_rate_limits):
+def api_schema(db, settings, tmp_path, version_1, alice, hilde, bob, web_meta, fresh_rate_limits):
     settings.MEDIA_ROOT = tmp_path
     settings.API_REPORT_RATE = (10**6, 3600)
     services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
+    # Version 2.0 with the works council's consent: the versions' answers hold a consent and a null one.
+    guideline = version_1.guideline
+    guideline.requires_works_council_consent = True
+    guideline.save()
+    draft = make_draft(guideline, author=hilde, bodies={"nl": "# Nieuw\n", "en": "# New\n"})
+    publishing.record_works_council_consent(version=draft, by=hilde, consented_on=timezone.localdate(),
+                                            reference="OR-2026-14")
+    publishing.approve_version(version=draft, by=bob.user)
+    publishing.publish_version(version=draft, by=hilde, material=True)
     from intranet.wsgi import application
 
     # As Django's test client does: the test's transaction holds the connection, which the end of each

@@ -91,7 +91,9 @@ MODEL_POLICY = {
     "guidelines.employeehistory": READ,
     "guidelines.accounthistory": READ,
     "guidelines.rolegrouphistory": READ,
-    # Drafts are written, edited and deleted; triggers freeze a version and its texts once released.
+    # Drafts are written, edited and deleted, and their approval and works council's consent recorded (and
+    # the consent replaced or withdrawn) by UPDATE; triggers freeze a version, its consent included, and its
+    # texts once released (migrations 0002, 0009, 0024).
     "guidelines.version": READ_WRITE,
     "guidelines.versiontext": READ_WRITE,
     # The comprehension check's questions are drafted like the texts and frozen with them; every answer
