@@ -126,7 +126,7 @@ def test_the_embedded_csv_equals_the_database_rows(scene, arjen):
         "version_read": "1.0", "language": "en", "acknowledged_at_utc": ack.acknowledged_at.isoformat(),
         "channel": "web", "content_hash": ack.content_hash, "record_number": str(ack.sequence),
         "sign_in": "password", "provider_subject": "", "provider_amr": "", "provider_acr": "",
-        "first_opened_at_utc": "", "read_to_end_at_utc": "", "seconds_on_text": "",
+        "first_opened_at_utc": "", "read_to_end_at_utc": "", "seconds_on_text": "", "comprehension_answers": "",
     }
     assert (by_number["E0002"]["status"], by_number["E0099"]["status"]) == ("pending", "exempt")
     manifest = reader.attachments["manifest.json"][0].decode()

@@ -15,7 +15,17 @@ from ..access import employee_required, is_hr_or_auditor
 from ..accounts import request_evidence
 from ..content import diff_between, released_texts
 from ..forms import AcknowledgeForm, ReadingReportForm
-from ..models import LANGUAGES, Acknowledgement, Employee, Guideline, Reading, ReadingProgress, Version, VersionText
+from ..models import (
+    LANGUAGES,
+    Acknowledgement,
+    Employee,
+    Guideline,
+    QuizQuestion,
+    Reading,
+    ReadingProgress,
+    Version,
+    VersionText,
+)
 from ..prepared import PreparedQuery
 from .lookups import check_version_number, guideline_or_404
 
@@ -28,7 +38,7 @@ def _content_language(request):
 
 
 RECENT_VERSIONS = 5
-VERSION_FIELDS = ("guideline_id", "major", "minor", "status", "published_at", "leading_language")
+VERSION_FIELDS = ("guideline_id", "major", "minor", "status", "published_at", "leading_language", "require_read_to_end")
 
 
 def _released_versions(guideline, *fields):
@@ -47,7 +57,8 @@ def _recent_released(slug, employee_id):
         Version.objects.released().filter(guideline__slug=slug).select_related("guideline__owner")
         .only(*VERSION_FIELDS, "guideline")
         .annotate(released_count=Window(Count("pk")),
-                  opened=Exists(Reading.objects.filter(employee=employee_id, version=OuterRef("pk"))))
+                  opened=Exists(Reading.objects.filter(employee=employee_id, version=OuterRef("pk"))),
+                  has_questions=Exists(QuizQuestion.objects.filter(version=OuterRef("pk"))))
     )[:RECENT_VERSIONS]
 
 
@@ -117,7 +128,7 @@ def _detail_context(request, versions, version, language, *, in_audience, form=N
     if can_acknowledge and form is None:
         via = request.GET.get("via", "")
         form = AcknowledgeForm(initial={"version": version.pk, "language": text.language, "via": via[:200]},
-                               questions=comprehension.questions_of(version), language=text.language)
+                               questions=_questions(version), language=text.language)
     # Whether the text was shown to its end before (a query only where the version requires it).
     read_to_end = can_acknowledge and version.require_read_to_end and ReadingProgress.objects.filter(
         employee=employee, version=version, read_to_end_at__isnull=False).exists()
@@ -240,8 +251,14 @@ def version_list(request, slug):
 
 _released_version = PreparedQuery(
     Version,
-    lambda slug, pk: Version.objects.released().select_related("guideline").filter(guideline__slug=slug, pk=pk),
+    lambda slug, pk: Version.objects.released().select_related("guideline").filter(guideline__slug=slug, pk=pk)
+    .annotate(has_questions=Exists(QuizQuestion.objects.filter(version=OuterRef("pk")))),
     str, int)
+
+
+def _questions(version):
+    """The version's comprehension questions: a query only for a version that has any."""
+    return comprehension.questions_of(version) if getattr(version, "has_questions", True) else []
 
 
 @require_http_methods(["GET", "POST"])
@@ -269,7 +286,7 @@ def _acknowledge(request, slug):
     guideline = version.guideline
     language = form.cleaned_data["language"]
     # Again with the version's questions, labelled in the language read.
-    form = AcknowledgeForm(request.POST, questions=comprehension.questions_of(version), language=language)
+    form = AcknowledgeForm(request.POST, questions=_questions(version), language=language)
     if not form.is_valid():
         versions = Versions.of(slug)
         context = _detail_context(request, versions, version, language, form=form,
