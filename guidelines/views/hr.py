@@ -11,7 +11,7 @@ from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import employees, publishing, services, status
+from .. import employees, publishing, questions, services, status
 from ..access import hr_required
 from ..accounts import fresh_sign_in_required
 from ..content import diff_blocks, render_markdown
@@ -104,11 +104,15 @@ def guideline_detail(request, slug):
     versions = list(guideline.versions.select_related("created_by", "approved_by", "published_by"))
     exemptions = Exemption.objects.filter(guideline=guideline).select_related("employee__user", "granted_by")
     extensions = DueDateExtension.objects.filter(guideline=guideline).select_related("employee__user", "granted_by")
+    released = [v for v in versions if not v.is_editable]
+    open_counts = questions.open_counts(released)
     return render(request, "guidelines/hr/guideline_detail.html", {
         "guideline": guideline,
         "current": next((v for v in versions if v.status == Version.Status.PUBLISHED), None),
         "drafts": [v for v in versions if v.is_editable],
-        "released": [v for v in versions if not v.is_editable],
+        "released": released,
+        # Per version: the questions waiting for an answer, the objections and exception requests for HR.
+        "open_rows": [(version, open_counts[version.pk]) for version in released if open_counts[version.pk].any],
         "exemptions": exemptions[:100],
         "extensions": extensions[:100],
         "exemption_form": ExemptionForm(),
