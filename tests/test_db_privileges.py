@@ -62,6 +62,8 @@ APPEND_ONLY = [
     "guidelines_importrun", "guidelines_importchange", "guidelines_notificationitem",
     # The body of a webhook event as it was signed and sent.
     "guidelines_webhookevent",
+    # Questions and their threads, objections and exception requests, and HR's handling of them.
+    "guidelines_question", "guidelines_questionmessage", "guidelines_objection", "guidelines_objectionresolution",
 ]
 HISTORY = ["guidelines_employeehistory", "guidelines_accounthistory", "guidelines_rolegrouphistory"]
 NARROW_UPDATE = {
@@ -562,3 +564,24 @@ def test_webhooks_work_as_the_application_role(app_role, hilde, alice, version_1
         assert not subscriber.is_active
         webhooks.enable(subscriber, by=hilde)
     assert receiver.received[0].verify(secret)["type"] == "acknowledgement.created"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_questions_and_objections_work_as_the_application_role(app_role, alice, hilde, version_1, web_meta):
+    """Asking and answering, an exception request and the exemption HR grants from it, over Django's
+    connection as the role; changing or removing any of it is refused for lack of privilege."""
+    from guidelines import questions
+
+    with django_connects_as(app_role):
+        question = questions.ask(employee=alice, version=version_1, language="en", text="Photos of the party?")
+        questions.answer(question=question, by=hilde, text="Only with consent.")
+        request = questions.record_objection(employee=alice, version=version_1, language="en", kind="exception",
+                                             reason="On leave.", meta=web_meta)
+        resolution = questions.resolve(objection=request, by=hilde, outcome="exempted", note="Granted.")
+        for statement in ("UPDATE guidelines_objection SET reason = 'rewritten'",
+                          "UPDATE guidelines_questionmessage SET text = 'rewritten'",
+                          "DELETE FROM guidelines_objectionresolution", "DELETE FROM guidelines_question"):
+            with pytest.raises(DatabaseError) as refused, transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(statement)
+            assert isinstance(refused.value.__cause__, errors.InsufficientPrivilege), statement
+    assert resolution.exemption.employee == alice and question.messages.count() == 2
