@@ -100,8 +100,8 @@ class ObjectionForm(forms.Form):
     )
     reason = MessageField(
         label=_("Your reason"),
-        help_text=_("Your reason, in your own words. It is kept as evidence with this version; HR and the owner of "
-                    "the guideline read it."),
+        help_text=_("In your own words. It is kept as evidence with this version; HR and the owner of the guideline "
+                    "read it."),
         error_messages={"required": _("Give your reason.")},
     )
 
