@@ -557,3 +557,14 @@ def test_the_evidence_docs_query_lists_objections_with_their_handling(alice, ott
         rows = cursor.fetchall()
     assert [(row[1], row[2], row[3], row[6], row[8]) for row in rows] == [
         ("E0001", "objection", "1.0", "answered", "The rule stays."), ("E0099", "exception", "1.0", None, None)]
+
+
+def test_a_name_with_a_line_break_stays_on_its_line_in_the_e_mail(alice, olga, owned, worker):
+    alice.user.last_name = "Example\nBcc: victim@example.com"
+    alice.user.save()
+    before = len(mail.outbox)
+    with worker():
+        ask(alice, owned)
+    (message,) = sent_since(before)
+    assert "\n" not in message.subject and "Bcc" not in message.message().keys()
+    assert "\nBcc:" not in message.body and "Alice Example Bcc: victim@example.com (E0001)" in message.body
