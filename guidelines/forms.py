@@ -6,10 +6,11 @@ from allauth.mfa.webauthn.forms import AddWebAuthnForm, AuthenticateWebAuthnForm
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.validators import FileExtensionValidator
+from django.core.validators import FileExtensionValidator, ProhibitNullCharactersValidator
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from . import publishing, webhooks
@@ -18,14 +19,18 @@ from .dashboards import NO_DEPARTMENT
 from .models import (
     LANGUAGE_CHOICES,
     LANGUAGES,
+    MESSAGE_MAX_LENGTH,
     Department,
     Employee,
     Guideline,
     NotificationLog,
+    Objection,
+    ObjectionResolution,
     Report,
     Version,
     WebhookSubscriber,
 )
+from .questions import OUTCOMES, check_characters, normalised
 from .services import MAX_SECONDS_PER_REPORT
 from .status import Status
 
@@ -65,6 +70,108 @@ class ReadingReportForm(forms.Form):
     version = forms.IntegerField(min_value=1, max_value=2**63 - 1)
     seconds = forms.IntegerField(min_value=0, max_value=MAX_SECONDS_PER_REPORT)
     percent = forms.IntegerField(min_value=0, max_value=100)
+
+
+# Questions and objections (questions.py) --------------------------------------------------------------------
+
+
+class MessageField(forms.CharField):
+    """A text someone writes to someone else (a question, an answer, a reason): at most
+    MESSAGE_MAX_LENGTH characters, line ends as \\n, and no control characters, each refused with a message
+    that says which and where."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", MESSAGE_MAX_LENGTH)
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 6}))
+        super().__init__(**kwargs)
+        # check_characters names a NUL like any other control character: not a second message for it.
+        self.validators = [validator for validator in self.validators
+                           if not isinstance(validator, ProhibitNullCharactersValidator)]
+        self.validators.append(check_characters)
+
+    def to_python(self, value):
+        return normalised(super().to_python(value))
+
+
+class QuestionForm(forms.Form):
+    # The version and language the employee was reading (the guideline page's link names them).
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1, max_value=2**63 - 1)
+    language = forms.ChoiceField(choices=LANGUAGE_CHOICES, widget=forms.HiddenInput)
+    text = MessageField(
+        label=_("Your question"),
+        help_text=_("Only you, the owner of the guideline and HR can read it. You get the answer by e-mail."),
+        error_messages={"required": _("Write your question.")},
+    )
+
+
+class ObjectionForm(forms.Form):
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1, max_value=2**63 - 1)
+    language = forms.ChoiceField(choices=LANGUAGE_CHOICES, widget=forms.HiddenInput)
+    kind = forms.ChoiceField(
+        label=_("What do you want to record?"), widget=forms.RadioSelect,
+        choices=[(Objection.Kind.OBJECTION, _("An objection: I have read this version and I object to it")),
+                 (Objection.Kind.EXCEPTION, _("An exception request: I ask to be exempted from it"))],
+        error_messages={"required": _("Choose an objection or an exception request.")},
+    )
+    reason = MessageField(
+        label=_("Your reason"),
+        help_text=_("In your own words. It is kept as evidence with this version; HR and the owner of the guideline "
+                    "read it."),
+        error_messages={"required": _("Give your reason.")},
+    )
+
+
+class ReplyForm(forms.Form):
+    """An answer of the owner or HR, or the employee's follow-up (the view sets the label)."""
+
+    text = MessageField(label=_("Your answer"), error_messages={"required": _("Write your answer.")})
+
+
+class ResolveForm(forms.Form):
+    """HR's handling of an objection or exception request (the outcomes that fit its kind)."""
+
+    outcome = forms.ChoiceField(label=_("Outcome"), widget=forms.RadioSelect,
+                                error_messages={"required": _("Choose the outcome.")})
+    note = MessageField(label=_("Your answer to the employee"),
+                        help_text=_("The employee gets it by e-mail; it is kept with the objection."),
+                        error_messages={"required": _("Write your answer to the employee.")})
+    ends_on = forms.DateField(label=_("Exempt until (optional)"), required=False,
+                              widget=forms.DateInput(attrs={"type": "date"}),
+                              help_text=_("Only for an exemption. Empty: until further notice."))
+
+    def __init__(self, *args, kind, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["outcome"].choices = [(outcome, capfirst(ObjectionResolution.Outcome(outcome).label))
+                                          for outcome in OUTCOMES[kind]]
+        if kind != Objection.Kind.EXCEPTION:
+            del self.fields["ends_on"]
+        if len(OUTCOMES[kind]) == 1:
+            self.fields["outcome"].initial = OUTCOMES[kind][0]
+
+    def clean(self):
+        cleaned = super().clean()
+        ends_on = cleaned.get("ends_on")
+        if ends_on and cleaned.get("outcome") != ObjectionResolution.Outcome.EXEMPTED:
+            self.add_error("ends_on", _("An end date is only for an exemption; leave it empty."))
+        elif ends_on and ends_on < timezone.localdate():
+            self.add_error("ends_on", _("The exemption cannot end in the past."))
+        return cleaned
+
+
+class InboxFilterForm(forms.Form):
+    guideline = forms.ModelChoiceField(label=_("Guideline"), queryset=Guideline.objects.none(), required=False,
+                                       to_field_name="slug", empty_label=_("all guidelines"))
+    show = forms.ChoiceField(label=_("Show"), required=False,
+                             choices=[("open", _("open only")), ("all", _("open and answered"))])
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        guidelines = Guideline.objects.by_title()
+        self.fields["guideline"].queryset = (guidelines if user.has_perm("guidelines.manage")
+                                             else guidelines.filter(owner=user))
+
+    def clean_show(self):
+        return self.cleaned_data["show"] or "open"
 
 
 class GuidelineForm(forms.ModelForm):

@@ -397,7 +397,7 @@ class QuizQuestion(models.Model):
 
     MAX_PER_VERSION = 5
 
-    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="questions")
+    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="quiz_questions")
     position = models.PositiveSmallIntegerField()
     text_nl = models.CharField(_("question (Dutch)"), max_length=300)
     text_en = models.CharField(_("question (English)"), max_length=300)
@@ -769,6 +769,8 @@ class AuditEvent(models.Model):
         WEBHOOK_ENABLED = "webhook_enabled", _("webhook subscriber enabled")
         WORKS_COUNCIL_CONSENT_RECORDED = "works_council_consent_recorded", _("works council's consent recorded")
         WORKS_COUNCIL_CONSENT_WITHDRAWN = "works_council_consent_withdrawn", _("works council's consent withdrawn")
+        OBJECTION_RECORDED = "objection_recorded", _("objection or exception request recorded")
+        OBJECTION_RESOLVED = "objection_resolved", _("objection or exception request handled")
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -803,6 +805,11 @@ class NotificationLog(models.Model):
         NUDGE = "nudge", _("reminder sent by HR")
         ESCALATION = "escalation", _("escalation to the manager")
         APPROVAL = "approval", _("approval request")
+        # Questions and objections (questions.py): to the guideline's owner, and back to the employee.
+        QUESTION = "question", _("question to the owner")
+        ANSWER = "answer", _("answer to a question")
+        OBJECTION = "objection", _("objection to the owner")
+        RESOLUTION = "resolution", _("objection handled")
 
     class Status(models.TextChoices):
         CLAIMED = "claimed", _("being sent")
@@ -1041,3 +1048,176 @@ class WebhookDelivery(models.Model):
 
     def __str__(self):
         return self.message_id
+
+
+# Questions and objections (questions.py) ---------------------------------------------------------------
+
+# The longest question, answer, reason or note anyone may write (a page of text).
+MESSAGE_MAX_LENGTH = 4000
+
+
+class RecordQuerySet(models.QuerySet):
+    """The queryset of a record that is only ever added: no bulk update or delete (database triggers
+    refuse them too)."""
+
+    def update(self, **kwargs):
+        raise TypeError(f"{self.model.__name__} rows are append-only and cannot be updated.")
+
+    def delete(self):
+        raise TypeError(f"{self.model.__name__} rows are append-only and cannot be deleted.")
+
+
+class AppendOnlyRecord(models.Model):
+    """A row that is written once: saving it again or deleting it is refused."""
+
+    objects = RecordQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError(f"{type(self).__name__} rows are append-only and cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError(f"{type(self).__name__} rows are append-only and cannot be deleted.")
+
+
+class Question(AppendOnlyRecord):
+    """An employee's question to a guideline's owner about the version they were reading, in the
+    language they read it in. Its text and everything said after it are the thread's messages
+    (QuestionMessage). Append-only: a thread grows, nothing in it changes."""
+
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="questions",
+                                 verbose_name=_("employee"))
+    guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, related_name="questions",
+                                  verbose_name=_("guideline"))
+    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="questions",
+                                verbose_name=_("version"))
+    language = models.CharField(_("language read"), max_length=2, choices=LANGUAGE_CHOICES)
+    asked_at = models.DateTimeField(_("asked at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-asked_at", "-pk"]
+        verbose_name = _("question")
+        verbose_name_plural = _("questions")
+        indexes = [models.Index(fields=["employee", "guideline"], name="question_of_employee"),
+                   models.Index(fields=["guideline", "version"], name="question_of_version")]
+
+    def __str__(self):
+        return f"{self.employee_id} asked about {self.version_id} at {self.asked_at:%Y-%m-%d %H:%M}"
+
+
+class QuestionMessage(AppendOnlyRecord):
+    """One message of a question's thread: the question itself, a follow-up of the employee, or an
+    answer of the owner or HR. Append-only."""
+
+    class Role(models.TextChoices):
+        EMPLOYEE = "employee", _("employee")
+        OWNER = "owner", _("owner of the guideline")
+        HR = "hr", _("HR")
+
+    question = models.ForeignKey(Question, on_delete=models.PROTECT, related_name="messages")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                               verbose_name=_("written by"))
+    role = models.CharField(_("as"), max_length=10, choices=Role.choices)
+    text = models.TextField(_("text"), max_length=MESSAGE_MAX_LENGTH)
+    written_at = models.DateTimeField(_("written at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["written_at", "pk"]
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        indexes = [models.Index(fields=["question", "written_at"], name="question_message_thread"),
+                   models.Index(fields=["author", "written_at"], name="question_message_author")]
+
+    def __str__(self):
+        return f"{self.question_id}: {self.role} at {self.written_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def from_employee(self):
+        return self.role == self.Role.EMPLOYEE
+
+
+class Objection(AppendOnlyRecord):
+    """An employee saw a version and disagreed: an objection ("I have read this version and I object,
+    because …") or an exception request ("I ask to be exempted, because …"). Evidence like an
+    acknowledgement: the exact version and language variant shown with its SHA-256, the statement,
+    the reason, the server time, when the version was first opened, how the employee signed in and
+    from where, and who they were then. It does not count as an acknowledgement. Append-only; HR's
+    handling is an ObjectionResolution of its own."""
+
+    class Kind(models.TextChoices):
+        OBJECTION = "objection", _("objection")
+        EXCEPTION = "exception", _("exception request")
+
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="objections",
+                                 verbose_name=_("employee"))
+    guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, related_name="objections",
+                                  verbose_name=_("guideline"))
+    version = models.ForeignKey(Version, on_delete=models.PROTECT, related_name="objections",
+                                verbose_name=_("version"))
+    major = models.PositiveIntegerField()
+    language = models.CharField(_("language read"), max_length=2, choices=LANGUAGE_CHOICES)
+    content_hash = models.CharField(_("content hash"), max_length=64)
+    statement = models.TextField(_("statement"))
+    reason = models.TextField(_("reason"), max_length=MESSAGE_MAX_LENGTH)
+    recorded_at = models.DateTimeField(_("recorded at"))
+    first_opened_at = models.DateTimeField(_("first opened at"), null=True)
+    auth_method = models.CharField(_("sign-in"), max_length=40)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True)
+    user_agent = models.CharField(_("browser"), max_length=512, blank=True)
+    sso_subject = models.CharField(max_length=255, blank=True)
+    sso_amr = models.CharField(max_length=200, blank=True)
+    sso_acr = models.CharField(max_length=200, blank=True)
+    employee_number = models.CharField(_("employee number"), max_length=32)
+    employee_name = models.CharField(_("employee name"), max_length=300)
+    department_name = models.CharField(_("department"), max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-recorded_at", "-pk"]
+        verbose_name = _("objection or exception request")
+        verbose_name_plural = _("objections and exception requests")
+        indexes = [models.Index(fields=["guideline", "major", "employee"], name="objection_lookup"),
+                   models.Index(fields=["employee", "guideline"], name="objection_of_employee")]
+
+    def __str__(self):
+        return f"{self.employee_number} · {self.kind} · {self.version_id} · {self.recorded_at:%Y-%m-%d}"
+
+    @property
+    def handling(self):
+        """HR's ObjectionResolution, or None while it is open."""
+        try:
+            return self.resolution
+        except models.ObjectDoesNotExist:
+            return None
+
+
+class ObjectionResolution(AppendOnlyRecord):
+    """HR's handling of an objection or exception request, recorded beside it (the objection itself
+    never changes): answered and closed, an exemption granted (services.grant_exemption, linked), or
+    the exception declined, with HR's answer to the employee. One per objection. Append-only."""
+
+    class Outcome(models.TextChoices):
+        ANSWERED = "answered", _("answered and closed")
+        EXEMPTED = "exempted", _("exemption granted")
+        DECLINED = "declined", _("exception declined")
+
+    objection = models.OneToOneField(Objection, on_delete=models.PROTECT, related_name="resolution")
+    outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices)
+    note = models.TextField(_("answer to the employee"), max_length=MESSAGE_MAX_LENGTH)
+    exemption = models.ForeignKey(Exemption, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                                  verbose_name=_("exemption"))
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                    verbose_name=_("handled by"))
+    resolved_at = models.DateTimeField(_("handled at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-resolved_at", "-pk"]
+        verbose_name = _("handling of an objection")
+        verbose_name_plural = _("handling of objections")
+
+    def __str__(self):
+        return f"{self.objection_id}: {self.outcome} at {self.resolved_at:%Y-%m-%d %H:%M}"

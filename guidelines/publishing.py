@@ -65,7 +65,7 @@ def approve_version(*, version, by, at=None, fingerprint=None):
 def fingerprint_of(version, texts=None):
     """The fingerprint of a draft as it is now (texts: its VersionText rows, if already loaded)."""
     questions = [[q.position, q.text_nl, q.text_en, q.choices, q.correct, q.hint_nl, q.hint_en]
-                 for q in version.questions.order_by("position")] if version.pk else []
+                 for q in version.quiz_questions.order_by("position")] if version.pk else []
     return chain.draft_fingerprint(leading_language=version.leading_language, effective_date=version.effective_date,
                                    texts=texts if texts is not None else version.texts.all(),
                                    require_read_to_end=version.require_read_to_end, questions=questions)

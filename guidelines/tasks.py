@@ -115,6 +115,14 @@ def ask_approvers(self, version_id, user_id, employee_ids):
     return _send(self, outgoing, day, requested_by=requested_by)
 
 
+@shared_task(bind=True, acks_late=True)
+def send_question_emails(self, kind, pk):
+    """After a question, follow-up, answer, objection or HR's handling of one commits (guidelines.questions):
+    its e-mail to the guideline's owner or to the employee."""
+    day = timezone.localdate()
+    return _send(self, notifications.compose_question_emails(kind, pk), day)
+
+
 # Reports: prepare once, render the table chunks in parallel, join them when the last one is done.
 
 

@@ -5,6 +5,8 @@ from .views import approvals, employee, hr
 from .views import hr_import  # isort: skip
 from .views import dashboards, notifications, people, reports, webhooks
 
+from .views import questions  # isort: skip
+
 app_name = "guidelines"
 
 urlpatterns = [
@@ -65,4 +67,11 @@ urlpatterns = [
     path("hr/webhooks/<int:pk>/disable/", webhooks.subscriber_disable, name="hr_webhook_disable"),
     path("hr/webhooks/<int:pk>/enable/", webhooks.subscriber_enable, name="hr_webhook_enable"),
     # urls: views/webhooks.py
+    path("guidelines/<slug:slug>/ask/", questions.ask, name="ask"),
+    path("guidelines/<slug:slug>/object/", questions.object_to, name="object"),
+    path("my/questions/", questions.my_questions, name="my_questions"),
+    path("questions/", questions.inbox, name="question_inbox"),
+    path("questions/<int:pk>/", questions.question, name="question"),
+    path("objections/<int:pk>/", questions.objection, name="objection"),
+    # urls: views/questions.py
 ]

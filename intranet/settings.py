@@ -557,6 +557,9 @@ def envrate(name, default):
     return int(limit), int(window)
 
 
+# Questions, follow-ups, objections and exception requests an employee may send (questions.py), per
+# window in seconds: each e-mails the guideline's owner, so nobody can flood the owner's inbox.
+QUESTION_RATE = envrate("QUESTION_RATE", "5/3600")
 # The public verification page (no account), per client address.
 PUBLIC_VERIFY_RATE = envrate("PUBLIC_VERIFY_RATE", "30/3600")
 # The API (guidelines/api/): requests per token, and auditor packs requested per token.

@@ -107,6 +107,8 @@ PK_OBJECTS = {
     "guidelines:hr_webhook": ("webhook", "failing_webhook"),
     "guidelines:hr_webhook_disable": ("webhook",),
     "guidelines:hr_webhook_enable": ("failing_webhook",),
+    "guidelines:question": ("question",),
+    "guidelines:objection": ("exception_request", "handled_objection"),
     "mfa_edit_webauthn": ("no_key",),
     "mfa_remove_webauthn": ("no_key",),
 }
@@ -115,6 +117,10 @@ PK_OBJECTS = {
 HR_TEXTS = ("Long-term leave until further notice.", "Back from parental leave.")
 # A webhook receiver's own answer, shown as it came: not interface text either.
 RECEIVER_TEXTS = ("HTTP 503 Service Unavailable",)
+# Employees' questions and reasons, the owner's and HR's answers: their own words, not interface text.
+QUESTION_TEXTS = ("May I share photos of the team outing on my own account?", "Yes, if everyone in them agrees.",
+                  "I am on parental leave until the summer.", "The rule on private accounts goes too far.",
+                  "Noted; the rule stays, and we will explain it at the next team meeting.")
 
 # The world: the demo organisation, plus what the demo does not make ------------------------------------
 
@@ -193,11 +199,12 @@ def build_world(media_root):
     )
 
     w.webhook, w.failing_webhook = _webhooks(hr)
+    w.question, w.exception_request, w.handled_objection = _questions(w, hr, others)
 
     w.sessions = {role: signed_in_session(user) for role, user in users.items()}
     # Not interface text: people's names (Emma Employee, Martin Manager) and HR's free text.
     w.verbatim = sorted({f"{u.first_name} {u.last_name}".strip() for u in User.objects.all()} - {""}
-                        | set(HR_TEXTS) | set(RECEIVER_TEXTS), key=len, reverse=True)
+                        | set(HR_TEXTS) | set(RECEIVER_TEXTS) | set(QUESTION_TEXTS), key=len, reverse=True)
     return w
 
 
@@ -224,6 +231,22 @@ def _webhooks(hr):
         webhooks.give_up(failed, RECEIVER_TEXTS[0])
     failing.refresh_from_db()
     return working, failing
+
+
+def _questions(w, hr, others):
+    """Emma's question to the owner (HR), answered; her open exception request; another employee's objection,
+    answered by HR."""
+    from guidelines import questions, services
+
+    meta = services.RequestMeta(channel="web", auth_method="password", ip_address="10.1.2.3", user_agent="survey")
+    question = questions.ask(employee=w.emma, version=w.v2, language="en", text=QUESTION_TEXTS[0])
+    questions.answer(question=question, by=hr, text=QUESTION_TEXTS[1])
+    request = questions.record_objection(employee=w.emma, version=w.v2, language="en", kind="exception",
+                                         reason=QUESTION_TEXTS[2], meta=meta)
+    objection = questions.record_objection(employee=others[2], version=w.v2, language="nl", kind="objection",
+                                           reason=QUESTION_TEXTS[3], meta=meta)
+    questions.resolve(objection=objection, by=hr, outcome="answered", note=QUESTION_TEXTS[4])
+    return question, request, objection
 
 
 def signed_in_session(user):

@@ -52,7 +52,7 @@ from django.test import Client, override_settings
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone, translation
 
-from guidelines import api_tokens, publishing, services, webhooks
+from guidelines import api_tokens, publishing, questions, services, webhooks
 from guidelines.models import AuditEvent, Department, Reading, Report
 
 from .factories import make_draft, make_employee, make_guideline, make_user, publish, sign_in
@@ -418,6 +418,32 @@ GUIDELINE_ROWS = [
     # IDOR: Otto's certificate in Alice's (and Bob's) session.
     route("report_certificate_of_otto", "guidelines:report_certificate",
           url("guidelines:report_certificate", "ack_otto.pk"), "GET", expect(evidence=OK, outsider=OK)),
+    # Questions and objections (guidelines/questions.py) ----------------------------------------------------
+    # Asking the owner and objecting: an employee the guideline applies to (Otto is outside Operations').
+    route("ask", "guidelines:ask", url("guidelines:ask", "everyone.slug"), "GET", EMPLOYEE_PAGE),
+    route("ask_department_only", "guidelines:ask", url("guidelines:ask", "ops.slug"), "GET",
+          expect(employee=OK, manager=OK)),
+    route("ask", "guidelines:ask", url("guidelines:ask", "everyone.slug"), "POST", expect(employees=CREATED),
+          data=lambda world: {"version": world.v1.pk, "language": "en", "text": "May I share the town hall?"}),
+    route("object", "guidelines:object", url("guidelines:object", "everyone.slug"), "GET", EMPLOYEE_PAGE),
+    route("object_department_only", "guidelines:object", url("guidelines:object", "ops.slug"), "POST",
+          expect(employee=CREATED, manager=CREATED),
+          data=lambda world: {"version": world.ops_v1.pk, "language": "en", "kind": "exception",
+                              "reason": "I am on long-term leave."}),
+    route("my_questions", "guidelines:my_questions", url("guidelines:my_questions"), "GET", EMPLOYEE_PAGE),
+    # The inbox: HR and the owners of guidelines (Hilde owns both); nobody else.
+    route("question_inbox", "guidelines:question_inbox", url("guidelines:question_inbox"), "GET", HR_PAGE),
+    # IDOR: Alice's thread is hers, the owner's (Hilde) and HR's; anyone else's session does not find it.
+    route("question", "guidelines:question", url("guidelines:question", "question.pk"), "GET",
+          expect(HIDDEN, employee=OK, hr_staff=OK)),
+    route("question", "guidelines:question", url("guidelines:question", "question.pk"), "POST",
+          expect(HIDDEN, employee=CREATED, hr_staff=CREATED), data={"text": "Thank you, one more thing."}),
+    # Alice's objection is evidence: auditors read it too; only HR handles it (Alice may not handle her own).
+    route("objection", "guidelines:objection", url("guidelines:objection", "objection.pk"), "GET",
+          expect(HIDDEN, employee=OK, evidence=OK)),
+    route("objection", "guidelines:objection", url("guidelines:objection", "exception_request.pk"), "POST",
+          expect(HIDDEN, employee=FORBIDDEN, auditor=FORBIDDEN, hr_staff=CREATED),
+          data={"outcome": "declined", "note": "Everyone acknowledges this one."}),
 ]
 
 # Public pages, sign-in (allauth) ---------------------------------------------------------------------
@@ -760,6 +786,12 @@ def _build_world(media):
     w.reading = Reading.objects.get(employee=w.alice, version=w.ops_v1)
     w.exemption = services.grant_exemption(employee=w.bob, guideline=w.everyone, by=w.hilde, reason="Leave.")
     w.audit_event = AuditEvent.objects.order_by("pk").first()
+    # Alice's question to the owner (Hilde), her objection and her exception request (questions.py).
+    w.question = questions.ask(employee=w.alice, version=w.v1, language="en", text="May I post photos?")
+    w.objection = questions.record_objection(employee=w.alice, version=w.v1, language="en", kind="objection",
+                                             reason="Too strict.", meta=meta)
+    w.exception_request = questions.record_objection(employee=w.alice, version=w.v1, language="en",
+                                                     kind="exception", reason="On leave.", meta=meta)
 
     (media / "reports").mkdir()
     (media / "reports" / "matrix.pdf").write_bytes(REPORT_PDF)

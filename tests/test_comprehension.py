@@ -59,7 +59,7 @@ def test_questions_are_checked_and_a_change_withdraws_the_approval(guideline, hi
     with pytest.raises(PermissionDenied):
         comprehension.set_questions(version=draft, by=alice.user, questions=[question(1)])
     draft.refresh_from_db()
-    assert draft.status == Version.Status.APPROVED and not draft.questions.exists()
+    assert draft.status == Version.Status.APPROVED and not draft.quiz_questions.exists()
 
     before = publishing.fingerprint_of(draft)
     [stored] = comprehension.set_questions(version=draft, by=hilde, questions=[question(1, correct=2)])
@@ -69,7 +69,7 @@ def test_questions_are_checked_and_a_change_withdraws_the_approval(guideline, hi
 
 
 def test_the_questions_of_a_published_version_are_frozen(checked):
-    first = checked.questions.first()
+    first = checked.quiz_questions.first()
     with pytest.raises(IntegrityError), transaction.atomic():
         QuizQuestion.objects.filter(pk=first.pk).update(correct=0)
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -173,12 +173,12 @@ def test_hr_writes_the_questions_on_the_draft_page_and_errors_land_on_the_questi
     url = reverse("guidelines:hr_draft_questions", args=[draft.pk])
     assert client.get(url).status_code == 200
     response = client.post(url, _questions_form(q3_text_nl="Half af?", q1_correct=""))
-    assert response.status_code == 400 and not draft.questions.exists()
+    assert response.status_code == 400 and not draft.quiz_questions.exists()
     content = response.content.decode()
     assert 'href="#id_q1_text_nl"' in content and "Question 1: mark the right answer." in content
     assert 'href="#id_q3_text_nl"' in content and "Question 2: write the question in Dutch and in English." in content
     assert client.post(url, _questions_form()).status_code == 302
-    [stored] = draft.questions.all()
+    [stored] = draft.quiz_questions.all()
     assert (stored.text_en, stored.correct, stored.choices) == (
         "May you share client data?", 1, [{"nl": "Ja", "en": "Yes"}, {"nl": "Nee", "en": "No"}])
     page = client.get(reverse("guidelines:hr_draft", args=[draft.pk])).content.decode()
@@ -192,7 +192,7 @@ def test_employees_and_approvers_cannot_write_questions(guideline, hilde, bob, a
     url = reverse("guidelines:hr_draft_questions", args=[draft.pk])
     assert client_as(alice).post(url, _questions_form()).status_code == 403
     assert client_as(bob).post(url, _questions_form()).status_code == 403
-    assert not draft.questions.exists()
+    assert not draft.quiz_questions.exists()
 
 
 def test_hr_sees_the_pass_rates_of_the_current_version(checked, alice, hilde, client_as):

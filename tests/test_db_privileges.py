@@ -65,6 +65,8 @@ APPEND_ONLY = [
     "guidelines_webhookevent",
     # Every answer given to a comprehension question.
     "guidelines_quizattempt",
+    # Questions and their threads, objections and exception requests, and HR's handling of them.
+    "guidelines_question", "guidelines_questionmessage", "guidelines_objection", "guidelines_objectionresolution",
 ]
 HISTORY = ["guidelines_employeehistory", "guidelines_accounthistory", "guidelines_rolegrouphistory"]
 NARROW_UPDATE = {
@@ -588,3 +590,24 @@ def test_the_works_councils_consent_works_as_the_application_role_and_is_frozen_
                            [published.pk])
         assert isinstance(refused.value.__cause__, errors.IntegrityConstraintViolation)  # the guard, not a privilege
     assert Version.objects.get(pk=published.pk).works_council_reference == "OR-2026-15"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_questions_and_objections_work_as_the_application_role(app_role, alice, hilde, version_1, web_meta):
+    """Asking and answering, an exception request and the exemption HR grants from it, over Django's
+    connection as the role; changing or removing any of it is refused for lack of privilege."""
+    from guidelines import questions
+
+    with django_connects_as(app_role):
+        question = questions.ask(employee=alice, version=version_1, language="en", text="Photos of the party?")
+        questions.answer(question=question, by=hilde, text="Only with consent.")
+        request = questions.record_objection(employee=alice, version=version_1, language="en", kind="exception",
+                                             reason="On leave.", meta=web_meta)
+        resolution = questions.resolve(objection=request, by=hilde, outcome="exempted", note="Granted.")
+        for statement in ("UPDATE guidelines_objection SET reason = 'rewritten'",
+                          "UPDATE guidelines_questionmessage SET text = 'rewritten'",
+                          "DELETE FROM guidelines_objectionresolution", "DELETE FROM guidelines_question"):
+            with pytest.raises(DatabaseError) as refused, transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(statement)
+            assert isinstance(refused.value.__cause__, errors.InsufficientPrivilege), statement
+    assert resolution.exemption.employee == alice and question.messages.count() == 2

@@ -31,6 +31,7 @@ are only explored when this file changes; raise ``max_examples`` locally to sear
 """
 
 import contextlib
+import functools
 import hashlib
 import io
 import re
@@ -56,7 +57,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from guidelines import forms as guideline_forms
-from guidelines import publishing, services, tasks, webhooks
+from guidelines import publishing, questions, services, tasks, webhooks
 from guidelines.forms import AcknowledgeForm, ListFilterForm, LogFilterForm, PackForm, PublicVerifyForm, VerifyForm
 from guidelines.models import (
     Acknowledgement,
@@ -70,6 +71,10 @@ from guidelines.models import (
     Guideline,
     ImportRun,
     NotificationLog,
+    Objection,
+    ObjectionResolution,
+    Question,
+    QuestionMessage,
     Reading,
     Report,
     Version,
@@ -155,6 +160,9 @@ QUERY_PARAMETERS = {
     "guidelines:hr_extension_grant": ["q", "employee", "return_to"],
     "guidelines:hr_exemption_revoke": ["return_to"],
     "guidelines:hr_webhook": ["page"],
+    "guidelines:ask": ["version", "lang"],
+    "guidelines:object": ["version", "lang"],
+    "guidelines:question_inbox": [*guideline_forms.InboxFilterForm.base_fields],
 }
 
 VIEWS = Path(__file__).resolve().parent.parent / "guidelines" / "views"
@@ -286,6 +294,10 @@ def world(settings, tmp_path, monkeypatch, alice, bob, otto, hilde, arjen, nina)
     w.ack_otto_finance, _ = services.acknowledge(employee=otto, version=w.finance_v1, language="nl", meta=meta)
     w.ack_bob, _ = services.acknowledge(employee=bob, version=w.ops_v1, language="en", meta=meta)
     w.exemption = services.grant_exemption(employee=bob, guideline=w.everyone, by=hilde, reason="Leave.")
+    # Alice's question to the owner, and her exception request (questions.py).
+    w.question = questions.ask(employee=alice, version=w.everyone_v2, language="en", text="May I post photos?")
+    w.objection = questions.record_objection(employee=alice, version=w.everyone_v2, language="en",
+                                             kind="exception", reason="On leave.", meta=meta)
     w.webhook, _secret = webhooks.add_subscriber(by=hilde, name="GRC", url="https://grc.example.com/hooks",
                                                  events=["version.published"])
     w.notification = NotificationLog.objects.create(
@@ -359,7 +371,8 @@ def signed_out(response):
 
 # What a GET must not change: every table of the application except those a GET writes by design.
 STATE = [Acknowledgement, ChainHead, Checkpoint, Guideline, Version, VersionText, Exemption, DueDateExtension,
-         Employee, NotificationLog, ImportRun, Department, get_user_model()]
+         Employee, NotificationLog, ImportRun, Department, get_user_model(), Question, QuestionMessage, Objection,
+         ObjectionResolution]
 
 
 def _state_sql():
@@ -517,7 +530,8 @@ def _path_values(world, converter, method):
     to a real address: its GET has the odd ones."""
     real, odd = {
         "slug": (world.slugs, ["Social-Media", "social_media", "a" * 3000, "-", "_", "0"]),
-        "int": ([str(obj.pk) for obj in [*world.acks, *world.versions, world.exemption, world.webhook]],
+        "int": ([str(obj.pk) for obj in [*world.acks, *world.versions, world.exemption, world.webhook, world.question,
+                                         world.objection]],
                 ["0", "00001", str(2**31), str(2**63 - 1), str(2**63), str(2**64), "9" * 400]),
         "str": ([world.report_code, world.report_code.lower()],
                 [world.report_code.replace("-", ""), "verify", "a" * 3000, "x" * 21, "%", ".", "\x00",
@@ -586,6 +600,11 @@ POST_FORMS = {
     "guidelines:hr_webhook_new": guideline_forms.WebhookSubscriberForm,
     "guidelines:hr_webhook_disable": [],
     "guidelines:hr_webhook_enable": ["resend_missed"],
+    "guidelines:ask": guideline_forms.QuestionForm,
+    "guidelines:object": guideline_forms.ObjectionForm,
+    "guidelines:question": guideline_forms.ReplyForm,
+    # HR's handling of the world's exception request (the outcomes of an objection are a subset).
+    "guidelines:objection": functools.partial(guideline_forms.ResolveForm, kind="exception"),
 }
 
 

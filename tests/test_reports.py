@@ -142,7 +142,7 @@ def test_the_pack_is_tagged_pdf_a_3a_with_metadata(scene, arjen):
         info = document.docinfo
         assert str(info["/Title"]) == "Auditorpakket: Richtlijn sociale media"
         assert "arjen@example.com" in str(info["/Author"]) and "/CreationDate" in info
-        assert sorted(document.attachments) == ["acknowledgements.csv", "manifest.json"]
+        assert sorted(document.attachments) == ["acknowledgements.csv", "manifest.json", "objections.csv"]
         relationships = {str(spec.get("/AFRelationship")) for spec in document.Root.AF}
         assert relationships == {"/Data", "/Supplement"}
 

@@ -90,6 +90,10 @@ EXPECTED_TRIGGERS = {
     "guidelines_webhooksubscriber": {"no_delete"},
     "guidelines_quizquestion": {"frozen_insert", "frozen_update", "frozen_delete", "frozen_move"},
     "guidelines_quizattempt": {"no_update", "no_delete"},
+    "guidelines_question": {"no_update", "no_delete"},
+    "guidelines_questionmessage": {"no_update", "no_delete"},
+    "guidelines_objection": {"no_update", "no_delete"},
+    "guidelines_objectionresolution": {"no_update", "no_delete"},
 }
 
 
@@ -115,5 +119,34 @@ def test_sqlite_refuses_changes_to_hr_evidence_and_the_log(demo_sqlite):
         with pytest.raises(sqlite3.DatabaseError):
             demo_sqlite.execute(f"UPDATE {table} SET {change}")
         with pytest.raises(sqlite3.DatabaseError):
+            demo_sqlite.execute(f"DELETE FROM {table}")
+    demo_sqlite.rollback()
+
+
+def test_sqlite_refuses_changes_to_questions_and_objections(demo_sqlite):
+    """A thread, an objection and HR's handling of it, written as the application writes them; then every
+    change and removal is refused."""
+    employee, user = demo_sqlite.execute("SELECT id, user_id FROM guidelines_employee LIMIT 1").fetchone()
+    guideline, version = demo_sqlite.execute("SELECT guideline_id, id FROM guidelines_version "
+                                             "WHERE status = 'published' LIMIT 1").fetchone()
+    now = "2027-01-01 00:00:00"
+    demo_sqlite.execute("INSERT INTO guidelines_question (employee_id, guideline_id, version_id, language, asked_at) "
+                        f"VALUES ({employee}, {guideline}, {version}, 'en', '{now}')")
+    question = demo_sqlite.execute("SELECT max(id) FROM guidelines_question").fetchone()[0]
+    demo_sqlite.execute("INSERT INTO guidelines_questionmessage (question_id, author_id, role, text, written_at) "
+                        f"VALUES ({question}, {user}, 'employee', 'Why?', '{now}')")
+    demo_sqlite.execute(
+        "INSERT INTO guidelines_objection (kind, employee_id, guideline_id, version_id, major, language, content_hash, "
+        "statement, reason, recorded_at, auth_method, user_agent, sso_subject, sso_amr, sso_acr, employee_number, "
+        f"employee_name, department_name) VALUES ('objection', {employee}, {guideline}, {version}, 1, 'en', 'x', "
+        f"'I object.', 'Because.', '{now}', 'password', '', '', '', '', 'E1', 'Someone', '')")
+    objection = demo_sqlite.execute("SELECT max(id) FROM guidelines_objection").fetchone()[0]
+    demo_sqlite.execute("INSERT INTO guidelines_objectionresolution (objection_id, outcome, note, resolved_by_id, "
+                        f"resolved_at) VALUES ({objection}, 'answered', 'Noted.', {user}, '{now}')")
+    for table, change in (("guidelines_question", "language = 'nl'"), ("guidelines_questionmessage", "text = 'x'"),
+                          ("guidelines_objection", "reason = 'x'"), ("guidelines_objectionresolution", "note = 'x'")):
+        with pytest.raises(sqlite3.DatabaseError, match="append-only evidence"):
+            demo_sqlite.execute(f"UPDATE {table} SET {change}")
+        with pytest.raises(sqlite3.DatabaseError, match="append-only evidence"):
             demo_sqlite.execute(f"DELETE FROM {table}")
     demo_sqlite.rollback()

@@ -85,7 +85,7 @@ class Migration(migrations.Migration):
                 ('correct', models.PositiveSmallIntegerField(verbose_name='right answer')),
                 ('hint_nl', models.TextField(max_length=1000, verbose_name='where the text says so (Dutch)')),
                 ('hint_en', models.TextField(max_length=1000, verbose_name='where the text says so (English)')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='questions', to='guidelines.version')),
+                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='quiz_questions', to='guidelines.version')),
             ],
             options={
                 'verbose_name': 'comprehension question',

@@ -18,6 +18,9 @@ claiming in the notification log, sending, marking, retrying.
   and shares its idempotency key, so the two together still make one e-mail a day.
 - When an author asks for approval of a draft, each approver who may approve it gets one e-mail
   (compose_approval_requests), keyed by the request, so asking again after a send-back e-mails again.
+- A question, follow-up, objection or exception request e-mails the guideline's owner, an answer or
+  HR's handling of an objection the employee (compose_question_emails, guidelines.questions), keyed by
+  the message and recipient.
 - Every e-mail is claimed in NotificationLog (unique idempotency key) before it is sent. A claim
   belongs to the Celery task id that made it: a redelivered or retried task (same id) sends its
   unsent claims again, a duplicate task (another id) leaves them alone, and a claim whose task
@@ -35,6 +38,7 @@ from .composing import (
     compose_approval_requests,
     compose_digests,
     compose_escalations,
+    compose_question_emails,
 )
 from .delivery import (
     CLAIM_LEASE,
@@ -61,6 +65,7 @@ __all__ = [
     "CLAIM_LEASE", "LINK_PLACEHOLDER", "MARK_SENT_AFTER", "MARK_SENT_EVERY", "NAME_PLACEHOLDER", "OUTSTANDING",
     "DigestEmail", "OutgoingEmail", "Plan", "TransientFailure", "build_message", "cadence_day", "claim",
     "compose_announcements", "compose_approval_requests", "compose_digests", "compose_escalations",
+    "compose_question_emails",
     "current_versions", "deliver",
     "escalation_due", "give_up", "is_working_day", "last_reminders", "outstanding_employee_ids",
     "outstanding_rows", "plan_announcement", "plan_cycle", "plan_nudge", "record_attempt", "reminder_due",

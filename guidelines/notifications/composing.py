@@ -158,6 +158,61 @@ def compose_approval_requests(version_pk, employee_ids, *, requested_by):
     ]
 
 
+def compose_question_emails(kind, pk):
+    """The e-mail about a question's message, an objection or HR's handling of one (guidelines.questions):
+    an employee's question or follow-up (kind QUESTION, `pk` its QuestionMessage) and an objection or
+    exception request (OBJECTION, the Objection) go to the guideline's owner; an answer (ANSWER, the
+    QuestionMessage) and HR's handling (RESOLUTION, the ObjectionResolution) to the employee. One per
+    message and recipient (its key); none to someone without an active employee record, nor to whoever
+    wrote it."""
+    from ..models import Objection, ObjectionResolution, QuestionMessage
+    from ..questions import owner_as_employee
+
+    if kind in (Kind.QUESTION, Kind.ANSWER):
+        message = (QuestionMessage.objects.select_related("author", "question__employee__user",
+                                                          "question__guideline", "question__version")
+                   .filter(pk=pk).first())
+        if message is None or message.from_employee != (kind == Kind.QUESTION):
+            return []
+        question = message.question
+        employee, version = question.employee, question.version
+        first = not QuestionMessage.objects.filter(question=question, pk__lt=message.pk).exists()
+        what = ("question" if first else "follow_up") if kind == Kind.QUESTION else "answer"
+        text, url_name, url_pk = message.text, "guidelines:question", question.pk
+        writer = message.author
+    elif kind == Kind.OBJECTION:
+        objection = Objection.objects.select_related("employee__user", "guideline", "version").filter(pk=pk).first()
+        if objection is None:
+            return []
+        employee, version, what = objection.employee, objection.version, objection.kind
+        text, url_name, url_pk, writer = objection.reason, "guidelines:objection", objection.pk, employee.user
+    elif kind == Kind.RESOLUTION:
+        resolution = (ObjectionResolution.objects.select_related(
+            "resolved_by", "exemption", "objection__employee__user", "objection__guideline", "objection__version")
+            .filter(pk=pk).first())
+        if resolution is None:
+            return []
+        objection = resolution.objection
+        employee, version, what = objection.employee, objection.version, resolution.outcome
+        text, url_name, url_pk, writer = resolution.note, "guidelines:objection", objection.pk, resolution.resolved_by
+    else:
+        raise ValueError(f"not an e-mail about questions or objections: {kind!r}")
+    to_owner = kind in (Kind.QUESTION, Kind.OBJECTION)
+    recipient = owner_as_employee(version.guideline) if to_owner else _employees([employee.pk]).get(employee.pk)
+    if recipient is None or recipient.user_id == writer.pk:
+        return []
+    titles = {variant.language: variant.title for variant in version.texts.all()}
+    common = {
+        "what": what, "employee": _one_line(employee.full_name), "employee_number": _one_line(employee.employee_number),
+        "writer": _one_line(writer.get_full_name() or writer.email), "number": version.number, "text": text,
+        "url": f"{settings.SITE_URL}{reverse(url_name, args=[url_pk])}",
+        "ends_on": resolution.exemption.ends_on if kind == Kind.RESOLUTION and resolution.exemption else None,
+    }
+    context = {language: {**common, "title": _one_line(title)} for language, title in titles.items()}
+    template = "question_to_owner" if to_owner else "reply_to_employee"
+    return [OutgoingEmail(recipient, kind, f"{kind}:{pk}:{recipient.pk}", template, [], context)]
+
+
 def _one_line(value):
     """A value somebody typed (a title, a name) on one line: it cannot add lines to the plain text."""
     return " ".join(str(value).split())

@@ -31,6 +31,7 @@ from ..models import (
     Guideline,
     NotificationItem,
     NotificationLog,
+    Objection,
     Report,
     Version,
 )
@@ -318,6 +319,47 @@ def extensions(pack):
     if pack.department:
         rows = rows.filter(employee__in=department_members(pack.as_of, pack.department).values("pk"))
     return list(rows)
+
+
+def objections(pack):
+    """The objections and exception requests about the reported major versions recorded by the end of the
+    day, oldest first, each with HR's handling as it stood then (`handled_then`: the ObjectionResolution
+    made by then, or None)."""
+    majors = {version.major for version in pack.versions}
+    rows = (Objection.objects.filter(guideline=pack.guideline, major__in=majors, recorded_at__lt=pack.moment)
+            .select_related("version", "resolution__resolved_by", "resolution__exemption")
+            .order_by("recorded_at", "pk"))
+    if pack.department:
+        rows = rows.filter(employee__in=department_members(pack.as_of, pack.department).values("pk"))
+    rows = list(rows)
+    for row in rows:
+        handling = row.handling
+        row.handled_then = handling if handling is not None and handling.resolved_at < pack.moment else None
+    return rows
+
+
+OBJECTION_CSV_COLUMNS = [
+    "guideline", "version", "kind", "employee_number", "employee_name", "department", "recorded_at_utc",
+    "language", "content_hash", "statement", "reason", "first_opened_at_utc", "sign_in", "ip_address",
+    "handling", "handled_at_utc", "handled_by", "answer", "exemption_from", "exemption_until",
+]
+
+
+def objection_csv_record(pack, row):
+    """One of objections() as a line of the pack's objections.csv: the texts people wrote defused for
+    spreadsheets (dashboards.csv_cell), times in UTC; the handling as it stood at the end of the day."""
+    cell, handled = dashboards.csv_cell, row.handled_then
+    by = handled.resolved_by if handled else None
+    exemption = handled.exemption if handled else None
+    return [
+        pack.guideline.slug, row.version.number, row.kind, cell(row.employee_number), cell(row.employee_name),
+        cell(row.department_name), _utc(row.recorded_at), row.language, row.content_hash, cell(row.statement),
+        cell(row.reason), _utc(row.first_opened_at), cell(row.auth_method), row.ip_address or "",
+        handled.outcome if handled else "open", _utc(handled.resolved_at) if handled else "",
+        cell((by.get_full_name() or by.email) if by else ""), cell(handled.note if handled else ""),
+        exemption.starts_on.isoformat() if exemption else "",
+        exemption.ends_on.isoformat() if exemption and exemption.ends_on else "",
+    ]
 
 
 def version_history(pack):

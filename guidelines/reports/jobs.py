@@ -223,7 +223,16 @@ def prepare(report):
         }
         checkpoint_rows, checkpoints_made = contents.checkpoints_until(pack)
         history = contents.version_history(pack)
+        # The objections and exception requests, and their own CSV beside the per-employee one.
+        objection_rows = contents.objections(pack)
+        objections_buffer = io.StringIO()
+        objections_writer = csv.writer(objections_buffer, lineterminator="\n")
+        objections_writer.writerow(contents.OBJECTION_CSV_COLUMNS)
+        for row in objection_rows:
+            objections_writer.writerow(contents.objection_csv_record(pack, row))
+        objections_csv = objections_buffer.getvalue()
         back_context = {
+            "objections": objection_rows,
             "exemptions": contents.exemptions(pack), "extensions": contents.extensions(pack),
             "history": history, "texts": contents.reported_texts(pack), "chain": chain,
             # The works council's consent: a column for a guideline that requires it or a version that has it.
@@ -263,6 +272,9 @@ def prepare(report):
                       "head_seal": chain.head_seal, "checkpoints_checked": chain.checkpoints_checked},
             "csv_sha256": hashlib.sha256(csv_text.encode()).hexdigest(), "pages": total,
             "csv_formula_cells": CSV_FORMULA_CELLS,
+            "objections": {"rows": len(objection_rows),
+                           "open": sum(1 for row in objection_rows if row.handled_then is None),
+                           "csv_sha256": hashlib.sha256(objections_csv.encode()).hexdigest()},
             "sign_ins": [{key: row[key] for key in ("method", "provider_second_factor", "count")}
                          for row in sign_ins.rows()],
             "readings": {row["kind"]: row["count"] for row in readings.rows()},
@@ -278,6 +290,8 @@ def prepare(report):
             ("acknowledgements.csv", csv_text.encode(), _("Per-employee acknowledgement data"), "Data"),
             ("manifest.json", json.dumps(manifest, indent=2).encode(), _("Filters, counts and chain head"),
              "Supplement"),
+            ("objections.csv", objections_csv.encode(), _("Objections and exception requests, with HR's handling"),
+             "Data"),
         ])
         back = rendering.render("reports/back.html", {**back_context, **context(title, total)},
                           first_page=plan["back_first"], total_pages=total, language=pack.language)

@@ -11,7 +11,7 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from .. import dashboards, notifications, status
+from .. import dashboards, notifications, questions, status
 from ..access import dashboard_required, manager_required
 from ..dashboards import csv_cell as _cell  # one defusing for every CSV
 from ..forms import ListFilterForm
@@ -25,9 +25,10 @@ EXPORT_CHUNK_ROWS = 2000
 BADGES = {Status.ACKNOWLEDGED: "ok", Status.PENDING: "todo", Status.OVERDUE: "overdue", Status.EXEMPT: "muted"}
 
 
-def _list_page(request, rows, summary, filters, version):
+def _list_page(request, rows, summary, filters, version, *, marks=False):
     """One page of the employee list. Without a search its length is known from the summary,
-    which saves counting every in-scope employee a second time."""
+    which saves counting every in-scope employee a second time. `marks`: each employee's open
+    objections and exception requests (HR and auditors; not a manager's team page)."""
     paginator = Paginator(
         rows.select_related("user").only(
             "employee_number", "start_date", "user__first_name", "user__last_name", "user__email",
@@ -43,13 +44,16 @@ def _list_page(request, rows, summary, filters, version):
         paginator.count = getattr(counts, filters["status"]) if filters["status"] else counts.in_scope
     page = paginator.get_page(request.GET.get("page"))
     last_reminders = notifications.last_reminders(version, [employee.pk for employee in page])
+    objections = questions.open_objections_of_major(version, [employee.pk for employee in page]) if marks else {}
     for employee in page:
         employee.status_label, employee.status_badge = Status(employee.status).label, BADGES[employee.status]
         employee.last_reminder = last_reminders.get(employee.pk)
+        # One mark per kind, leading to the latest of that kind.
+        employee.open_objections = list({item.kind: item for item in objections.get(employee.pk, [])}.values())
     return page
 
 
-def _status_context(request, version, summary, filters, rows):
+def _status_context(request, version, summary, filters, rows, *, marks=False):
     return {
         "version": version,
         "summary": summary,
@@ -59,7 +63,7 @@ def _status_context(request, version, summary, filters, rows):
         "trend_table": dashboards.trend_changes(summary.trend),
         "filters": filters,
         "statuses": Status.choices,
-        "page": _list_page(request, rows, summary, filters, version),
+        "page": _list_page(request, rows, summary, filters, version, marks=marks),
     }
 
 
@@ -96,9 +100,10 @@ def guideline_dashboard(request, slug):
     day = timezone.localdate()
     summary = dashboards.summary(version, day)
     rows = dashboards.employee_list(version, day, **filters)
-    context = _status_context(request, version, summary, filters, rows)
+    context = _status_context(request, version, summary, filters, rows, marks=True)
     # Each row leads to the employee's page (HR and auditors only: the manager's team page has no links).
-    context.update(guideline=guideline, versions=versions, day=day, employee_links=True)
+    context.update(guideline=guideline, versions=versions, day=day, employee_links=True,
+                   open_objections=questions.open_counts_of_major(version))
     security_event("dashboard_view", request=request, guideline=guideline.slug, version=version.number, filters=filters)
     return render(request, "guidelines/dashboards/guideline.html", context)
 

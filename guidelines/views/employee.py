@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import comprehension, publishing, services, status
+from .. import comprehension, publishing, questions, services, status
 from ..access import employee_required, is_hr_or_auditor
 from ..accounts import request_evidence
 from ..content import diff_between, released_texts
@@ -20,6 +20,8 @@ from ..models import (
     Acknowledgement,
     Employee,
     Guideline,
+    Objection,
+    Question,
     QuizQuestion,
     Reading,
     ReadingProgress,
@@ -52,13 +54,16 @@ def _released_versions(guideline, *fields):
 
 def _recent_released(slug, employee_id):
     """The latest released versions of the guideline `slug` with the guideline and its owner, each
-    with the number of released versions and whether the employee opened it before."""
+    with the number of released versions, whether the employee opened it before, and whether they
+    asked about the guideline or objected to it (then the page lists their threads)."""
     return (
         Version.objects.released().filter(guideline__slug=slug).select_related("guideline__owner")
         .only(*VERSION_FIELDS, "guideline")
         .annotate(released_count=Window(Count("pk")),
                   opened=Exists(Reading.objects.filter(employee=employee_id, version=OuterRef("pk"))),
-                  has_questions=Exists(QuizQuestion.objects.filter(version=OuterRef("pk"))))
+                  has_questions=Exists(QuizQuestion.objects.filter(version=OuterRef("pk"))),
+                  asked=Exists(Question.objects.filter(employee=employee_id, guideline=OuterRef("guideline"))),
+                  objected=Exists(Objection.objects.filter(employee=employee_id, guideline=OuterRef("guideline"))))
     )[:RECENT_VERSIONS]
 
 
@@ -132,6 +137,10 @@ def _detail_context(request, versions, version, language, *, in_audience, form=N
     # Whether the text was shown to its end before (a query only where the version requires it).
     read_to_end = can_acknowledge and version.require_read_to_end and ReadingProgress.objects.filter(
         employee=employee, version=version, read_to_end_at__isnull=False).exists()
+    # The employee's own questions and objections about this guideline (queries only when there are some).
+    own_questions = own_objections = ()
+    if employee and versions.recent and (versions.recent[0].asked or versions.recent[0].objected):
+        own_questions, own_objections = questions.own_threads(employee, guideline)
     return {
         "guideline": guideline,
         "version": version,
@@ -150,6 +159,11 @@ def _detail_context(request, versions, version, language, *, in_audience, form=N
         "quiz": [{"field": form[f"q{question.pk}"], "number": number,
                   "hint": question.hint(text.language) if f"q{question.pk}" in wrong else ""}
                  for number, question in enumerate(form.questions, start=1)] if can_acknowledge else [],
+        # Asking the owner and objecting: for an employee the guideline applies to (questions.py decides).
+        "may_ask": in_audience and employee is not None and not guideline.retired_at,
+        "may_object": in_audience and employee is not None and version == current,
+        "own_questions": own_questions,
+        "own_objections": own_objections,
     }
 
 

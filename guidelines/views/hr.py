@@ -11,7 +11,7 @@ from django.utils.text import get_text_list
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from .. import comprehension, employees, publishing, services, status
+from .. import comprehension, employees, publishing, questions, services, status
 from ..access import hr_required
 from ..accounts import fresh_sign_in_required
 from ..content import diff_blocks, render_markdown
@@ -113,6 +113,7 @@ def guideline_detail(request, slug):
     released = [v for v in versions if not v.is_editable]
     exemptions = Exemption.objects.filter(guideline=guideline).select_related("employee__user", "granted_by")
     extensions = DueDateExtension.objects.filter(guideline=guideline).select_related("employee__user", "granted_by")
+    open_counts = questions.open_counts(released)
     return render(request, "guidelines/hr/guideline_detail.html", {
         "guideline": guideline,
         "current": current,
@@ -122,6 +123,8 @@ def guideline_detail(request, slug):
         "released": released,
         # The consent column, for a guideline that requires it now or did when a version was published.
         "show_consent": guideline.requires_works_council_consent or any(v.has_works_council_consent for v in released),
+        # Per version: the questions waiting for an answer, the objections and exception requests for HR.
+        "open_rows": [(version, open_counts[version.pk]) for version in released if open_counts[version.pk].any],
         "exemptions": exemptions[:100],
         "extensions": extensions[:100],
         "exemption_form": ExemptionForm(),

@@ -71,6 +71,13 @@ MODEL_POLICY = {
     # row lock (SELECT ... FOR UPDATE needs UPDATE). Never inserted or deleted by the application.
     "guidelines.chainhead": READ.with_update("sequence", "seal"),
     "guidelines.checkpoint": APPEND,
+    # Questions and objections (questions.py): an objection or exception request is evidence, HR's
+    # handling of it a record of its own, and a question's thread only grows. Nothing is changed or
+    # removed; triggers refuse it too (migration 0025).
+    "guidelines.question": APPEND,
+    "guidelines.questionmessage": APPEND,
+    "guidelines.objection": APPEND,
+    "guidelines.objectionresolution": APPEND,
     # How far an employee read a version, as the reading page reports it (services.record_progress):
     # working state until the acknowledgement copies and seals it. Never deleted.
     "guidelines.readingprogress": APPEND.with_update("furthest_percent", "seconds_on_text", "read_to_end_at",
