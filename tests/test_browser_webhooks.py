@@ -3,6 +3,7 @@ refused with the GOV.UK error summary first), the secret shown once, the deliver
 subscriber disabled after its deliveries kept failing."""
 
 import pytest
+from playwright.sync_api import expect
 
 from guidelines import webhook_events, webhooks
 from guidelines.models import WebhookDelivery, WebhookSubscriber
@@ -34,7 +35,7 @@ def test_hr_adds_a_subscriber_and_sees_why_another_was_disabled(live_server, pag
     page.get_by_role("button", name="Add").click()
     summary = page.locator("#error-summary")
     assert "points to an internal network address" in summary.inner_text()
-    assert page.evaluate("document.activeElement.id") == "error-summary"
+    expect(page.locator("#error-summary")).to_be_focused()  # error-summary.js runs once the page has loaded
     shoot(page, screenshots, "1-refused")
 
     settings.WEBHOOK_ALLOW_PRIVATE = True  # a public address stands in for one: no DNS in the tests

@@ -163,7 +163,7 @@ def test_a_hostile_name_and_title_are_printed_in_the_auditor_pack_not_obeyed(
         client_as, hilde, bob, arjen, web_meta, tmp_path, security_log):
     hostile_scene(hilde, bob, web_meta, name=PAYLOAD, title=PAYLOAD)
     path = download_pack(client_as(arjen), tmp_path)
-    assert embedded_files(path) == (["acknowledgements.csv", "manifest.json"], [])
+    assert embedded_files(path) == (["acknowledgements.csv", "manifest.json", "objections.csv"], [])
     assert PASSWD not in everything(path)
     with pikepdf.open(path) as document:
         pages = len(document.pages)
@@ -207,7 +207,7 @@ def test_no_payload_reaches_the_network_or_the_file_system(
         assert PASSWD not in everything(path)
         assert embedded_files(path)[1] == []
     assert embedded_files(certificate)[0] == ["acknowledgement.json"]
-    assert embedded_files(pack)[0] == ["acknowledgements.csv", "manifest.json"]
+    assert embedded_files(pack)[0] == ["acknowledgements.csv", "manifest.json", "objections.csv"]
     refused = security_log("pdf_fetch_refused")
     if escaping == "intact":
         assert refused == []  # nothing even tried: the name is text
