@@ -35,6 +35,12 @@ def _postgresql_freeze(version_changed):
     """
 
 
+def _sqlite_freeze(version_changed):
+    return f"""CREATE TRIGGER guidelines_version_frozen BEFORE UPDATE ON guidelines_version
+        WHEN OLD.status IN {GUARDS.RELEASED} AND ({version_changed.replace("IS DISTINCT FROM", "IS NOT")})
+        BEGIN SELECT RAISE(ABORT, '{FROZEN}'); END;"""
+
+
 def _sqlite_guards(version_changed):
     """The triggers that name the two rebuilt tables: the latest statement of each (0009 after 0002),
     the version's freeze with `version_changed`."""
@@ -42,9 +48,7 @@ def _sqlite_guards(version_changed):
     for statement in [*GUARDS.SQLITE, *HARDENING.SQLITE]:
         if statement.startswith("CREATE TRIGGER "):
             latest[statement.split()[2]] = statement
-    latest["guidelines_version_frozen"] = f"""CREATE TRIGGER guidelines_version_frozen BEFORE UPDATE ON guidelines_version
-        WHEN OLD.status IN {GUARDS.RELEASED} AND ({version_changed.replace("IS DISTINCT FROM", "IS NOT")})
-        BEGIN SELECT RAISE(ABORT, '{FROZEN}'); END;"""
+    latest["guidelines_version_frozen"] = _sqlite_freeze(version_changed)
     return [latest[name] for name in NAMING_REBUILT]
 
 

@@ -26,24 +26,9 @@ VERSION_CHANGED = PREVIOUS.VERSION_CHANGED + "".join(
     f" OR NEW.{column} IS DISTINCT FROM OLD.{column}" for column in CONSENT_COLUMNS)
 
 
-def _postgresql_freeze(changed):
-    return f"""
-    CREATE OR REPLACE FUNCTION guidelines_freeze_version() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        IF OLD.status IN {GUARDS.RELEASED} AND (TG_OP = 'DELETE' OR {changed}) THEN
-            RAISE EXCEPTION 'version % is published and immutable; write a new draft instead', OLD.id
-                USING ERRCODE = 'integrity_constraint_violation';
-        END IF;
-        IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
-        RETURN NEW;
-    END $$;
-    """
-
-
-def _sqlite_freeze(changed):
-    return f"""CREATE TRIGGER guidelines_version_frozen BEFORE UPDATE ON guidelines_version
-        WHEN OLD.status IN {GUARDS.RELEASED} AND ({changed.replace("IS DISTINCT FROM", "IS NOT")})
-        BEGIN SELECT RAISE(ABORT, 'this version is published and immutable; write a new draft instead'); END;"""
+# The version guard's statements, with another list of columns: as 0024 writes them.
+_postgresql_freeze = PREVIOUS._postgresql_freeze
+_sqlite_freeze = PREVIOUS._sqlite_freeze
 
 
 def _sqlite_statement(statements, name):
