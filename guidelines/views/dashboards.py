@@ -11,7 +11,7 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from .. import dashboards, notifications, questions, status
+from .. import comprehension, dashboards, notifications, questions, status
 from ..access import dashboard_required, manager_required
 from ..dashboards import csv_cell as _cell  # one defusing for every CSV
 from ..forms import ListFilterForm
@@ -103,7 +103,9 @@ def guideline_dashboard(request, slug):
     context = _status_context(request, version, summary, filters, rows, marks=True)
     # Each row leads to the employee's page (HR and auditors only: the manager's team page has no links).
     context.update(guideline=guideline, versions=versions, day=day, employee_links=True,
-                   open_objections=questions.open_counts_of_major(version))
+                   open_objections=questions.open_counts_of_major(version),
+                   # Which rule of this version nobody understands (the chosen version's own questions).
+                   pass_rates=comprehension.pass_rates(version))
     security_event("dashboard_view", request=request, guideline=guideline.slug, version=version.number, filters=filters)
     return render(request, "guidelines/dashboards/guideline.html", context)
 
