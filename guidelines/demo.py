@@ -13,7 +13,7 @@ from django.db.models import Max
 from django.utils import timezone
 from psycopg import sql
 
-from . import chain, checkpoints, publishing, services
+from . import chain, checkpoints, comprehension, publishing, questions, services
 from .models import (
     BATCH_ROWS,
     LANGUAGES,
@@ -21,6 +21,7 @@ from .models import (
     Department,
     Employee,
     Guideline,
+    QuizAttempt,
     Reading,
     Version,
     VersionText,
@@ -46,6 +47,44 @@ CHANGE_SUMMARIES = {
 }
 
 
+def _question(text, choices, correct, hint):
+    """A question as comprehension.set_questions reads it, from (nl, en) pairs."""
+    pair = lambda value: {"nl": value[0], "en": value[1]}  # noqa: E731
+    return {"text": pair(text), "choices": [pair(choice) for choice in choices], "correct": correct,
+            "hint": pair(hint)}
+
+
+# Version 2's comprehension check, on what changed. With the share of employees whose first answer
+# was wrong: the reporting deadline is the rule the demo dashboard shows as not understood.
+V2_QUESTIONS = [
+    (_question(("Mag je een interne notitie in een openbare AI-chatbot plakken om hem korter te maken?",
+                "May you paste an internal memo into a public AI chatbot to shorten it?"),
+               [("Ja, als er geen klantnamen in staan.", "Yes, if it holds no client names."),
+                ("Nee, interne documenten horen niet in openbare AI-diensten.",
+                 "No, internal documents do not belong in public AI services."),
+                ("Ja, met toestemming van je leidinggevende.", "Yes, with your manager's permission.")],
+               1, ("Plak geen interne documenten, klantgegevens of broncode in openbare AI-diensten of chatbots.",
+                   "Do not paste internal documents, client data or source code into public AI services or "
+                   "chatbots.")), 0.1),
+    (_question(("Binnen welke termijn meld je een schadelijk bericht?",
+                "Within what time do you report a harmful post?"),
+               [("Binnen 24 uur", "Within 24 hours"), ("Binnen een week", "Within a week"),
+                ("Alleen als iemand erom vraagt", "Only when someone asks")],
+               0, ("Meld het binnen 24 uur bij de afdeling Compliance via het meldpunt op het intranet.",
+                   "Report it to the Compliance department within 24 hours through the reporting desk on the "
+                   "intranet.")), 0.45),
+    (_question(("Een finfluencer met wie je samenwerkt, wil een gesponsord bericht over een van onze "
+                "producten plaatsen. Wat geldt?",
+                "A finfluencer you work with wants to publish a sponsored post about one of our products. "
+                "What applies?"),
+               [("Dat mag, het is hun eigen account.", "That is fine, it is their own account."),
+                ("Alleen via de goedgekeurde kanalen.", "Only through the approved channels.")],
+               1, ("Dit geldt ook voor betaalde of gesponsorde berichten van zogenaamde finfluencers waarmee je "
+                   "samenwerkt.",
+                   "This also applies to paid or sponsored posts by so-called finfluencers you work with.")), 0.2),
+]
+
+
 def demo_text(version_number, language):
     source = (DEMO_TEXTS / f"social-media.v{version_number}.{language}.md").read_text(encoding="utf-8")
     title, _, body = source.partition("\n")
@@ -53,15 +92,18 @@ def demo_text(version_number, language):
 
 
 def _create_version(guideline, texts, *, author, approver, published_at, material=True, summaries=None,
-                    consent=None):
+                    consent=None, questions=(), require_read_to_end=False):
     """A published version. `consent`: (reference, note) of the works council's consent, given a week
-    before publication and recorded the day after."""
-    version = Version.objects.create(guideline=guideline, leading_language="nl", created_by=author)
+    before publication and recorded the day after (for the text with its `questions`)."""
+    version = Version.objects.create(guideline=guideline, leading_language="nl", created_by=author,
+                                     require_read_to_end=require_read_to_end)
     VersionText.objects.bulk_create(
         VersionText(version=version, language=language, title=title, body=body,
                     change_summary=(summaries or {}).get(language, ""))
         for language, (title, body) in texts.items()
     )
+    if questions:
+        comprehension.set_questions(version=version, by=author, questions=list(questions))
     if consent:
         reference, note = consent
         consented_on = timezone.localdate(published_at - timedelta(days=7))
@@ -72,9 +114,28 @@ def _create_version(guideline, texts, *, author, approver, published_at, materia
     return publishing.publish_version(version=version, by=author, material=material, at=published_at)
 
 
-def _history(employees, version, *, share, start, spread_days, rng, always=()):
-    """Readings and acknowledgements for a share of employees, spread over the days after `start`."""
+def _answer_check(employee, questions, *, read_at, acknowledged_at, rng):
+    """The employee's answers to a version's check between reading and acknowledging: a wrong first answer
+    with the question's share, then the right one. Stored (append-only) as the live page stores them."""
+    attempts = []
+    for question, wrong_share in questions:
+        if rng.random() < wrong_share:
+            wrong = rng.choice([n for n in range(len(question.choices)) if n != question.correct])
+            attempts.append(QuizAttempt(employee=employee, question=question, choice=wrong, correct=False))
+        attempts.append(QuizAttempt(employee=employee, question=question, choice=question.correct, correct=True))
+    # Spread over the time between reading to the end and acknowledging, in the order given.
+    step = (acknowledged_at - read_at) / (len(attempts) + 1)
+    for number, attempt in enumerate(attempts, start=1):
+        attempt.answered_at = read_at + step * number
+    QuizAttempt.objects.bulk_create(attempts)
+
+
+def _history(employees, version, *, share, start, spread_days, rng, always=(), wrong_shares=()):
+    """Readings and acknowledgements for a share of employees, spread over the days after `start`. With a
+    comprehension check (`wrong_shares`: per question, the share whose first answer is wrong) each
+    acknowledgement seals the answers stored before it."""
     texts = {text.language: text for text in version.texts.all()}
+    questions = list(zip(comprehension.questions_of(version), wrong_shares, strict=True))
     acks, readings = [], []
     spread = max(60, min(spread_days * 24 * 60, int((timezone.now() - start).total_seconds() // 60)))
     for employee in employees:
@@ -90,13 +151,20 @@ def _history(employees, version, *, share, start, spread_days, rng, always=()):
         )
         readings.append(Reading(employee=employee, version=version, first_opened_at=opened_at))
         # Most pages reported the reading; about one in ten was read without JavaScript (opened only).
+        # A version that requires it was read to the end by everyone who acknowledged it.
         read_to_end_at = seconds_on_text = None
-        if rng.random() >= 0.1:
-            seconds_on_text = rng.randint(40, int((acknowledged_at - opened_at).total_seconds()))
+        if version.require_read_to_end or rng.random() >= 0.1:
+            seconds_on_text = rng.randint(40, int((acknowledged_at - opened_at).total_seconds()) // 2)
             read_to_end_at = opened_at + timedelta(seconds=seconds_on_text)
+        answers = ""
+        if questions:
+            _answer_check(employee, questions, read_at=read_to_end_at or opened_at, acknowledged_at=acknowledged_at,
+                          rng=rng)
+            answers = comprehension.final_answers(employee, version)
         acks.append(services.build_acknowledgement(
             employee=employee, version=version, text=texts[employee.language], at=acknowledged_at, meta=meta,
             first_opened_at=opened_at, read_to_end_at=read_to_end_at, seconds_on_text=seconds_on_text,
+            answers=answers,
         ))
     return acks, readings
 
@@ -167,18 +235,44 @@ def _load_demo(seed):
                          author=hr.user, approver=manager.user, published_at=v2_published,
                          summaries=CHANGE_SUMMARIES,
                          consent=("OR-{year}-04", "Consent on condition that the reporting desk is evaluated "
-                                                  "after a year."))
+                                                  "after a year."),
+                         questions=[question for question, _share in V2_QUESTIONS], require_read_to_end=True)
     v2_candidates = [e for e in staff if e.pk != employee.pk]
-    more_acks, more_readings = _history(v2_candidates, v2, share=0.55, start=v2_published, spread_days=11, rng=rng)
+    more_acks, more_readings = _history(v2_candidates, v2, share=0.55, start=v2_published, spread_days=11, rng=rng,
+                                           wrong_shares=[share for _question, share in V2_QUESTIONS])
     all_acks = sorted(acks + more_acks, key=lambda ack: ack.acknowledged_at)
     Reading.objects.bulk_create(readings + more_readings)
     services.append_seeded_acknowledgements(all_acks)
+    _threads(v2, emma=employee, hr=hr, acknowledged={ack.employee_id for ack in more_acks}, staff=staff)
     services.record_audit_event(action="demo_loaded", employees=len(staff), acknowledgements=len(all_acks))
     try:
         checkpoints.make()  # the first checkpoint of the demo chain; beat makes one every day
     except checkpoints.TimestampUnavailable:
         pass  # no authority to ask now: the daily task will
     return True
+
+
+def _threads(version, *, emma, hr, acknowledged, staff):
+    """Questions and an objection on version 2, through the services as the pages make them (their
+    e-mails go out when a worker runs): Emma's question, answered by HR; an open question; an objection
+    from someone who has not acknowledged."""
+    meta = services.RequestMeta(auth_method="password", ip_address="10.3.20.17", user_agent=USER_AGENT)
+    question = questions.ask(
+        employee=emma, version=version, language="en",
+        text="Does the rule on public AI services also cover the translation website I use for e-mails to "
+             "clients?")
+    questions.answer(
+        question=question, by=hr.user,
+        text="Yes: a translation website is a public AI service too, and e-mails to clients hold client data. "
+             "Use the translation tool on the intranet instead; it keeps the text inside our organisation.")
+    pending = [e for e in staff if e.pk not in acknowledged and e.pk not in (emma.pk, hr.pk)
+               and e.language == "nl" and e.manager_id]
+    questions.ask(employee=pending[0], version=version, language="nl",
+                  text="Mag ik een vacature van ons op mijn privé-LinkedIn delen, of moet dat via Communicatie?")
+    questions.record_objection(
+        employee=pending[1], version=version, language="nl", kind=questions.Kind.OBJECTION, meta=meta,
+        reason="Ik werk samen met een finfluencer die zelf bepaalt wat hij plaatst. Het verbod op gesponsorde "
+               "berichten buiten de goedgekeurde kanalen maakt die samenwerking onmogelijk.")
 
 
 def _scale_history(staff, version, *, share, rng):

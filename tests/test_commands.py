@@ -3,8 +3,17 @@ from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from guidelines import publishing
-from guidelines.models import Acknowledgement, Employee, Guideline, Version
+from guidelines import comprehension, publishing
+from guidelines.models import (
+    Acknowledgement,
+    Employee,
+    Guideline,
+    Objection,
+    Question,
+    QuestionMessage,
+    QuizAttempt,
+    Version,
+)
 
 
 def test_load_demo_creates_the_accounts_the_guideline_and_a_history(db, capsys, settings):
@@ -25,6 +34,20 @@ def test_load_demo_creates_the_accounts_the_guideline_and_a_history(db, capsys, 
     assert emma.acknowledgements.filter(major=1).exists() and not emma.acknowledgements.filter(major=2).exists()
     v2_acks = Acknowledgement.objects.filter(major=2).count()
     assert 0 < v2_acks < Employee.objects.count()
+    # Version 2 requires reading to the end and has a comprehension check: every acknowledgement of it
+    # seals a read-to-end moment and the final answers that the stored attempts give.
+    v2 = guideline.versions.get(major=2)
+    assert v2.require_read_to_end and len(comprehension.questions_of(v2)) == 3
+    for ack in Acknowledgement.objects.filter(major=2).select_related("employee"):
+        assert ack.first_opened_at < ack.read_to_end_at < ack.acknowledged_at
+        assert ack.answers == comprehension.final_answers(ack.employee, v2)
+        assert QuizAttempt.objects.filter(employee=ack.employee, answered_at__gt=ack.acknowledged_at).count() == 0
+    rates = comprehension.pass_rates(v2)
+    assert [row["answered"] for row in rates] == [v2_acks] * 3
+    assert min(rates, key=lambda row: row["percent"])["question"].position == 2  # the reporting deadline
+    # A question answered by HR, an open one and an open objection, for the inbox and the dashboard.
+    assert Question.objects.filter(version=v2).count() == 2 and QuestionMessage.objects.count() == 3
+    assert Objection.objects.get(version=v2).handling is None
     hr = authenticate(username="hr@example.com", password="demo-password")
     assert hr.has_perm("guidelines.manage") and not hr.has_perm("guidelines.audit")
     assert authenticate(username="auditor@example.com", password="demo-password").has_perm("guidelines.audit")
