@@ -24,6 +24,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -216,9 +217,42 @@ class Context:
     page_employee: object  # has not acknowledged the current version
     fresh_employees: list  # other employees who have not acknowledged it; each POST takes one
     dataset: dict
+    checked: object  # the current version of the checked guideline (reading to the end, three questions)
+    checked_employees: list  # employees who have not acknowledged the checked guideline; each POST takes one
     floor_median: float | None = None
     template_floor_median: float | None = None
     profiler: cProfile.Profile | None = None
+
+
+CHECKED_SLUG = "bench-checked"
+
+
+def checked_version(page_employee):
+    """The current version of a guideline for everyone that requires reading to the end and has the
+    demo's three-question check, with a question of the page employee on it: the guideline page with
+    every part of the comprehension check and the question thread. Made once, kept with the data set."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from guidelines import demo, questions
+    from guidelines.models import LANGUAGES, Guideline, Question
+
+    guideline = Guideline.objects.filter(slug=CHECKED_SLUG).first()
+    if guideline is None:
+        users = get_user_model().objects
+        author = users.get(username="scale-author@example.com")
+        approver = users.get(username="scale-approver@example.com")
+        guideline = Guideline.objects.create(slug=CHECKED_SLUG, title_nl="Gecontroleerde richtlijn",
+                                             title_en="Checked guideline", owner=author, due_days=30)
+        demo.create_published_version(
+            guideline, {language: demo.demo_text(2, language) for language in LANGUAGES}, author=author,
+            approver=approver, published_at=timezone.now() - timedelta(days=1),
+            questions=[question for question, _share in demo.V2_QUESTIONS], require_read_to_end=True)
+    version = guideline.versions.published().get()
+    if not Question.objects.filter(employee=page_employee, version=version).exists():
+        questions.ask(employee=page_employee, version=version, language=page_employee.language,
+                      text="Does this also apply to my private account?")
+    return version
 
 
 def make_context(guideline, args):
@@ -249,10 +283,15 @@ def make_context(guideline, args):
         "versions": guideline.versions.released().count(),
         "acknowledgements": Acknowledgement.objects.filter(guideline=guideline).count(),
     }
+    checked = checked_version(page_employee)
+    acked_checked = Acknowledgement.objects.filter(version=checked).values("employee_id")
+    checked_pool = list(unacked.exclude(pk=page_employee.pk).exclude(pk__in=acked_checked)
+                        .order_by("-pk")[:wanted])
     log(f"guideline {guideline.slug}, current version {current.number} (id {current.pk}), "
-        f"page employee {page_employee.user.email}, {len(pool)} fresh employees for POSTs")
+        f"page employee {page_employee.user.email}, {len(pool)} fresh employees for POSTs "
+        f"({len(checked_pool)} for the checked guideline)")
     return Context(slug=guideline.slug, version=current, page_employee=page_employee,
-                   fresh_employees=pool[::-1], dataset=dataset)
+                   fresh_employees=pool[::-1], dataset=dataset, checked=checked, checked_employees=checked_pool)
 
 
 # Measuring ----------------------------------------------------------------------------------
@@ -353,7 +392,7 @@ def page_case(name, path, target=None):
 
         client = Client()
         client.force_login(ctx.page_employee.user)
-        url = path.format(slug=ctx.slug)
+        url = path.format(slug=ctx.slug, checked=CHECKED_SLUG)
         return Measured(name, url, target, get_page(client, url))
 
     return prepare
@@ -386,6 +425,36 @@ def case_acknowledge(ctx, runs, warmup):
     return Measured("acknowledge", path, POST_TARGET, request, before, runs)
 
 
+def case_acknowledge_checked(ctx, runs, warmup):
+    """Acknowledging the checked guideline: each POST by a different employee, with the right answers
+    (recorded as attempts, then sealed with the acknowledgement); only 302s to the receipt count."""
+    from django.test import Client
+
+    from guidelines import comprehension
+
+    path = f"/guidelines/{CHECKED_SLUG}/acknowledge/"
+    client, data = Client(), {}
+    answers = {f"q{question.pk}": str(question.correct) for question in comprehension.questions_of(ctx.checked)}
+
+    def before():
+        employee = ctx.checked_employees.pop()
+        client.cookies.clear()
+        client.force_login(employee.user)
+        data.update(version=ctx.checked.pk, language=employee.language, channel="web", confirm="on", **answers)
+
+    def request():
+        response = client.post(path, data, secure=True)
+        if response.status_code == 302 and response["Location"].startswith("/my/acknowledgements/"):
+            return True
+        log(f"POST {path} answered {response.status_code}; not counted")
+        return False
+
+    runs = min(runs, len(ctx.checked_employees) - warmup - 1)
+    if runs < 1:
+        raise SystemExit("Too few employees left who have not acknowledged; run again with --reseed.")
+    return Measured("acknowledge_checked", path, POST_TARGET, request, before, runs)
+
+
 CASES = {
     "floor": page_case("floor", "/bench/floor/"),
     "floor_template": page_case("floor_template", "/bench/floor-template/"),
@@ -393,6 +462,9 @@ CASES = {
     "guideline_page": page_case("guideline_page", "/guidelines/{slug}/", target=PAGE_TARGET),
     "version_list": page_case("version_list", "/guidelines/{slug}/versions/"),
     "acknowledge": case_acknowledge,
+    # Reading to the end required, a three-question check and a question thread of the reader's own.
+    "checked_page": page_case("checked_page", "/guidelines/{checked}/", target=PAGE_TARGET),
+    "acknowledge_checked": case_acknowledge_checked,
 }
 
 

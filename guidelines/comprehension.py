@@ -16,13 +16,19 @@ from django.utils.translation import gettext as _
 from . import publishing
 from .access import require_permission
 from .models import LANGUAGES, AuditEvent, QuizAttempt, QuizQuestion
+from .prepared import PreparedQuery
 from .services import check_can_acknowledge, record_audit_event
 
 MIN_CHOICES, MAX_CHOICES = 2, 4
 
 
+# Asked on every view of a guideline page with a check: compiled once per process.
+_questions_of = PreparedQuery(QuizQuestion, lambda version: QuizQuestion.objects.filter(version=version)
+                              .order_by("position"), int)
+
+
 def questions_of(version):
-    return list(QuizQuestion.objects.filter(version=version).order_by("position"))
+    return _questions_of(version.pk)
 
 
 def _clean(question, number):

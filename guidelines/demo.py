@@ -91,7 +91,7 @@ def demo_text(version_number, language):
     return title.lstrip("# ").strip(), body.strip() + "\n"
 
 
-def _create_version(guideline, texts, *, author, approver, published_at, material=True, summaries=None,
+def create_published_version(guideline, texts, *, author, approver, published_at, material=True, summaries=None,
                     consent=None, questions=(), require_read_to_end=False):
     """A published version. `consent`: (reference, note) of the works council's consent, given a week
     before publication and recorded the day after (for the text with its `questions`)."""
@@ -223,7 +223,7 @@ def _load_demo(seed):
                                          title_en="Social media guideline", owner=hr.user, due_days=30,
                                          requires_works_council_consent=True)
     v1_published = now - timedelta(days=190)
-    v1 = _create_version(guideline, {lang: demo_text(1, lang) for lang in LANGUAGES},
+    v1 = create_published_version(guideline, {lang: demo_text(1, lang) for lang in LANGUAGES},
                          author=hr.user, approver=manager.user, published_at=v1_published,
                          consent=("OR-{year}-31", ""))
     joined_before_v2 = [e for e in staff if e.start_date < (now - timedelta(days=15)).date()]
@@ -231,7 +231,7 @@ def _load_demo(seed):
     acks, readings = _history(joined_before_v2, v1, share=0.93, start=v1_published, spread_days=40, rng=rng,
                               always=[employee])
     v2_published = now - timedelta(days=12)
-    v2 = _create_version(guideline, {lang: demo_text(2, lang) for lang in LANGUAGES},
+    v2 = create_published_version(guideline, {lang: demo_text(2, lang) for lang in LANGUAGES},
                          author=hr.user, approver=manager.user, published_at=v2_published,
                          summaries=CHANGE_SUMMARIES,
                          consent=("OR-{year}-04", "Consent on condition that the reporting desk is evaluated "
@@ -397,7 +397,7 @@ def seed_scale(*, employees, versions, seed=11, acknowledged=0.9):
         for language in LANGUAGES:
             title, body = demo_text(2 if number > 1 else 1, language)
             texts[language] = (title, f"{body}\n\nRevision {number}.\n")
-        published.append(_create_version(
+        published.append(create_published_version(
             guideline, texts, author=author, approver=approver,
             published_at=now - timedelta(days=10 * (versions - number) + 1),
         ))

@@ -51,6 +51,7 @@ from .models import (
     Reading,
     Version,
 )
+from .prepared import PreparedQuery
 from .services import grant_exemption, minimised_ip, record_audit_event
 
 logger = logging.getLogger(__name__)
@@ -220,14 +221,26 @@ def resolution_of(objection):
     return objection.handling
 
 
-def own_threads(employee, guideline=None):
+def own_threads(employee):
     """(questions with their state, objections with HR's handling) of the employee, newest first."""
     questions = with_state(Question.objects.filter(employee=employee).select_related("guideline", "version"))
     objections = Objection.objects.filter(employee=employee).select_related(
         "guideline", "version", "resolution__exemption")
-    if guideline is not None:
-        questions, objections = questions.filter(guideline=guideline), objections.filter(guideline=guideline)
     return list(questions), list(objections)
+
+
+# The guideline page asks for them on every view once there are some: compiled once per process.
+_own_questions_about = PreparedQuery(
+    Question, lambda employee, guideline: with_state(
+        Question.objects.filter(employee=employee, guideline=guideline).select_related("version")), int, int)
+_own_objections_about = PreparedQuery(
+    Objection, lambda employee, guideline: Objection.objects.filter(employee=employee, guideline=guideline)
+    .select_related("version", "resolution"), int, int)
+
+
+def own_threads_about(employee, guideline):
+    """own_threads about one guideline (its page), with each item's version and HR's handling."""
+    return _own_questions_about(employee.pk, guideline.pk), _own_objections_about(employee.pk, guideline.pk)
 
 
 @dataclass

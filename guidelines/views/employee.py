@@ -135,12 +135,11 @@ def _detail_context(request, versions, version, language, *, in_audience, form=N
         form = AcknowledgeForm(initial={"version": version.pk, "language": text.language, "via": via[:200]},
                                questions=_questions(version), language=text.language)
     # Whether the text was shown to its end before (a query only where the version requires it).
-    read_to_end = can_acknowledge and version.require_read_to_end and ReadingProgress.objects.filter(
-        employee=employee, version=version, read_to_end_at__isnull=False).exists()
+    read_to_end = can_acknowledge and version.require_read_to_end and bool(_read_to_end(employee.pk, version.pk))
     # The employee's own questions and objections about this guideline (queries only when there are some).
     own_questions = own_objections = ()
     if employee and versions.recent and (versions.recent[0].asked or versions.recent[0].objected):
-        own_questions, own_objections = questions.own_threads(employee, guideline)
+        own_questions, own_objections = questions.own_threads_about(employee, guideline)
     return {
         "guideline": guideline,
         "version": version,
@@ -268,6 +267,12 @@ _released_version = PreparedQuery(
     lambda slug, pk: Version.objects.released().select_related("guideline").filter(guideline__slug=slug, pk=pk)
     .annotate(has_questions=Exists(QuizQuestion.objects.filter(version=OuterRef("pk")))),
     str, int)
+
+
+_read_to_end = PreparedQuery(
+    ReadingProgress, lambda employee, version: ReadingProgress.objects.filter(
+        employee=employee, version=version, read_to_end_at__isnull=False).values_list("pk", flat=True)[:1],
+    int, int)
 
 
 def _questions(version):
