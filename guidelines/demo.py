@@ -269,6 +269,7 @@ def _threads(version, *, emma, hr, acknowledged, staff):
                and e.language == "nl" and e.manager_id]
     questions.ask(employee=pending[0], version=version, language="nl",
                   text="Mag ik een vacature van ons op mijn privé-LinkedIn delen, of moet dat via Communicatie?")
+    services.record_reading(employee=pending[1], version=version)  # the objection records when they opened it
     questions.record_objection(
         employee=pending[1], version=version, language="nl", kind=questions.Kind.OBJECTION, meta=meta,
         reason="Ik werk samen met een finfluencer die zelf bepaalt wat hij plaatst. Het verbod op gesponsorde "

@@ -47,7 +47,8 @@ def test_load_demo_creates_the_accounts_the_guideline_and_a_history(db, capsys, 
     assert min(rates, key=lambda row: row["percent"])["question"].position == 2  # the reporting deadline
     # A question answered by HR, an open one and an open objection, for the inbox and the dashboard.
     assert Question.objects.filter(version=v2).count() == 2 and QuestionMessage.objects.count() == 3
-    assert Objection.objects.get(version=v2).handling is None
+    objection = Objection.objects.get(version=v2)
+    assert objection.handling is None and objection.first_opened_at is not None
     hr = authenticate(username="hr@example.com", password="demo-password")
     assert hr.has_perm("guidelines.manage") and not hr.has_perm("guidelines.audit")
     assert authenticate(username="auditor@example.com", password="demo-password").has_perm("guidelines.audit")
