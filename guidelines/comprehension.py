@@ -83,11 +83,15 @@ def set_questions(*, version, by, questions):
     for row in rows:
         row.full_clean(exclude=["version"])  # lengths: a clear message rather than a database error
     with transaction.atomic():
-        publishing.mark_draft_edited(version=version, by=by)  # refuses a published version too
+        version = publishing.mark_draft_edited(version=version, by=by)  # refuses a published version too
         QuizQuestion.objects.filter(version=version).delete()
         QuizQuestion.objects.bulk_create(rows)
+        # The draft as it is now, with these questions (mark_draft_edited's event saw the old ones).
+        fingerprint = publishing.fingerprint_of(version)
         record_audit_event(action=AuditEvent.Action.DRAFT_SAVED, actor=by, guideline=version.guideline,
-                           version=version, comprehension_questions=len(rows))
+                           version=version, comprehension_questions=len(rows), fingerprint=fingerprint,
+                           consent_outdated=version.has_works_council_consent
+                           and version.works_council_fingerprint != fingerprint)
     return rows
 
 
@@ -97,8 +101,13 @@ def check_answers(*, employee, version, answers, questions=None):
     sending the form again with the same answers does not count as another try."""
     check_can_acknowledge(employee=employee, version=version)
     questions = {question.pk: question for question in (questions or questions_of(version))}
-    if set(answers) != set(questions):
+    # Only this version's questions, each answered with one of its choices: no other try is recorded.
+    if set(answers) != set(questions) or any(question.version_id != version.pk for question in questions.values()):
         raise ValidationError(_("Answer every question."), code="incomplete")
+    for number, question in enumerate(sorted(questions.values(), key=lambda question: question.position), start=1):
+        choice = answers[question.pk]
+        if type(choice) is not int or not 0 <= choice < len(question.choices):
+            raise ValidationError(_("Question %(number)s: choose an answer.") % {"number": number}, code="choice")
     now = timezone.now()
     with transaction.atomic():
         last = {}

@@ -25,6 +25,7 @@
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -89,7 +90,8 @@ def check_characters(text):
 def clean_text(text, *, limit=MESSAGE_MAX_LENGTH):
     """`text` as it is stored, or ValidationError saying what is wrong with it."""
     text = normalised(text)
-    if not text:
+    # Zero-width and other format characters alone show nothing: such a text is as empty as a blank one.
+    if not any(not character.isspace() and unicodedata.category(character) != "Cf" for character in text):
         raise ValidationError(_("Write the text first."), code="required")
     check_characters(text)
     if len(text) > limit:

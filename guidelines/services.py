@@ -226,7 +226,9 @@ def acknowledge(*, employee, version, language, meta, reading_tracked=False):
 
     `reading_tracked`: the page reported the reading (js/reading.js runs). Then a version that
     requires reading to the end is refused until the text was shown to its end; without it the
-    acknowledgement stands on when the text was opened, and says so.
+    acknowledgement stands on when the text was opened, and says so. The form's word is not needed
+    where the server holds the page's reports of this version: the script ran, so a form that claims
+    it did not cannot skip the end.
     """
     check_can_acknowledge(employee=employee, version=version)
     # Published, so its texts are frozen: content.released_texts may answer from the cache.
@@ -244,7 +246,9 @@ def acknowledge(*, employee, version, language, meta, reading_tracked=False):
             employee, latest = _acknowledging(employee, version)
             if latest and latest.is_valid_on(now):
                 return latest, False
-            if version.require_read_to_end and reading_tracked and employee.read_to_end_at is None:
+            # seconds_on_text is None only when the page never reported on this version.
+            tracked = reading_tracked or employee.seconds_on_text is not None
+            if version.require_read_to_end and tracked and employee.read_to_end_at is None:
                 raise ValidationError(_("Read the text to its end first: the button works once you have reached "
                                         "the end."), code="read_to_end")
             answers = ""

@@ -498,7 +498,8 @@ def test_a_hostile_name_and_text_stay_text_in_pages_e_mails_pack_and_csv(
 
     for message in sent_since(before):  # the question and the objection, to the owner
         assert "\n" not in message.subject and f"{HOSTILE_FIRST} {HOSTILE_LAST}" in message.subject
-        assert HOSTILE_TEXT in message.body  # plain text is text
+        # Plain text is text, every line quoted (no line of it passes for the e-mail's own).
+        assert "\n".join(f"> {line}" for line in HOSTILE_TEXT.split("\n")) in message.body
         html = html_of(message)
         assert "<script>" not in html and escaped_name in html
         assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html

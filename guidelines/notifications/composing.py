@@ -205,12 +205,19 @@ def compose_question_emails(kind, pk):
     common = {
         "what": what, "employee": _one_line(employee.full_name), "employee_number": _one_line(employee.employee_number),
         "writer": _one_line(writer.get_full_name() or writer.email), "number": version.number, "text": text,
+        "quoted": _quoted(text),
         "url": f"{settings.SITE_URL}{reverse(url_name, args=[url_pk])}",
         "ends_on": resolution.exemption.ends_on if kind == Kind.RESOLUTION and resolution.exemption else None,
     }
     context = {language: {**common, "title": _one_line(title)} for language, title in titles.items()}
     template = "question_to_owner" if to_owner else "reply_to_employee"
     return [OutgoingEmail(recipient, kind, f"{kind}:{pk}:{recipient.pk}", template, [], context)]
+
+
+def _quoted(text):
+    """What somebody wrote, for the plain text part: every line behind "> ", so that no line of it can pass
+    for the e-mail's own (a separator, a link to "answer here")."""
+    return "\n".join(f"> {line}".rstrip() for line in str(text).splitlines())
 
 
 def _one_line(value):

@@ -80,7 +80,8 @@ def _one_cell_each(text):
 
 
 def fit(value, width):
-    text = unicodedata.normalize("NFC", str(value if value is not None else ""))
+    # A cell is one line: a line break in a name (the HR system allows one) would hide the rest of it.
+    text = " ".join(unicodedata.normalize("NFC", str(value if value is not None else "")).split())
     if _one_cell_each(text):
         return html.escape(text[: width - 1] + "…" if len(text) > width else text.ljust(width))
     # A name in another script: its own box of the column's width keeps the columns aligned.

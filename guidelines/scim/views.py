@@ -3,6 +3,8 @@ provisioning's terms (protocol.py), ask provisioning.py to decide and write, and
 shapes. Authentication, scopes and rates are the API's (a bearer token with scope scim:provision); the
 token's account must hold HR's permission, asked here first and again by every service function."""
 
+import json
+
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.http import Http404
@@ -22,7 +24,21 @@ from ..provisioning import ProvisioningError
 from . import protocol
 
 
-class ScimJSONParser(JSONParser):
+class TextOnlyJSONParser(JSONParser):
+    """JSON whose strings are text: an escaped lone surrogate ("\\ud800") is valid JSON, but no text that
+    can be stored or answered with, so such a body is refused as a whole (400 invalidSyntax)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        try:
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise exceptions.ParseError(_("The request holds an escaped character that is not text (a lone "
+                                          "surrogate, \\ud800 to \\udfff).")) from None
+        return data
+
+
+class ScimJSONParser(TextOnlyJSONParser):
     media_type = "application/scim+json"
 
 
@@ -49,7 +65,7 @@ def handle_error(error, context):
 class ScimView(APIView):
     required_scope = ApiToken.Scope.PROVISION
     throttle_classes = [ScimRateThrottle]
-    parser_classes = [ScimJSONParser, JSONParser]
+    parser_classes = [ScimJSONParser, TextOnlyJSONParser]
     renderer_classes = [ScimJSONRenderer, JSONRenderer]
     schema = None  # not part of /api/v1/'s OpenAPI schema: SCIM describes itself (Schemas, ResourceTypes)
 
