@@ -934,7 +934,7 @@ class ApiToken(models.Model):
 
     class Scope(models.TextChoices):
         READ_STATUS = "status:read", _("read guidelines, versions and status")
-        READ_EVIDENCE = "evidence:read", _("read acknowledgements and the chain's verification")
+        READ_EVIDENCE = "evidence:read", _("read acknowledgements, objections and the chain's verification")
         REQUEST_REPORTS = "reports:request", _("request and download auditor packs")
         PROVISION = "scim:provision", _("provision employees (SCIM)")
 
@@ -973,6 +973,8 @@ class WebhookSubscriber(models.Model):
         ACKNOWLEDGEMENT_CREATED = "acknowledgement.created", _("an employee acknowledged a version")
         VERSION_OVERDUE = "version.overdue", _("daily: a current version has overdue employees")
         REPORT_READY = "report.ready", _("an auditor pack is ready")
+        OBJECTION_RECORDED = "objection.recorded", _("an employee objected to a version or asked for an exception")
+        OBJECTION_RESOLVED = "objection.resolved", _("HR handled an objection or exception request")
 
     name = models.CharField(_("name"), max_length=100, help_text=_("Which system receives it, e.g. the GRC tool."))
     url = models.URLField(_("address"), max_length=500)

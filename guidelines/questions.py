@@ -18,6 +18,8 @@
   reminders go on, and the employee may still acknowledge. HR's handling is an ObjectionResolution
   beside it; an exemption an exception request asks for is granted through services.grant_exemption.
   All four tables are append-only (triggers, and the application role may only SELECT and INSERT).
+- Webhooks. Recording and handling are the events objection.recorded and objection.resolved, recorded
+  in the same transaction (webhook_events.emit), with ids, numbers and times only: no reason, no note.
 - E-mails. The owner hears of every question, follow-up, objection and exception request, the employee
   of every answer and of HR's handling, through the notification log (once per message and recipient),
   queued after the commit (tasks.send_question_emails).
@@ -36,7 +38,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
-from . import content, tasks
+from . import content, tasks, webhook_events
 from .access import require_permission
 from .models import (
     LANGUAGES,
@@ -406,6 +408,8 @@ def record_objection(*, employee, version, language, kind, reason, meta):
         record_audit_event(action=AuditEvent.Action.OBJECTION_RECORDED, actor=employee.user,
                            guideline=version.guideline, version=version, objection=objection.pk, kind=kind,
                            employee_number=employee.employee_number)
+        webhook_events.emit(webhook_events.Event.OBJECTION_RECORDED, f"objection.recorded:{objection.pk}",
+                            webhook_events.objection_recorded(objection), at=now)
         _email_after_commit(EmailKind.OBJECTION, objection.pk)
     return objection
 
@@ -433,6 +437,8 @@ def resolve(*, objection, by, outcome, note, ends_on=None):
                                version=objection.version, objection=objection.pk, kind=objection.kind,
                                outcome=outcome, employee_number=objection.employee.employee_number,
                                exemption=exemption.pk if exemption else None)
+            webhook_events.emit(webhook_events.Event.OBJECTION_RESOLVED, f"objection.resolved:{objection.pk}",
+                                webhook_events.objection_resolved(resolution), at=resolution.resolved_at)
             _email_after_commit(EmailKind.RESOLUTION, resolution.pk)
     except IntegrityError:
         raise ValidationError(_("This has been handled already."), code="handled") from None

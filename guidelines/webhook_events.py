@@ -1,13 +1,15 @@
 """Webhook events: what happened, as the small JSON document every subscriber receives.
 
-The services that make something happen (publishing, acknowledging, a finished report, the daily
-overdue check) call `emit` inside their transaction, which records the event with one delivery row
-per subscriber that wants it in that same transaction (an outbox): the change and its event commit
-together or not at all. The deliveries are queued once it commits (webhooks.py sends them); a
-delivery the broker never got, or whose task was lost, is queued again by the sweep
-(webhooks.stalled_deliveries). The body follows the Standard Webhooks recommendation,
-`{"type", "timestamp", "data"}`, and carries ids, slugs, version numbers, times, counts and an
-acknowledgement's sequence and seal; never free text beyond a guideline's slug and titles.
+The services that make something happen (publishing, acknowledging, an objection and HR's handling of
+it, a finished report, the daily overdue check) call `emit` inside their transaction, which records
+the event with one delivery row per subscriber that wants it in that same transaction (an outbox): the
+change and its event commit together or not at all. The deliveries are queued once it commits
+(webhooks.py sends them); a delivery the broker never got, or whose task was lost, is queued again by
+the sweep (webhooks.stalled_deliveries). The body follows the Standard Webhooks recommendation,
+`{"type", "timestamp", "data"}`, and carries ids, slugs, version numbers, times, counts, an
+acknowledgement's sequence and seal, an objection's kind and hash and its handling's outcome; never
+free text beyond a guideline's slug and titles (no name, no statement, no employee's reason, no HR
+note: a receiver that needs them asks the API, with a token that may read them).
 """
 
 import json
@@ -54,6 +56,25 @@ def acknowledgement_created(acknowledgement, version):
         },
         "employee_number": acknowledgement.employee_number,
     }
+
+
+def objection_recorded(objection):
+    return {
+        "guideline": {"id": objection.guideline_id, "slug": objection.guideline.slug},
+        "version": {"id": objection.version_id, "number": objection.version.number},
+        "objection": {
+            "id": objection.pk, "kind": objection.kind, "recorded_at": _moment(objection.recorded_at),
+            "language": objection.language, "content_hash": objection.content_hash,
+        },
+        "employee_number": objection.employee_number,
+    }
+
+
+def objection_resolved(resolution):
+    return objection_recorded(resolution.objection) | {"resolution": {
+        "id": resolution.pk, "outcome": resolution.outcome, "resolved_at": _moment(resolution.resolved_at),
+        "exemption_id": resolution.exemption_id,
+    }}
 
 
 def version_overdue(version, counts, day):

@@ -688,6 +688,7 @@ API_ROWS = [
     route("api_version_employees", "api:version-employees", url("api:version-employees", "v1.pk"), "GET",
           API_REFUSED),
     route("api_acknowledgements", "api:acknowledgements", url("api:acknowledgements"), "GET", API_REFUSED),
+    route("api_objections", "api:objections", url("api:objections"), "GET", API_REFUSED),
     route("api_chain_verification", "api:chain-verification", url("api:chain-verification"), "GET", API_REFUSED),
     route("api_reports", "api:reports", url("api:reports"), "GET", API_REFUSED),
     route("api_reports_request", "api:reports", url("api:reports"), "POST", API_REFUSED,

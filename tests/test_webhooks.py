@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from guidelines import dashboards, publishing, services, tasks, webhook_events, webhooks
-from guidelines.models import AuditEvent, WebhookDelivery, WebhookEvent, WebhookSubscriber
+from guidelines import dashboards, publishing, questions, services, tasks, webhook_events, webhooks
+from guidelines.models import AuditEvent, Objection, WebhookDelivery, WebhookEvent, WebhookSubscriber
 
 from .factories import make_draft
 from .webhook_receiver import Receiver
@@ -82,6 +82,99 @@ def test_a_rolled_back_acknowledgement_sends_nothing(hilde, alice, version_1, we
             services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)
             raise RuntimeError("the request failed after acknowledging")
     assert not WebhookEvent.objects.filter(type=Event.ACKNOWLEDGEMENT_CREATED).exists()
+
+
+# An employee's reason and HR's note are free text: they must never leave in an event.
+REASON_MARKER, NOTE_MARKER = "reason-marker-5f1e", "note-marker-9c2a"
+
+
+def object_to(employee, version, meta, kind=Objection.Kind.EXCEPTION):
+    return questions.record_objection(employee=employee, version=version, language="en", kind=kind, meta=meta,
+                                      reason=f"I am on leave until March. {REASON_MARKER}")
+
+
+def test_an_objection_and_its_handling_are_events_of_their_own_transactions(
+        hilde, alice, version_1, web_meta, monkeypatch, django_capture_on_commit_callbacks):
+    subscriber, _secret = subscribe(hilde, "https://grc.example.com/hooks",
+                                    events=[Event.OBJECTION_RECORDED, Event.OBJECTION_RESOLVED])
+    uninterested, _secret = subscribe(hilde, "https://other.example.com/hooks", name="Other",
+                                      events=[Event.ACKNOWLEDGEMENT_CREATED])
+    queued = []
+    monkeypatch.setattr(tasks.deliver_webhook, "delay", queued.append)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        request = object_to(alice, version_1, web_meta)
+        # Recorded in the objection's own transaction, queued only once it commits.
+        [recorded_delivery] = WebhookDelivery.objects.filter(event__key=f"objection.recorded:{request.pk}")
+        assert recorded_delivery.subscriber == subscriber and queued == []
+    assert queued == [recorded_delivery.pk]
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        resolution = questions.resolve(objection=request, by=hilde, outcome="exempted", note=f"Granted. {NOTE_MARKER}")
+        [resolved_delivery] = WebhookDelivery.objects.filter(event__key=f"objection.resolved:{request.pk}")
+    assert queued == [recorded_delivery.pk, resolved_delivery.pk]
+    assert not uninterested.deliveries.exists()
+
+    [recorded] = bodies(Event.OBJECTION_RECORDED)
+    objection = {"id": request.pk, "kind": "exception", "recorded_at": recorded["timestamp"], "language": "en",
+                 "content_hash": version_1.texts.get(language="en").content_hash}
+    assert recorded == {"type": "objection.recorded", "timestamp": recorded["timestamp"], "data": {
+        "guideline": {"id": version_1.guideline_id, "slug": "social-media"},
+        "version": {"id": version_1.pk, "number": "1.0"}, "objection": objection, "employee_number": "E0001"}}
+    [resolved] = bodies(Event.OBJECTION_RESOLVED)
+    assert resolved["data"] == recorded["data"] | {"resolution": {
+        "id": resolution.pk, "outcome": "exempted", "resolved_at": resolved["timestamp"],
+        "exemption_id": resolution.exemption_id}}
+    assert resolution.exemption_id is not None
+
+
+def test_a_rolled_back_objection_or_handling_sends_nothing(hilde, alice, version_1, web_meta,
+                                                         django_capture_on_commit_callbacks):
+    subscribe(hilde, "https://grc.example.com/hooks")
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            object_to(alice, version_1, web_meta)
+            raise RuntimeError("the request failed after the objection")
+    assert not Objection.objects.exists() and not WebhookEvent.objects.exists()
+    request = object_to(alice, version_1, web_meta)
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            questions.resolve(objection=request, by=hilde, outcome="declined", note="No.")
+            raise RuntimeError("the request failed after the handling")
+    assert list(WebhookEvent.objects.values_list("type", flat=True)) == ["objection.recorded"]
+    assert WebhookDelivery.objects.count() == 1
+
+
+def test_no_delivered_body_carries_the_reason_the_note_the_statement_or_a_name(
+        hilde, alice, otto, version_1, web_meta, django_capture_on_commit_callbacks):
+    with Receiver() as receiver:
+        _subscriber, secret = subscribe(hilde, receiver.url("/hooks"))
+        answered = object_to(alice, version_1, web_meta, kind=Objection.Kind.OBJECTION)
+        questions.resolve(objection=answered, by=hilde, outcome="answered", note=f"The rule stays. {NOTE_MARKER}")
+        declined = object_to(otto, version_1, web_meta)
+        questions.resolve(objection=declined, by=hilde, outcome="declined", note=f"Not a reason. {NOTE_MARKER}")
+        for delivery in WebhookDelivery.objects.order_by("pk"):
+            assert webhooks.deliver(delivery.pk) == Status.DELIVERED
+    types = [item.verify(secret)["type"] for item in receiver.received]
+    assert types == ["objection.recorded", "objection.resolved"] * 2
+    for body in [item.body.decode() for item in receiver.received] + list(
+            WebhookEvent.objects.values_list("body", flat=True)):
+        for free_text in (REASON_MARKER, NOTE_MARKER, "on leave", "I object", "exempted from", "Alice", "Otto",
+                          "Hilde", "Example", "Operations", "Finance"):
+            assert free_text not in body
+
+
+def test_hr_s_form_offers_the_objection_events(hilde, client_as):
+    client = client_as(hilde)
+    page = client.get(reverse("guidelines:hr_webhook_new")).content.decode()
+    for event in (Event.OBJECTION_RECORDED, Event.OBJECTION_RESOLVED):
+        assert f'value="{event.value}"' in page and str(event.label) in page
+    response = client.post(reverse("guidelines:hr_webhook_new"), {
+        "name": "GRC", "url": "https://grc.example.com/hooks", "events": ["objection.resolved", "objection.recorded"]})
+    assert response.status_code == 200
+    subscriber = WebhookSubscriber.objects.get()
+    assert subscriber.events == ["objection.recorded", "objection.resolved"]
+    detail = client.get(reverse("guidelines:hr_webhook", args=[subscriber.pk])).content.decode()
+    assert "an employee objected to a version or asked for an exception" in detail
+    assert "HR handled an objection or exception request" in detail
 
 
 def test_the_event_commits_with_the_change_and_a_broker_outage_loses_nothing(

@@ -1,11 +1,11 @@
 """What the API answers, field by field: these describe the responses in the OpenAPI schema and turn
-model instances into JSON. The per-employee and acknowledgement lists build their rows from
+model instances into JSON. The per-employee, acknowledgement and objection lists build their rows from
 `values_list` instead (one query per page, no model instances); their serializers describe them."""
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Report
+from ..models import Objection, ObjectionResolution, Report
 from ..status import Status
 
 
@@ -138,6 +138,45 @@ class AcknowledgementSerializer(serializers.Serializer):
 class AcknowledgementPageSerializer(serializers.Serializer):
     next = serializers.CharField(allow_null=True)
     results = AcknowledgementSerializer(many=True)
+
+
+class ObjectionResolutionSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(
+        choices=ObjectionResolution.Outcome.values,
+        help_text="answered: an objection answered and closed; exempted: the exception granted (see exemption_id); "
+                  "declined: the exception refused.")
+    note = serializers.CharField(help_text="HR's answer to the employee, in HR's own words.")
+    resolved_at = serializers.DateTimeField()
+    resolved_by = serializers.CharField(help_text="The name of the HR member who handled it (their e-mail address "
+                                                  "if the account has no name).")
+    exemption_id = serializers.IntegerField(allow_null=True,
+                                            help_text="The exemption granted with it; null for any other outcome.")
+
+
+class ObjectionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Objection.Kind.values,
+                                   help_text="objection: the employee objects to the version; exception: they ask "
+                                             "to be exempted from the guideline.")
+    guideline = serializers.CharField(help_text="The guideline's slug.")
+    version = serializers.CharField(help_text="The number of the version shown, e.g. 2.1.")
+    major = serializers.IntegerField(help_text="Its major number: an acknowledgement of any version of it counts.")
+    employee_number = serializers.CharField(help_text="As recorded at that moment.")
+    employee_name = serializers.CharField(help_text="As recorded at that moment.")
+    department = serializers.CharField(help_text="As recorded at that moment; empty without one.")
+    language = serializers.CharField(help_text="The language variant shown (nl or en).")
+    content_hash = serializers.CharField(help_text="SHA-256 of the canonical text shown, as in the version's texts.")
+    statement = serializers.CharField(help_text="The sentence recorded, in that language.")
+    reason = serializers.CharField(help_text="The employee's reason, in their own words.")
+    recorded_at = serializers.DateTimeField(help_text="Server time.")
+    first_opened_at = serializers.DateTimeField(allow_null=True,
+                                                help_text="When the employee first opened the version; null: unknown.")
+    resolution = ObjectionResolutionSerializer(allow_null=True, help_text="HR's handling; null while it is open.")
+
+
+class ObjectionPageSerializer(serializers.Serializer):
+    next = serializers.CharField(allow_null=True, help_text="The address of the next page; null on the last.")
+    results = ObjectionSerializer(many=True)
 
 
 class ChainVerificationSerializer(serializers.Serializer):

@@ -29,6 +29,7 @@ urlpatterns = [
     path("versions/<int:pk>/status/", _open(views.VersionStatus), name="version-status"),
     path("versions/<int:pk>/employees/", _open(views.VersionEmployees), name="version-employees"),
     path("acknowledgements/", _open(views.AcknowledgementList), name="acknowledgements"),
+    path("objections/", _open(views.ObjectionList), name="objections"),
     path("chain/verification/", _open(views.ChainVerification), name="chain-verification"),
     path("reports/", _open(views.ReportList), name="reports"),
     path("reports/<str:code>/", _open(views.ReportDetail), name="report"),

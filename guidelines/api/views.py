@@ -6,6 +6,7 @@ query per page however deep."""
 import base64
 import binascii
 import json
+import re
 from datetime import date
 
 from django.core.exceptions import ValidationError
@@ -20,10 +21,21 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import access, dashboards, tasks
+from .. import access, dashboards, questions, tasks
 from .. import status as status_engine
 from ..forms import ListFilterForm
-from ..models import Acknowledgement, ApiToken, AuditEvent, ChainHead, Employee, Guideline, Report, Version, VersionText
+from ..models import (
+    Acknowledgement,
+    ApiToken,
+    AuditEvent,
+    ChainHead,
+    Employee,
+    Guideline,
+    Objection,
+    Report,
+    Version,
+    VersionText,
+)
 from ..prepared import PreparedQueries
 from ..reports import jobs
 from . import serializers
@@ -73,14 +85,21 @@ def _as_of(request, reach, version=None):
     return day
 
 
+def _whole_number(text, most_digits=18):
+    """`text` as a whole number written in 0-9, else None. (str.isdigit also passes "²", which int()
+    refuses.)"""
+    return int(text) if re.fullmatch(rf"[0-9]{{1,{most_digits}}}", text) else None
+
+
 def _page_size(request):
     text = request.query_params.get("page_size", "")
     if not text:
         return DEFAULT_PAGE_SIZE
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+    size = _whole_number(text)
+    if size is None or not 1 <= size <= MAX_PAGE_SIZE:
         raise exceptions.ValidationError(
             {"page_size": [_("Give a number from 1 to %(most)d.") % {"most": MAX_PAGE_SIZE}]})
-    return int(text)
+    return size
 
 
 def _encode_cursor(value):
@@ -309,6 +328,30 @@ class VersionEmployees(ApiView):
 
 # Evidence ----------------------------------------------------------------------------------------
 
+EVIDENCE_FILTERS = [
+    OpenApiParameter("guideline", _text(100), description="A guideline's slug."),
+    OpenApiParameter("version", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
+                     description="A version's id."),
+    OpenApiParameter("employee_number", _text(100), description="An employee number, as the record holds it."),
+]
+
+
+def _evidence_filters(request):
+    """The filters the evidence lists share (EVIDENCE_FILTERS), as lookups on their records, which copy
+    the guideline, version and employee number alike. A value that cannot be one is a 400 naming it."""
+    filters, lookups = request.query_params, {}
+    if text := filters.get("version", ""):
+        if (version := _whole_number(text)) is None:
+            raise exceptions.ValidationError({"version": [_("Give a version's id (a number).")]})
+        lookups["version_id"] = version
+    for name, field in (("guideline", "guideline__slug"), ("employee_number", "employee_number")):
+        if value := filters.get(name, ""):
+            if "\x00" in value or len(value) > 100:
+                raise exceptions.ValidationError({name: [_("This value is not valid.")]})
+            lookups[field] = value
+    return lookups
+
+
 ACK_COLUMNS = ("id", "sequence", "guideline", "major", "minor", "cycle", "employee_number", "employee_name",
                "department", "language", "content_hash", "statement", "acknowledged_at", "first_opened_at",
                "read_to_end_at", "seconds_on_text", "answers", "channel", "auth_method", "previous_seal", "seal",
@@ -320,30 +363,14 @@ class AcknowledgementList(ApiView):
 
     @extend_schema(
         summary="The acknowledgements in chain order, with their seals",
-        parameters=[
-            OpenApiParameter("guideline", _text(100), description="A guideline's slug."),
-            OpenApiParameter("version", {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
-                             description="A version's id."),
-            OpenApiParameter("employee_number", _text(100)),
-            *PAGING,
-        ],
+        parameters=[*EVIDENCE_FILTERS, *PAGING],
         responses={200: serializers.AcknowledgementPageSerializer,
                    400: OpenApiResponse(description="A bad filter, page size or cursor."), **_refusals(401, 403, 429)},
     )
     def get(self, request):
         access.require_evidence_reader(request.user)
         page_size, after = _page_size(request), _cursor(request, int)
-        records = Acknowledgement.objects.order_by("sequence")
-        filters = request.query_params
-        if version := filters.get("version", ""):
-            if not version.isdigit() or len(version) > 18:
-                raise exceptions.ValidationError({"version": [_("Give a version's id (a number).")]})
-            records = records.filter(version_id=int(version))
-        for name, field in (("guideline", "guideline__slug"), ("employee_number", "employee_number")):
-            if value := filters.get(name, ""):
-                if "\x00" in value or len(value) > 100:
-                    raise exceptions.ValidationError({name: [_("This value is not valid.")]})
-                records = records.filter(**{field: value})
+        records = Acknowledgement.objects.order_by("sequence").filter(**_evidence_filters(request))
         if after is not None:
             records = records.filter(sequence__gt=after)
         tuples = list(records.values_list(
@@ -358,6 +385,72 @@ class AcknowledgementList(ApiView):
             record["version"] = f"{record.pop('major')}.{record.pop('minor')}"
             results.append(record)
         return Response({"next": _next_link(request, tuples, page_size, key=lambda row: row[1]), "results": results})
+
+
+OPEN_CHOICES = {"true": True, "false": False}
+OBJECTION_COLUMNS = ("id", "kind", "guideline", "major", "minor", "employee_number", "employee_name", "department",
+                     "language", "content_hash", "statement", "reason", "recorded_at", "first_opened_at")
+RESOLUTION_COLUMNS = ("resolution_id", "outcome", "note", "resolved_at", "first_name", "last_name", "email",
+                      "exemption")
+
+
+class ObjectionList(ApiView):
+    required_scope = ApiToken.Scope.READ_EVIDENCE
+
+    @extend_schema(
+        summary="The objections and exception requests in the order they were recorded, with HR's handling",
+        description="Evidence like an acknowledgement (the version and language shown, with its hash), which "
+                    "does not count as one. HR handles each later: page again with `open=true`, or subscribe to "
+                    "the `objection.resolved` webhook, to learn of the handling of one already fetched.",
+        parameters=[
+            *EVIDENCE_FILTERS,
+            OpenApiParameter("kind", OpenApiTypes.STR, enum=list(Objection.Kind.values),
+                             description="objection, or exception (an exception request)."),
+            OpenApiParameter("open", OpenApiTypes.BOOL,
+                             description="true: only those HR has not handled yet; false: only handled ones."),
+            *PAGING,
+        ],
+        responses={200: serializers.ObjectionPageSerializer,
+                   400: OpenApiResponse(description="A bad filter, page size or cursor."), **_refusals(401, 403, 429)},
+    )
+    def get(self, request):
+        # Who reads them through the API: evidence readers, as for acknowledgements; which rows: those
+        # questions.py lets the account read (every one, for them).
+        access.require_evidence_reader(request.user)
+        page_size, after = _page_size(request), _cursor(request, int)
+        records = questions.visible_objections(request.user).filter(**_evidence_filters(request)).order_by("pk")
+        if kind := request.query_params.get("kind", ""):
+            if kind not in Objection.Kind.values:
+                raise exceptions.ValidationError({"kind": [_("Give objection or exception (an exception "
+                                                             "request).")]})
+            records = records.filter(kind=kind)
+        if still_open := request.query_params.get("open", ""):
+            if still_open not in OPEN_CHOICES:
+                raise exceptions.ValidationError({"open": [_("Give true or false.")]})
+            records = records.filter(resolution__isnull=OPEN_CHOICES[still_open])
+        if after is not None:
+            records = records.filter(pk__gt=after)
+        tuples = list(records.values_list(
+            "pk", "kind", "guideline__slug", "major", "version__minor", "employee_number", "employee_name",
+            "department_name", "language", "content_hash", "statement", "reason", "recorded_at", "first_opened_at",
+            "resolution__pk", "resolution__outcome", "resolution__note", "resolution__resolved_at",
+            "resolution__resolved_by__first_name", "resolution__resolved_by__last_name",
+            "resolution__resolved_by__email", "resolution__exemption_id",
+        )[:page_size + 1])
+        width = len(OBJECTION_COLUMNS)
+        results = []
+        for row in tuples[:page_size]:
+            record = dict(zip(OBJECTION_COLUMNS, row[:width], strict=True))
+            record["version"] = f"{record['major']}.{record.pop('minor')}"
+            handled = dict(zip(RESOLUTION_COLUMNS, row[width:], strict=True))
+            record["resolution"] = None if handled["resolution_id"] is None else {
+                "outcome": handled["outcome"], "note": handled["note"], "resolved_at": handled["resolved_at"],
+                # As the objection's page names who handled it.
+                "resolved_by": f"{handled['first_name']} {handled['last_name']}".strip() or handled["email"],
+                "exemption_id": handled["exemption"],
+            }
+            results.append(record)
+        return Response({"next": _next_link(request, tuples, page_size, key=lambda row: row[0]), "results": results})
 
 
 class ChainVerification(ApiView):

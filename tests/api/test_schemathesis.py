@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
-from guidelines import publishing, services
+from guidelines import publishing, questions, services
+from guidelines.models import Objection
 
 from ..factories import make_draft
 from .conftest import service_account
@@ -32,7 +33,13 @@ def api_schema(db, settings, tmp_path, version_1, alice, hilde, bob, web_meta, f
     publishing.record_works_council_consent(version=draft, by=hilde, consented_on=timezone.localdate(),
                                             reference="OR-2026-14")
     publishing.approve_version(version=draft, by=bob.user)
-    publishing.publish_version(version=draft, by=hilde, material=True)
+    version_2 = publishing.publish_version(version=draft, by=hilde, material=True)
+    # Objections with and without HR's handling: the list's answers hold a resolution and a null one.
+    for employee, kind in ((alice, "objection"), (bob, "exception")):
+        questions.record_objection(employee=employee, version=version_2, language="nl", kind=kind,
+                                   reason="Te streng.", meta=web_meta)
+    exception = Objection.objects.get(kind="exception")
+    questions.resolve(objection=exception, by=hilde, outcome="exempted", note="Vrijgesteld.")
     from intranet.wsgi import application
 
     # As Django's test client does: the test's transaction holds the connection, which the end of each

@@ -25,6 +25,7 @@ ENDPOINTS = [
     ("get", "api:version-status", (1,), "status:read"),
     ("get", "api:version-employees", (1,), "status:read"),
     ("get", "api:acknowledgements", (), "evidence:read"),
+    ("get", "api:objections", (), "evidence:read"),
     ("get", "api:chain-verification", (), "evidence:read"),
     ("get", "api:reports", (), "reports:request"),
     ("post", "api:reports", (), "reports:request"),
