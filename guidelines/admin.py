@@ -1,4 +1,6 @@
-"""Admin = configuration. Evidence (acknowledgements, readings, audit events) is read-only here.
+"""Admin = configuration. Evidence (acknowledgements, readings and reading progress, comprehension answers,
+questions and their threads, objections and HR's handling of them, audit events) is read-only here, for the
+superuser too.
 
 The admin is a door like any other: every change to guidelines, versions, employees, users and
 groups is an audit event with the fields it changed (old → new) and a security log line; drafts
@@ -21,9 +23,10 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from . import api_tokens, publishing
+from . import api_tokens, publishing, questions
 from .accounts import configured_providers
 from .models import (
     Acknowledgement,
@@ -33,7 +36,14 @@ from .models import (
     Employee,
     EmployeeHistory,
     Guideline,
+    Objection,
+    ObjectionResolution,
+    Question,
+    QuestionMessage,
+    QuizAttempt,
+    QuizQuestion,
     Reading,
+    ReadingProgress,
     Version,
     VersionText,
 )
@@ -278,6 +288,45 @@ class VersionTextInline(admin.StackedInline):
         return _editable_here(obj) and super().has_delete_permission(request, obj)
 
 
+class ReadOnlyInline:
+    """Rows shown with the record they belong to, never added, changed or deleted here (a forged
+    formset in a POST is ignored: Django saves no form of an inline without these permissions)."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class QuizQuestionInline(ReadOnlyInline, admin.TabularInline):
+    """The version's comprehension check. HR writes it on the draft's HR page only, where
+    comprehension.set_questions checks it and withdraws an approval: the admin is no second door."""
+
+    model = QuizQuestion
+    fields = readonly_fields = ["position", "text_nl", "text_en", "choice_list", "right_answer", "hint_nl",
+                                "hint_en"]
+    ordering = ["position"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("guidelines.view_version")  # part of the version, approved with it
+
+    @admin.display(description=_("choices"))
+    def choice_list(self, question):
+        return format_html("<ol>{}</ol>", format_html_join(
+            "", "<li>{} / {}</li>", ((choice.get("nl", ""), choice.get("en", "")) for choice in question.choices)))
+
+    @admin.display(description=_("right answer"))
+    def right_answer(self, question):
+        return question.correct + 1  # its place in the list above
+
+
 @admin.register(Version)
 class VersionAdmin(AuditedAdmin):
     list_display = ["guideline", "version_number", "status", "leading_language", "published_at", "approved_by"]
@@ -285,7 +334,7 @@ class VersionAdmin(AuditedAdmin):
     readonly_fields = ["version_number", "status", "created_by", "approved_by", "approved_at", "published_by",
                        "published_at", "works_council_consented_on", "works_council_reference", "works_council_note",
                        "works_council_recorded_by", "works_council_recorded_at"]
-    inlines = [VersionTextInline]
+    inlines = [VersionTextInline, QuizQuestionInline]
     # No approve or publish actions: both are decided on the HR pages, with the text and the changes
     # in view and a confirmation (a list action would approve or publish unread, in bulk).
     actions = None
@@ -293,6 +342,10 @@ class VersionAdmin(AuditedAdmin):
     @admin.display(description=_("number"))
     def version_number(self, obj):
         return obj.number
+
+    def get_inlines(self, request, obj):
+        # A new version has no comprehension questions yet (HR writes them on the draft's HR page).
+        return self.inlines if obj is not None else [VersionTextInline]
 
     def has_change_permission(self, request, obj=None):
         # Published versions are immutable and drafts under review are edited on the HR pages only.
@@ -340,6 +393,111 @@ class AcknowledgementAdmin(ReadOnlyAdmin):
 class ReadingAdmin(ReadOnlyAdmin):
     list_display = ["employee", "version", "first_opened_at"]
     list_select_related = ["employee__user", "version__guideline"]
+
+
+@admin.register(ReadingProgress)
+class ReadingProgressAdmin(ReadOnlyAdmin):
+    list_display = ["employee", "version", "furthest_percent", "seconds_on_text", "read_to_end_at", "updated_at"]
+    list_filter = ["version__guideline"]
+    search_fields = ["employee__employee_number", "employee__user__first_name", "employee__user__last_name"]
+    list_select_related = ["employee__user", "version__guideline"]
+
+
+@admin.register(QuizAttempt)
+class QuizAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["answered_at", "employee", "question", "choice_number", "correct"]
+    list_filter = ["correct", "question__version__guideline"]
+    search_fields = ["employee__employee_number", "employee__user__first_name", "employee__user__last_name"]
+    list_select_related = ["employee__user", "question__version__guideline"]
+
+    @admin.display(description=_("answer"))
+    def choice_number(self, attempt):
+        return attempt.choice + 1  # as the question's list of choices numbers it
+
+
+class QuestionMessageInline(ReadOnlyInline, admin.TabularInline):
+    model = QuestionMessage
+    fields = readonly_fields = ["written_at", "role", "author", "text"]
+    ordering = ["written_at", "pk"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("guidelines.view_question")  # whoever may see the question, its thread
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author")
+
+
+@admin.register(Question)
+class QuestionAdmin(ReadOnlyAdmin):
+    inlines = [QuestionMessageInline]
+    list_display = ["asked_at", "employee_number", "employee_name", "guideline", "version_number", "language",
+                    "state"]
+    list_filter = ["guideline", "language"]
+    search_fields = ["employee__employee_number", "employee__user__first_name", "employee__user__last_name"]
+    list_select_related = ["employee__user", "guideline", "version"]
+
+    def get_queryset(self, request):
+        return questions.with_state(super().get_queryset(request))
+
+    @admin.display(description=_("employee number"), ordering="employee__employee_number")
+    def employee_number(self, question):
+        return question.employee.employee_number
+
+    @admin.display(description=_("employee name"))
+    def employee_name(self, question):
+        return question.employee.full_name
+
+    @admin.display(description=_("version"))
+    def version_number(self, question):
+        return question.version.number
+
+    @admin.display(description=_("status"))
+    def state(self, question):
+        return _("waiting for an answer") if questions.is_open(question) else _("answered")
+
+
+class ObjectionResolutionInline(ReadOnlyInline, admin.StackedInline):
+    model = ObjectionResolution
+    fields = readonly_fields = ["outcome", "note", "exemption", "resolved_by", "resolved_at"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("guidelines.view_objection")  # whoever may see the objection, its handling
+
+
+@admin.register(Objection)
+class ObjectionAdmin(ReadOnlyAdmin):
+    """Objections and exception requests; HR handles them on the objection's page (questions.resolve)."""
+
+    inlines = [ObjectionResolutionInline]
+    list_display = ["recorded_at", "kind", "employee_number", "employee_name", "guideline", "version_number",
+                    "handled"]
+    list_filter = ["kind", "guideline"]
+    search_fields = ["employee_number", "employee_name"]
+    list_select_related = ["guideline", "version", "resolution"]
+
+    @admin.display(description=_("version"))
+    def version_number(self, objection):
+        return objection.version.number
+
+    @admin.display(description=_("handled"), boolean=True)
+    def handled(self, objection):
+        return questions.resolution_of(objection) is not None
+
+
+@admin.register(ObjectionResolution)
+class ObjectionResolutionAdmin(ReadOnlyAdmin):
+    list_display = ["resolved_at", "employee_number", "kind", "outcome", "resolved_by"]
+    list_filter = ["outcome"]
+    search_fields = ["objection__employee_number", "objection__employee_name"]
+    list_select_related = ["objection", "resolved_by"]
+
+    @admin.display(description=_("employee number"), ordering="objection__employee_number")
+    def employee_number(self, resolution):
+        return resolution.objection.employee_number
+
+    @admin.display(description=_("kind"))
+    def kind(self, resolution):
+        return resolution.objection.get_kind_display()
 
 
 @admin.register(AuditEvent)

@@ -6,7 +6,8 @@
   request about the current version (the one they are asked to acknowledge). The guideline's owner and
   HR (guidelines.manage) answer questions; HR handles objections, the owner and auditors read them. An
   employee sees only their own threads and objections (visible_questions, visible_objections): anyone
-  else's is "not found". Every function here checks, whatever calls it.
+  else's is "not found". The page about one employee (HR and auditors) lists theirs by the same rules
+  (threads_of). Every function here checks, whatever calls it.
 - Texts. Questions, answers, reasons and notes are their writers' own words: at most
   MESSAGE_MAX_LENGTH characters and no control characters (clean_text); shown as text everywhere
   (pages, e-mails, the auditor pack and its CSV).
@@ -39,7 +40,7 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
 from . import content, tasks, webhook_events
-from .access import require_permission
+from .access import require_evidence_reader, require_permission
 from .models import (
     LANGUAGES,
     MESSAGE_MAX_LENGTH,
@@ -167,12 +168,17 @@ def handles_any(user):
         user.has_perm("guidelines.manage") or Guideline.objects.filter(owner=user).exists())
 
 
+def reads_every_question(user):
+    """HR reads every thread; anyone else (an auditor too) only their own and those about guidelines they own."""
+    return user is not None and user.is_active and user.has_perm("guidelines.manage")
+
+
 def visible_questions(user):
     """The threads `user` may read: their own, those about guidelines they own, and every one for HR."""
     questions = Question.objects.select_related("guideline__owner", "version", "employee__user")
     if user is None or not user.is_active:
         return questions.none()
-    if user.has_perm("guidelines.manage"):
+    if reads_every_question(user):
         return questions
     return questions.filter(Q(employee__user=user) | Q(guideline__owner=user))
 
@@ -245,6 +251,34 @@ _own_objections_about = PreparedQuery(
 def own_threads_about(employee, guideline):
     """own_threads about one guideline (its page), with each item's version and HR's handling."""
     return _own_questions_about(employee.pk, guideline.pk), _own_objections_about(employee.pk, guideline.pk)
+
+
+# How many of each the page about one employee lists (the newest).
+EMPLOYEE_PAGE_ROWS = 50
+
+
+@dataclass(frozen=True)
+class EmployeeThreads:
+    questions: list  # with their state (with_state), newest first
+    objections: list  # with HR's handling, newest first
+    more_questions: bool  # the employee has more than are listed
+    more_objections: bool
+    every_question: bool  # False: only those about guidelines `by` owns are listed (reads_every_question)
+
+
+def threads_of(employee, *, by):
+    """The employee's questions and objections on the page HR and auditors read about them: of those `by` may
+    read (visible_questions, visible_objections), the newest EMPLOYEE_PAGE_ROWS of each, in one query each."""
+    require_evidence_reader(by)
+    limit = EMPLOYEE_PAGE_ROWS
+    own_questions = list(with_state(visible_questions(by).filter(employee=employee).select_related(None)
+                                    .select_related("guideline", "version")).order_by("-asked_at", "-pk")[:limit + 1])
+    own_objections = list(visible_objections(by).filter(employee=employee).select_related(None)
+                          .select_related("guideline", "version", "resolution").order_by("-recorded_at", "-pk")
+                          [:limit + 1])
+    return EmployeeThreads(questions=own_questions[:limit], objections=own_objections[:limit],
+                           more_questions=len(own_questions) > limit, more_objections=len(own_objections) > limit,
+                           every_question=reads_every_question(by))
 
 
 @dataclass

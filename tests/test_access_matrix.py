@@ -52,8 +52,8 @@ from django.test import Client, override_settings
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone, translation
 
-from guidelines import api_tokens, publishing, questions, services, webhooks
-from guidelines.models import AuditEvent, Department, Reading, Report
+from guidelines import api_tokens, comprehension, publishing, questions, services, webhooks
+from guidelines.models import AuditEvent, Department, QuizAttempt, Reading, Report
 
 from .factories import make_draft, make_employee, make_guideline, make_user, publish, sign_in
 
@@ -638,6 +638,13 @@ ADMIN_MODELS = {
     "guidelines.apitoken": {"": ("api_token", NO_ACCESS, ISSUED)},
     "guidelines.reading": {"": ("reading", READ_ONLY, READ_ONLY)},
     "guidelines.auditevent": {"": ("audit_event", READ_ONLY, READ_ONLY)},
+    # Issue 15's evidence: read-only for the superuser. The HR group holds no view permission on these
+    # tables: HR reads questions and objections on the HR pages (the inbox, the employee's page).
+    "guidelines.readingprogress": {"": ("reading_progress", NO_ACCESS, READ_ONLY)},
+    "guidelines.quizattempt": {"": ("quiz_attempt", NO_ACCESS, READ_ONLY)},
+    "guidelines.question": {"": ("question", NO_ACCESS, READ_ONLY)},
+    "guidelines.objection": {"": ("objection", NO_ACCESS, READ_ONLY)},
+    "guidelines.objectionresolution": {"": ("resolution", NO_ACCESS, READ_ONLY)},
 }
 
 # Extra pages some model admins add.
@@ -793,6 +800,23 @@ def _build_world(media):
                                              reason="Too strict.", meta=meta)
     w.exception_request = questions.record_objection(employee=w.alice, version=w.v1, language="en",
                                                      kind="exception", reason="On leave.", meta=meta)
+    # For the admin's evidence pages: Otto's objection, handled by HR; how far Alice read Operations' version;
+    # Otto's answer to the comprehension check of a guideline for Finance only (nobody else's lists change).
+    handled = questions.record_objection(employee=w.otto, version=w.v1, language="en", kind="objection",
+                                         reason="Unclear.", meta=meta)
+    w.resolution = questions.resolve(objection=handled, by=w.hilde, outcome="answered", note="See section 2.")
+    w.reading_progress = services.record_progress(employee=w.alice, version=w.ops_v1, seconds=0, percent=40)
+    finance = make_guideline(w.hilde, slug="finance", audience_everyone=False)
+    finance.audience_departments.add(w.otto.department)
+    quiz_draft = make_draft(finance, author=w.hilde)
+    comprehension.set_questions(version=quiz_draft, by=w.hilde, questions=[{
+        "text": {"nl": "Vraag?", "en": "Question?"}, "choices": [{"nl": "Ja", "en": "Yes"}, {"nl": "Nee", "en": "No"}],
+        "correct": 0, "hint": {"nl": "Zie de tekst.", "en": "See the text."}}])
+    publishing.approve_version(version=quiz_draft, by=w.bob.user)
+    quiz_version = publishing.publish_version(version=quiz_draft, by=w.hilde, material=True)
+    [quiz_question] = comprehension.questions_of(quiz_version)
+    comprehension.check_answers(employee=w.otto, version=quiz_version, answers={quiz_question.pk: 1})
+    w.quiz_attempt = QuizAttempt.objects.get(employee=w.otto)
 
     (media / "reports").mkdir()
     (media / "reports" / "matrix.pdf").write_bytes(REPORT_PDF)

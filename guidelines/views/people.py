@@ -1,6 +1,7 @@
 """HR and auditors: find an employee by name, number or e-mail address; one employee's page (where they
-stand on each guideline, their acknowledgements with receipt and certificate, exemptions and extensions,
-with HR's actions on them); the receipt of one of their acknowledgements."""
+stand on each guideline, their acknowledgements with receipt, certificate and proof of reading, exemptions
+and extensions, with HR's actions on them, their questions to owners and their objections and exception
+requests); the receipt of one of their acknowledgements."""
 
 from django.core.paginator import Paginator
 from django.http import Http404
@@ -8,7 +9,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from .. import employees
+from .. import employees, questions
 from ..access import evidence_reader_required
 from ..forms import EmployeeSearchForm
 from ..status import Status
@@ -46,6 +47,7 @@ def employee_detail(request, pk):
         "employee": employee,
         "overview": overview,
         "rows": rows,
+        "threads": questions.threads_of(employee, by=request.user),
         "may_act": request.user.has_perm("guidelines.manage"),
     })
 

