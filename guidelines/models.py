@@ -1108,7 +1108,8 @@ class Question(AppendOnlyRecord):
                    models.Index(fields=["guideline", "version"], name="question_of_version")]
 
     def __str__(self):
-        return f"{self.employee_id} asked about {self.version_id} at {self.asked_at:%Y-%m-%d %H:%M}"
+        # Ids only: a title must not cost a query per row (the admin's lists, its inlines).
+        return _("Question %(number)s") % {"number": self.pk}
 
 
 class QuestionMessage(AppendOnlyRecord):
@@ -1135,7 +1136,7 @@ class QuestionMessage(AppendOnlyRecord):
                    models.Index(fields=["author", "written_at"], name="question_message_author")]
 
     def __str__(self):
-        return f"{self.question_id}: {self.role} at {self.written_at:%Y-%m-%d %H:%M}"
+        return _("Message %(number)s of question %(question)s") % {"number": self.pk, "question": self.question_id}
 
     @property
     def from_employee(self):
@@ -1186,7 +1187,7 @@ class Objection(AppendOnlyRecord):
                    models.Index(fields=["employee", "guideline"], name="objection_of_employee")]
 
     def __str__(self):
-        return f"{self.employee_number} · {self.kind} · {self.version_id} · {self.recorded_at:%Y-%m-%d}"
+        return f"{self.get_kind_display()} {self.pk} · {self.employee_number}"
 
     @property
     def handling(self):
@@ -1222,4 +1223,5 @@ class ObjectionResolution(AppendOnlyRecord):
         verbose_name_plural = _("handling of objections")
 
     def __str__(self):
-        return f"{self.objection_id}: {self.outcome} at {self.resolved_at:%Y-%m-%d %H:%M}"
+        return _("Handling of %(objection)s: %(outcome)s") % {"objection": self.objection_id,
+                                                               "outcome": self.get_outcome_display()}
