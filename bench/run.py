@@ -285,8 +285,10 @@ def make_context(guideline, args):
     }
     checked = checked_version(page_employee)
     acked_checked = Acknowledgement.objects.filter(version=checked).values("employee_id")
-    checked_pool = list(unacked.exclude(pk=page_employee.pk).exclude(pk__in=acked_checked)
-                        .order_by("-pk")[:wanted])
+    # Anyone who has not acknowledged the checked guideline (it is for everyone), managers aside.
+    checked_pool = list(Employee.objects.filter(employee_number__startswith="S").exclude(pk__in=managers)
+                        .exclude(pk=page_employee.pk).exclude(pk__in=acked_checked).select_related("user")
+                        .order_by("pk")[:wanted])
     log(f"guideline {guideline.slug}, current version {current.number} (id {current.pk}), "
         f"page employee {page_employee.user.email}, {len(pool)} fresh employees for POSTs "
         f"({len(checked_pool)} for the checked guideline)")
@@ -398,18 +400,19 @@ def page_case(name, path, target=None):
     return prepare
 
 
-def case_acknowledge(ctx, runs, warmup):
-    """Each POST by a different employee who has not acknowledged yet; only 302s to the receipt count."""
+def _acknowledging(name, slug, version, pool, runs, warmup, answers=None):
+    """Each POST by a different employee of `pool` who has not acknowledged yet (popped from its end),
+    with `answers` to the version's comprehension check if it has one; only 302s to the receipt count."""
     from django.test import Client
 
-    path = f"/guidelines/{ctx.slug}/acknowledge/"
+    path = f"/guidelines/{slug}/acknowledge/"
     client, data = Client(), {}
 
     def before():
-        employee = ctx.fresh_employees.pop()
+        employee = pool.pop()
         client.cookies.clear()  # a fresh browser: no messages or CSRF cookie of the previous user
         client.force_login(employee.user)
-        data.update(version=ctx.version.pk, language=employee.language, channel="web", confirm="on")
+        data.update(version=version.pk, language=employee.language, channel="web", confirm="on", **(answers or {}))
 
     def request():
         response = client.post(path, data, secure=True)
@@ -419,40 +422,23 @@ def case_acknowledge(ctx, runs, warmup):
         return False
 
     # Fewer timed runs if the pool of employees who have not acknowledged is running out.
-    runs = min(runs, len(ctx.fresh_employees) - warmup - 1)
+    runs = min(runs, len(pool) - warmup - 1)
     if runs < 1:
         raise SystemExit("Too few employees left who have not acknowledged; run again with --reseed.")
-    return Measured("acknowledge", path, POST_TARGET, request, before, runs)
+    return Measured(name, path, POST_TARGET, request, before, runs)
+
+
+def case_acknowledge(ctx, runs, warmup):
+    return _acknowledging("acknowledge", ctx.slug, ctx.version, ctx.fresh_employees, runs, warmup)
 
 
 def case_acknowledge_checked(ctx, runs, warmup):
-    """Acknowledging the checked guideline: each POST by a different employee, with the right answers
-    (recorded as attempts, then sealed with the acknowledgement); only 302s to the receipt count."""
-    from django.test import Client
-
+    """The checked guideline, with the right answers: recorded as attempts, then sealed."""
     from guidelines import comprehension
 
-    path = f"/guidelines/{CHECKED_SLUG}/acknowledge/"
-    client, data = Client(), {}
     answers = {f"q{question.pk}": str(question.correct) for question in comprehension.questions_of(ctx.checked)}
-
-    def before():
-        employee = ctx.checked_employees.pop()
-        client.cookies.clear()
-        client.force_login(employee.user)
-        data.update(version=ctx.checked.pk, language=employee.language, channel="web", confirm="on", **answers)
-
-    def request():
-        response = client.post(path, data, secure=True)
-        if response.status_code == 302 and response["Location"].startswith("/my/acknowledgements/"):
-            return True
-        log(f"POST {path} answered {response.status_code}; not counted")
-        return False
-
-    runs = min(runs, len(ctx.checked_employees) - warmup - 1)
-    if runs < 1:
-        raise SystemExit("Too few employees left who have not acknowledged; run again with --reseed.")
-    return Measured("acknowledge_checked", path, POST_TARGET, request, before, runs)
+    return _acknowledging("acknowledge_checked", CHECKED_SLUG, ctx.checked, ctx.checked_employees, runs, warmup,
+                          answers)
 
 
 CASES = {
